@@ -1,0 +1,30 @@
+"""ganforge: train GANs on your images and restyle photos, from Python or one command."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import CheckpointError, DataError, GanforgeError, WeightsError  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "GanforgeError",
+    "DataError",
+    "WeightsError",
+    "CheckpointError",
+    "train",
+    "load_generator",
+]
+
+
+def __getattr__(name: str):
+    # Lazy re-exports keep `import ganforge` (and the CLI start-up) fast.
+    if name == "train":
+        from .api import train
+
+        return train
+    if name == "load_generator":
+        from .sample import load_generator
+
+        return load_generator
+    raise AttributeError(f"module 'ganforge' has no attribute {name!r}")

