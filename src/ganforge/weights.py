@@ -227,3 +227,28 @@ register_weights(WeightsEntry(
     size=87466073,
     expected_missing=("fc.weight", "fc.bias"),
 ))
+
+register_weights(WeightsEntry(
+    name="vgg-normalised-adain",
+    filename="vgg_normalised.pth",
+    url="https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/vgg_normalised.pth",
+    sha256="",  # upstream publishes no sha256 (searched release page mirrors and code): not checkable
+    licence="MIT (pytorch-AdaIN code); weights from the Torch AdaIN-style release (Huang & Belongie)",
+    architecture="pytorch-AdaIN `vgg` nn.Sequential (1x1 conv, reflection pad, ceil max-pool), keys N.weight/bias",
+    normalisation="RGB in [0,1]; the leading 1x1 conv does the 0..255 / mean conversion itself",
+    description=("AdaIN encoder (VGG19 'normalised' rescaling). No sha256 is published upstream, so only "
+                 "the strict key/shape check guards this file; conv5_2..5_4 keys are ignored by name"),
+    expected_missing=("45", "48", "51"),
+))
+
+register_weights(WeightsEntry(
+    name="adain-decoder",
+    filename="decoder.pth",
+    url="https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/decoder.pth",
+    sha256="",  # upstream publishes no sha256: not checkable
+    licence="MIT (pytorch-AdaIN)",
+    architecture="pytorch-AdaIN `decoder` nn.Sequential (relu4_1 -> RGB, reflection pad, nearest upsampling)",
+    normalisation="decodes relu4_1 features of vgg-normalised-adain to RGB in about [0,1]",
+    description=("AdaIN decoder trained for vgg-normalised-adain. No sha256 is published upstream, so "
+                 "only the strict key/shape check guards this file"),
+))
