@@ -236,8 +236,9 @@ def _describe(title: str, count: int, total: int, where: str, native: int, resol
     return f"{title} ({n}, {size}) from {where}"
 
 
-def _load_idx(spec: IdxDataset, split: str | None, resolution: int, channels: int | None,
+def _load_idx(name: str, split: str | None, resolution: int, channels: int | None,
               max_images: int | None, progress: bool) -> ImageDataset:
+    spec = IDX_DATASETS[name]  # looked up per call, so tests can swap mirrors
     split = split or "train"
     if split not in _SPLIT_PREFIX:
         raise DataError(f"unknown split {split!r} for {spec.name}; use {spec.name}:train or {spec.name}:test")
@@ -257,8 +258,8 @@ def _load_idx(spec: IdxDataset, split: str | None, resolution: int, channels: in
     )
 
 
-for _spec in IDX_DATASETS.values():
-    DATASETS.register(_spec.name, functools.partial(_load_idx, _spec))
+for _name in IDX_DATASETS:
+    DATASETS.register(_name, functools.partial(_load_idx, _name))
 
 
 # --------------------------------------------------------------------------- scikit-learn digits

@@ -11,18 +11,16 @@ from PIL import Image
 def resize_center_crop(img: Image.Image, resolution: int) -> np.ndarray:
     """PIL image -> uint8 array H×W×C (C = 1 or 3) of size resolution².
 
-    Cropping the centred square first and resizing that box in one call is the same as
-    "shorter side to R, then crop", but resamples once. PIL's bicubic filter widens its support
-    when shrinking, so downscaling is antialiased.
+    Cropping the centred square first and then resizing is "shorter side to R, then crop" with
+    one resampling and without the filter pulling in pixels from outside the crop. PIL's bicubic
+    filter widens its support when shrinking, so downscaling is antialiased.
     """
     w, h = img.size
     side = min(w, h)
-    left, top = (w - side) / 2, (h - side) / 2
-    box = (left, top, left + side, top + side)
-    if (w, h) == (resolution, resolution):
-        out = img
-    else:
-        out = img.resize((resolution, resolution), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
+    left, top = (w - side) // 2, (h - side) // 2
+    if (w, h) != (side, side):
+        img = img.crop((left, top, left + side, top + side))
+    out = img if side == resolution else img.resize((resolution, resolution), Image.Resampling.BICUBIC, reducing_gap=3.0)
     arr = np.array(out, dtype=np.uint8)  # a writable copy: torch warns on read-only buffers
     return arr[:, :, None] if arr.ndim == 2 else arr
 

@@ -1,0 +1,265 @@
+"""ganforge.data: built-in datasets on the real shared files, folders with every awkward image
+mode, and the failures a user can cause (each a one-line DataError)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import SHARED, require
+from ganforge.cli import main
+from ganforge.data import builtin, dataset_names, load_dataset
+from ganforge.data.check import check_folder
+from ganforge.errors import DataError
+
+MNIST_RAW = SHARED / "datasets" / "MNIST" / "raw"
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+@pytest.fixture
+def mnist_raw() -> Path:
+    return require(MNIST_RAW)
+
+
+@pytest.fixture
+def no_data(tmp_path, monkeypatch):
+    """No shared data dir and an empty cache: nothing to find."""
+    monkeypatch.setenv("GANFORGE_DATA_DIR", str(tmp_path / "empty-data"))
+    monkeypatch.setenv("GANFORGE_HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+def _noise(w: int, h: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    shape = (h, w, channels) if channels > 1 else (h, w)
+    return rng.integers(0, 256, size=shape, dtype=np.uint8)
+
+
+@pytest.fixture
+def mixed_folder(tmp_path) -> Path:
+    """Two classes, every mode training meets in the wild, two broken files, a duplicate, a stray."""
+    root = tmp_path / "mixed"
+    cats, dogs = root / "cats", root / "dogs"
+    cats.mkdir(parents=True)
+    dogs.mkdir()
+    Image.fromarray(_noise(40, 24)).save(cats / "rgb.png")
+    Image.fromarray(_noise(30, 30, 4, seed=1)).save(cats / "rgba.png")
+    Image.fromarray(_noise(24, 36, 4, seed=2)).convert("CMYK").save(cats / "cmyk.jpg")
+    Image.fromarray(_noise(32, 32, seed=3)).quantize(16).save(cats / "palette.png")
+    gray16 = (np.linspace(0, 65535, 20 * 20).reshape(20, 20)).astype(np.uint16)
+    Image.fromarray(gray16).save(dogs / "gray16.png")
+    Image.fromarray(_noise(20, 28, 1, seed=4)).save(dogs / "gray.jpg")
+    shutil.copy(cats / "rgb.png", dogs / "rgb_copy.png")  # exact duplicate
+    (dogs / "bad.jpg").write_bytes(np.random.default_rng(5).bytes(3000))  # not an image at all
+    Image.fromarray(_noise(64, 64, seed=6)).save(dogs / "truncated.png")
+    data = (dogs / "truncated.png").read_bytes()
+    (dogs / "truncated.png").write_bytes(data[: len(data) // 2])
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+# --------------------------------------------------------------------------- built-in datasets
+
+def test_mnist_train(mnist_raw):
+    ds = load_dataset("mnist", resolution=32, progress=False)
+    assert ds.images.shape == (60000, 1, 32, 32) and ds.images.dtype == torch.uint8
+    assert ds.labels.dtype == torch.int64
+    assert torch.bincount(ds.labels, minlength=10).tolist() == MNIST_TRAIN_COUNTS
+    assert ds.class_names == [str(i) for i in range(10)]
+    assert (len(ds), ds.channels, ds.resolution, ds.num_classes) == (60000, 1, 32, 10)
+    assert "MNIST train" in ds.source and "60000" in ds.source and str(mnist_raw) in ds.source
+    assert ds.skipped == []
+    # Digits are white on black: corners are background, the centre has ink.
+    assert ds.images[:, :, :2, :2].float().mean() < 2 and ds.images[:, :, 12:20, 12:20].float().mean() > 60
+    # The per-process cache must not hand out shared tensors.
+    ds.images.zero_()
+    assert load_dataset("mnist:train", resolution=32, progress=False).images.float().mean() > 10
+
+
+def test_mnist_test_native_and_rgb(mnist_raw):
+    ds = load_dataset("mnist:test", resolution=28, channels=1, progress=False)  # what metrics asks for
+    assert ds.images.shape == (10000, 1, 28, 28)
+    rgb = load_dataset("mnist:test", resolution=16, channels=3, max_images=100, progress=False)
+    assert rgb.images.shape == (100, 3, 16, 16)
+    assert torch.equal(rgb.images[:, 0], rgb.images[:, 2])
+    assert torch.equal(rgb.labels, ds.labels[:100])
+    assert "first 100 of 10000" in rgb.source
+
+
+def test_fashion_mnist(assets):
+    require(assets / "datasets" / "FashionMNIST" / "raw")
+    ds = load_dataset("fashion-mnist", resolution=32, progress=False)
+    assert ds.images.shape == (60000, 1, 32, 32)
+    assert torch.bincount(ds.labels).tolist() == [6000] * 10
+    assert ds.class_names[0] == "T-shirt/top" and ds.class_names[9] == "Ankle boot"
+    assert len(load_dataset("fashion-mnist:test", resolution=32, progress=False)) == 10000
+
+
+def test_digits():
+    ds = load_dataset("digits", resolution=8)
+    assert ds.images.shape == (1797, 1, 8, 8) and ds.num_classes == 10
+    assert ds.images.max() == 255 and ds.images.min() == 0
+    assert load_dataset("digits", resolution=32, channels=3).images.shape == (1797, 3, 32, 32)
+    assert set(dataset_names()) >= {"mnist", "fashion-mnist", "digits"}
+
+
+# --------------------------------------------------------------------------- folders
+
+def test_folder_mixed_modes(mixed_folder):
+    with pytest.warns(UserWarning, match="skipped 2 unreadable"):
+        ds = load_dataset(str(mixed_folder), resolution=16, progress=False)
+    assert sorted(ds.skipped) == [str(mixed_folder / "dogs" / "bad.jpg"), str(mixed_folder / "dogs" / "truncated.png")]
+    assert ds.class_names == ["cats", "dogs"]
+    # sorted paths: cats/{cmyk,palette,rgb,rgba}, dogs/{gray,gray16,rgb_copy}
+    assert ds.labels.tolist() == [0, 0, 0, 0, 1, 1, 1]
+    assert ds.images.shape == (7, 3, 16, 16)  # colour present, so native is RGB
+    assert torch.equal(ds.images[2], ds.images[6])  # rgb.png and its copy
+    assert "7 of 9" in ds.source and "2 unreadable" in ds.source
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gray = load_dataset(str(mixed_folder), resolution=8, channels=1, progress=False)
+    assert gray.images.shape == (7, 1, 8, 8)
+
+
+def test_folder_grayscale_native_and_flat(tmp_path):
+    root = tmp_path / "flat"
+    root.mkdir()
+    Image.fromarray(_noise(12, 12, 1)).save(root / "a.png")
+    Image.fromarray((np.arange(100).reshape(10, 10) * 600).astype(np.uint16)).save(root / "b.png")
+    Image.fromarray(_noise(9, 9, 1) > 128).save(root / "c.bmp")  # mode '1'
+    ds = load_dataset(str(root), resolution=8, progress=False)
+    assert ds.images.shape == (3, 1, 8, 8)
+    assert ds.class_names == ["flat"] and ds.labels.tolist() == [0, 0, 0]
+
+
+def test_folder_center_crop(tmp_path):
+    """Shorter side to R, centre crop: the left and right quarters of a 2:1 image disappear."""
+    arr = np.zeros((32, 64, 3), np.uint8)
+    arr[:, :16] = (255, 0, 0)
+    arr[:, 16:48] = (0, 255, 0)
+    arr[:, 48:] = (0, 0, 255)
+    (tmp_path / "wide").mkdir()
+    Image.fromarray(arr).save(tmp_path / "wide" / "x.png")
+    img = load_dataset(str(tmp_path / "wide"), resolution=8, progress=False).images[0]
+    assert img[1].min() == 255 and img[0].max() == 0 and img[2].max() == 0
+
+
+def test_folder_max_images_replaces_unreadable(mixed_folder):
+    with pytest.warns(UserWarning):
+        ds = load_dataset(str(mixed_folder), resolution=8, max_images=6, progress=False)
+    assert len(ds) == 6 and ds.skipped == [str(mixed_folder / "dogs" / "bad.jpg")]
+
+
+def test_folder_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no images"):
+        load_dataset(str(tmp_path / "empty"), resolution=32)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "x.png").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="none of the 1"), pytest.warns(UserWarning):
+        load_dataset(str(tmp_path / "broken"), resolution=32, progress=False)
+    (tmp_path / "file.png").write_bytes(b"x")
+    with pytest.raises(DataError, match="not a folder"):
+        load_dataset(str(tmp_path / "file.png"), resolution=32)
+
+
+def test_unknown_name_and_bad_arguments(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_dataset(str(tmp_path / "cifar-11"), resolution=32)
+    message = str(info.value)
+    assert "mnist" in message and "digits" in message and "does not exist" in message
+    assert "\n" not in message
+    with pytest.raises(DataError, match="power of two"):
+        load_dataset("digits", resolution=48)
+    with pytest.raises(DataError, match="power of two"):
+        load_dataset("digits", resolution=2048)
+    with pytest.raises(DataError, match="channels"):
+        load_dataset("digits", resolution=8, channels=2)
+    with pytest.raises(DataError, match="split"):
+        load_dataset("mnist:validation", resolution=32)
+
+
+def test_memory_guard(mixed_folder, mnist_raw, monkeypatch):
+    monkeypatch.setenv("GANFORGE_MAX_DATASET_BYTES", "1000")
+    with pytest.raises(DataError, match="--max-images"):
+        load_dataset(str(mixed_folder), resolution=64, progress=False)
+    with pytest.raises(DataError, match="GANFORGE_MAX_DATASET_BYTES"):
+        load_dataset("mnist", resolution=32, progress=False)
+    assert len(load_dataset("digits", resolution=8, max_images=15)) == 15  # 15×64 bytes fits
+
+
+# --------------------------------------------------------------------------- files: checksum, offline, download
+
+def test_checksum_mismatch(mnist_raw, tmp_path, monkeypatch):
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(mnist_raw / name, raw / name)
+    data = bytearray((raw / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    data[100] ^= 0xFF
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(bytes(data))
+    monkeypatch.setenv("GANFORGE_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(DataError, match="sha256") as info:
+        load_dataset("mnist:test", resolution=32, progress=False)
+    assert "t10k-labels" in str(info.value)
+
+
+def test_offline_and_absent(no_data, monkeypatch):
+    monkeypatch.setenv("GANFORGE_OFFLINE", "1")
+    with pytest.raises(DataError) as info:
+        load_dataset("fashion-mnist:test", resolution=32, progress=False)
+    message = str(info.value)
+    assert "t10k-images-idx3-ubyte.gz" in message and "GANFORGE_DATA_DIR" in message
+    assert "FashionMNIST/raw" in message and "\n" not in message
+
+
+def test_download_from_mirror(mnist_raw, no_data, monkeypatch):
+    """A bad mirror is skipped by its sha256, the good one fills the cache atomically."""
+    bad = no_data / "bad-mirror"
+    bad.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (bad / name).write_bytes(b"not mnist")
+    spec = dataclasses.replace(builtin.IDX_DATASETS["mnist"],
+                               mirrors=(bad.as_uri() + "/", mnist_raw.as_uri() + "/"))
+    monkeypatch.setitem(builtin.IDX_DATASETS, "mnist", spec)
+    monkeypatch.setenv("GANFORGE_OFFLINE", "0")
+    ds = load_dataset("mnist:test", resolution=8, progress=False)
+    assert len(ds) == 10000
+    cache = no_data / "home" / "datasets" / "MNIST" / "raw"
+    assert sorted(os.listdir(cache)) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    assert not (no_data / "empty-data").exists()  # never writes to the user's data dir
+
+
+# --------------------------------------------------------------------------- data check
+
+def test_check_folder(mixed_folder):
+    report = check_folder(mixed_folder)
+    assert report.images == 7 and report.ignored == 1
+    assert report.per_class == {"cats": 4, "dogs": 3}
+    assert {"RGB", "RGBA", "CMYK", "P", "L", "I;16"} <= set(report.modes)
+    assert sorted(c["path"] for c in report.corrupt) == ["dogs/bad.jpg", "dogs/truncated.png"]
+    assert report.duplicates == [["cats/rgb.png", "dogs/rgb_copy.png"]]
+    assert report.width["min"] == 20 and report.width["max"] == 40
+    assert sum(report.aspect.values()) == 7
+    json.dumps(report.to_dict())
+
+
+def test_cli_data_check(mixed_folder, capsys, tmp_path):
+    assert main(["data", "check", str(mixed_folder)]) == 0
+    out = capsys.readouterr().out
+    assert "7 readable images, 2 unreadable, 1 non-image" in out
+    assert "cats=4" in out and "dogs=3" in out and "CMYK=1" in out and "bad.jpg" in out
+    assert "rgb_copy.png" in out
+    assert main(["data", "check", str(mixed_folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["per_class"] == {"cats": 4, "dogs": 3}
+    assert main(["data", "check", str(tmp_path / "missing")]) == 2
+    assert "folder not found" in capsys.readouterr().err
