@@ -12,17 +12,22 @@ __all__ = [
     "DataError",
     "WeightsError",
     "CheckpointError",
-    "train",
+    "GanConfig",
+    "train_gan",
     "load_generator",
 ]
 
 
 def __getattr__(name: str):
     # Lazy re-exports keep `import ganforge` (and the CLI start-up) fast.
-    if name == "train":
-        from .api import train
+    if name == "train_gan":
+        from .api import train_gan
 
-        return train
+        return train_gan
+    if name == "GanConfig":
+        from .config import GanConfig
+
+        return GanConfig
     if name == "load_generator":
         from .sample import load_generator
 

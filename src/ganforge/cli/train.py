@@ -1,0 +1,73 @@
+"""``ganforge train``: flags map one-to-one onto :class:`ganforge.config.GanConfig`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import MISSING, fields
+
+from ..config import GanConfig
+
+HELP = {
+    "data": "image folder, or mnist / fashion-mnist / digits",
+    "resolution": "image size (power of two, 32..256)",
+    "channels": "1 (grey) or 3 (RGB); default: the dataset's",
+    "arch": "dcgan or resnet (SNGAN-style, spectral norm)",
+    "conditional": "class-conditional G (label embedding) and projection D",
+    "loss": "minimax, non-saturating, lsgan, hinge or wgan-gp",
+    "r1_gamma": "R1 penalty weight (0: off)",
+    "label_smoothing": "one-sided: real target 1 - s",
+    "n_critic": "D steps per G step",
+    "ema": "EMA decay of G weights (0: off)",
+    "augment": "comma list of color,translation,cutout (DiffAugment)",
+    "augment_p": "augmentation probability (start value with --ada-target)",
+    "ada_target": "adaptive p: target for E[sign D(real)], e.g. 0.6",
+    "precision": "fp32, bf16 (CPU or GPU) or fp16 (GPU)",
+    "lr_schedule": "constant, linear or cosine",
+    "grad_clip": "max gradient norm (0: off)",
+    "nan_policy": "skip: drop a non-finite update; reload: also reload the last checkpoint",
+    "eval_every": "compute --eval-metric every N steps and keep a 'best' checkpoint (0: off)",
+    "eval_metric": "fid or kid",
+    "weight_init": "auto, dcgan (N(0, 0.02)) or default (PyTorch's)",
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    for f in fields(GanConfig):
+        default = f.default if f.default is not MISSING else None
+        if isinstance(default, bool):
+            if default:
+                parser.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false",
+                                    default=None, help=HELP.get(f.name, f"disable {f.name}"))
+            else:
+                parser.add_argument(_flag(f.name), dest=f.name, action="store_true", default=None,
+                                    help=HELP.get(f.name))
+            continue
+        kind = {int: int, float: float, str: str}.get(type(default), None)
+        if kind is None:  # Optional fields default to None
+            kind = float if f.name == "ada_target" else int
+        parser.add_argument(_flag(f.name), dest=f.name, type=kind, default=None,
+                            help=f"{HELP.get(f.name, '')} (default: {default})".strip())
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("train", help="train a GAN on an image folder or a standard dataset",
+                            description="Train a GAN. Run it again with the same --out to resume exactly.")
+    parser.add_argument("--out", required=True, help="run directory (created; resumed if it holds a run)")
+    parser.add_argument("--resume", default="auto", choices=["auto", "never"],
+                        help="auto: continue from the newest good checkpoint in --out")
+    add_config_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..api import train_gan
+
+    given = {f.name: getattr(args, f.name) for f in fields(GanConfig) if getattr(args, f.name) is not None}
+    summary = train_gan(GanConfig(**given), out=args.out, resume=args.resume)
+    print(json.dumps({k: summary[k] for k in ("run_dir", "steps", "seconds", "images_per_s", "bad_steps", "resumed_from")}))
+    return 0

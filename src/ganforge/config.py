@@ -1,0 +1,119 @@
+"""Options of a GAN training run: one dataclass, JSON round-trip, non-defaults marked."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError, GanforgeError
+from .train.loop import LoopConfig
+
+
+@dataclass
+class GanConfig:
+    # data
+    data: str = "mnist"
+    resolution: int = 32
+    channels: int | None = None  # None: the dataset's own (1 for MNIST, 3 for colour folders)
+    hflip: bool = False
+    max_images: int | None = None
+    # model
+    arch: str = "dcgan"
+    conditional: bool = False
+    z_dim: int = 100
+    width: int = 64
+    weight_init: str = "auto"  # auto: DCGAN init for dcgan, PyTorch defaults otherwise
+    # game
+    loss: str = "non-saturating"
+    r1_gamma: float = 0.0
+    gp_weight: float = 10.0  # WGAN-GP only
+    label_smoothing: float = 0.0  # one-sided: real target 1 - s
+    n_critic: int = 1
+    # optimisation
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ema: float = 0.999  # EMA decay of G's weights; 0 disables
+    augment: str = ""  # comma list of color,translation,cutout
+    augment_p: float = 0.0
+    ada_target: float | None = None  # e.g. 0.6 enables adaptive p
+    channels_last: bool = False
+    compile: bool = False
+    # loop
+    steps: int = 1000
+    batch_size: int = 64
+    seed: int = 0
+    precision: str = "fp32"
+    lr_schedule: str = "constant"
+    grad_clip: float = 0.0
+    log_every: int = 10
+    sample_every: int = 200
+    ckpt_every: int = 500
+    keep_ckpts: int = 3
+    nan_policy: str = "skip"
+    eval_every: int = 0
+    eval_metric: str = "fid"
+    eval_n: int = 2048
+    progress: bool = True
+    tensorboard: bool = True
+
+    # Options that may differ between a run and its resumption (they do not change the maths).
+    RESUMABLE_CHANGES = ("steps", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "progress",
+                         "tensorboard", "eval_every", "eval_n", "eval_metric", "nan_policy")
+
+    def validate(self) -> None:
+        from .augment import POLICIES
+        from .losses import LOSSES
+        from .nets import ARCHITECTURES, _load_builtin
+
+        _load_builtin()
+        LOSSES.get(self.loss)
+        ARCHITECTURES.get(self.arch)
+        if self.resolution < 8 or self.resolution & (self.resolution - 1):
+            raise GanforgeError(f"--resolution must be a power of two (32..256), got {self.resolution}")
+        if self.channels not in (None, 1, 3):
+            raise GanforgeError(f"--channels must be 1 or 3, got {self.channels}")
+        for op in self.augment_ops:
+            if op not in POLICIES:
+                raise GanforgeError(f"unknown augmentation {op!r}; choose from {', '.join(POLICIES)}")
+        if not 0 <= self.ema < 1:
+            raise GanforgeError(f"--ema must be in [0, 1), got {self.ema}")
+        if self.n_critic < 1:
+            raise GanforgeError("--n-critic must be at least 1")
+        if self.weight_init not in ("auto", "dcgan", "default"):
+            raise GanforgeError("--weight-init must be auto, dcgan or default")
+        self.loop_config().validate()
+
+    @property
+    def augment_ops(self) -> tuple[str, ...]:
+        return tuple(op.strip() for op in self.augment.split(",") if op.strip())
+
+    def loop_config(self) -> LoopConfig:
+        names = {f.name for f in fields(LoopConfig)}
+        return LoopConfig(**{k: v for k, v in asdict(self).items() if k in names})
+
+    def to_json(self) -> dict[str, Any]:
+        defaults = GanConfig()
+        options = asdict(self)
+        return {"options": options,
+                "non_defaults": sorted(k for k, v in options.items() if v != getattr(defaults, k))}
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "GanConfig":
+        try:
+            raw = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"cannot read run config {path}: {exc}") from exc
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.get("options", raw).items() if k in known})
+
+    def differences(self, other: "GanConfig") -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]

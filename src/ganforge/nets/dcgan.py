@@ -1,0 +1,66 @@
+"""DCGAN (Radford et al. 2016): transposed-conv generator with BatchNorm, strided-conv
+discriminator with LeakyReLU. The conditional variant embeds the label into G's input and uses a
+projection head in D."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from . import ARCHITECTURES, GanNetSpec
+from .layers import ProjectionHead, dcgan_init, label_input
+
+
+def _levels(resolution: int) -> int:
+    levels = int(math.log2(resolution)) - 2  # 4x4 -> resolution
+    if 2 ** (levels + 2) != resolution or levels < 1:
+        raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
+    return levels
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, spec: GanNetSpec) -> None:
+        super().__init__()
+        levels = _levels(spec.resolution)
+        self.z_dim, self.num_classes = spec.z_dim, spec.num_classes
+        self.embed = nn.Embedding(spec.num_classes, spec.z_dim) if spec.num_classes else None
+        in_dim = spec.z_dim * (2 if spec.num_classes else 1)
+        ch = spec.width * 2 ** (levels - 1)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(in_dim, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)
+        ]
+        for _ in range(levels - 1):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, spec.channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        dcgan_init(self)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = label_input(z, labels, self.embed)
+        return self.main(x[:, :, None, None])
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, spec: GanNetSpec) -> None:
+        super().__init__()
+        levels = _levels(spec.resolution)
+        ch = spec.width
+        layers: list[nn.Module] = [nn.Conv2d(spec.channels, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        for _ in range(levels - 1):
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2), nn.LeakyReLU(0.2, True)]
+            ch *= 2
+        self.main = nn.Sequential(*layers)
+        # The classic final 4x4 valid conv is a linear map of the flattened 4x4 features.
+        self.head = ProjectionHead(ch * 16, spec.num_classes)
+        dcgan_init(self)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.main(x).flatten(1), labels)
+
+
+@ARCHITECTURES.register("dcgan")
+def dcgan(spec: GanNetSpec) -> tuple[nn.Module, nn.Module]:
+    return DCGANGenerator(spec), DCGANDiscriminator(spec)

@@ -1,0 +1,156 @@
+"""Load a trained generator from a run directory and draw, save and interpolate samples."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+from .config import GanConfig
+from .errors import CheckpointError, GanforgeError
+from .imageio import save_image, tensor_to_pil
+from .nets import GanNetSpec, build_gan
+from .train import checkpoint
+
+
+class Generator:
+    """A trained generator (EMA weights by default) with its metadata."""
+
+    def __init__(self, G_ema: torch.nn.Module, G: torch.nn.Module, spec: GanNetSpec, class_names: list[str],
+                 step: int, run_dir: Path) -> None:
+        self.G_ema, self.G, self.spec = G_ema.eval(), G.eval(), spec
+        self.class_names, self.step, self.run_dir = class_names, step, run_dir
+
+    num_classes = property(lambda self: self.spec.num_classes)
+    channels = property(lambda self: self.spec.channels)
+    resolution = property(lambda self: self.spec.resolution)
+    z_dim = property(lambda self: self.spec.z_dim)
+
+    def latents(self, n: int, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
+        z = torch.randn(n, self.z_dim, generator=torch.Generator().manual_seed(seed))
+        if truncation < 1.0:  # resample |z| > truncation (the truncation trick for a Gaussian prior)
+            g = torch.Generator().manual_seed(seed + 1)
+            while (mask := z.abs() > truncation).any():
+                z[mask] = torch.randn(int(mask.sum()), generator=g)
+        return z
+
+    def _labels(self, n: int, labels, seed: int) -> torch.Tensor | None:
+        if not self.num_classes:
+            if labels is not None:
+                raise GanforgeError("this generator is unconditional; --class is not available")
+            return None
+        if labels is None:
+            return torch.randint(0, self.num_classes, (n,), generator=torch.Generator().manual_seed(seed + 2))
+        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        if labels.numel() == 1:
+            labels = labels.expand(n)
+        if labels.min() < 0 or labels.max() >= self.num_classes:
+            raise GanforgeError(f"class must be in 0..{self.num_classes - 1} ({', '.join(self.class_names)})")
+        return labels
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, ema: bool = True,
+                 batch_size: int = 256) -> torch.Tensor:
+        """Images in [0, 1] for given latents (and labels)."""
+        net = self.G_ema if ema else self.G
+        out = []
+        for i in range(0, len(z), batch_size):
+            y = labels[i:i + batch_size] if labels is not None else None
+            out.append(net(z[i:i + batch_size], y).float().add(1).div(2).clamp(0, 1))
+        return torch.cat(out)
+
+    def sample(self, n: int, labels=None, seed: int = 0, truncation: float = 1.0, ema: bool = True) -> torch.Tensor:
+        """``n`` images as a float tensor N×C×H×W in [0, 1]; ``labels``: int, list or tensor."""
+        return self.generate(self.latents(n, seed, truncation), self._labels(n, labels, seed), ema)
+
+    def sample_pil(self, n: int, **kwargs) -> list[Image.Image]:
+        return [tensor_to_pil(x) for x in self.sample(n, **kwargs)]
+
+
+def load_generator(run_dir: str | Path, *, checkpoint_name: str = "latest") -> Generator:
+    """Load the generator of a run directory; ``checkpoint_name``: 'latest', 'best' or 'step-N'."""
+    run_dir = Path(run_dir)
+    run_file = run_dir / "run.json"
+    if not run_file.is_file():
+        raise CheckpointError(f"{run_dir} is not a ganforge run directory (no run.json)")
+    meta = json.loads(run_file.read_text())
+    if meta.get("task") != "gan":
+        raise CheckpointError(f"{run_dir} is a {meta.get('task')!r} run, not a GAN")
+    cfg = GanConfig.load(run_dir / "config.json")
+    spec = GanNetSpec(**meta["spec"])
+    root = run_dir / "checkpoints"
+    if checkpoint_name == "latest":
+        found = checkpoint.load_latest(root)
+        if found is None:
+            raise CheckpointError(f"no usable checkpoint in {root}")
+        path, tensors, state = found
+    else:
+        path = root / checkpoint_name
+        tensors, state = checkpoint.load(path)
+    G, _ = build_gan(cfg.arch, spec)
+    G_ema, _ = build_gan(cfg.arch, spec)
+    checkpoint.restore_modules({"G": G, "G_ema": G_ema}, tensors, path)
+    return Generator(G_ema, G, spec, meta.get("class_names", []), int(state["step"]), run_dir)
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(len(images)))))
+    return save_image(make_grid(images, nrow=nrow, padding=2, pad_value=1.0), path)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation: stays on the Gaussian shell where G was trained."""
+    a_n, b_n = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    omega = torch.acos((a_n * b_n).sum(-1, keepdim=True).clamp(-1, 1))
+    so = torch.sin(omega)
+    if float(so.abs().min()) < 1e-6:
+        return (1 - t) * a + t * b
+    return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
+
+
+def interpolation_frames(gen: Generator, seeds: list[int], frames_per_seed: int = 24, label=None,
+                         ema: bool = True) -> torch.Tensor:
+    """A closed latent walk through ``seeds`` (slerp), as frames N×C×H×W in [0, 1]."""
+    if len(seeds) < 2:
+        raise GanforgeError("interpolation needs at least two seeds")
+    keys = torch.cat([gen.latents(1, seed=s) for s in seeds])
+    zs = [slerp(keys[i], keys[(i + 1) % len(keys)], t / frames_per_seed)
+          for i in range(len(keys)) for t in range(frames_per_seed)]
+    z = torch.stack(zs)
+    labels = gen._labels(len(z), label, 0) if gen.num_classes else None
+    return gen.generate(z, labels, ema=ema)
+
+
+def write_video(frames: torch.Tensor, path: str | Path, fps: int = 24, scale: int = 1) -> Path:
+    """Write frames (N×C×H×W in [0, 1]) as .gif (Pillow) or .mp4 (PyAV, H.264 yuv420p)."""
+    path = Path(path)
+    if scale > 1:
+        frames = torch.nn.functional.interpolate(frames, scale_factor=scale, mode="nearest")
+    pils = [tensor_to_pil(f).convert("RGB") for f in frames]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    if path.suffix.lower() == ".gif":
+        pils[0].save(tmp, save_all=True, append_images=pils[1:], duration=int(1000 / fps), loop=0)
+    elif path.suffix.lower() == ".mp4":
+        import av
+
+        w, h = pils[0].size
+        w2, h2 = w + w % 2, h + h % 2  # yuv420p needs even sizes
+        with av.open(str(tmp), mode="w") as container:
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width, stream.height, stream.pix_fmt = w2, h2, "yuv420p"
+            for img in pils:
+                if (w2, h2) != (w, h):
+                    img = img.resize((w2, h2))
+                for packet in stream.encode(av.VideoFrame.from_image(img)):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    else:
+        raise GanforgeError(f"{path}: use a .gif or .mp4 file name")
+    tmp.replace(path)
+    return path

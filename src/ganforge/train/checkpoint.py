@@ -1,0 +1,123 @@
+"""Checkpoints that resume exactly and survive being killed mid-write.
+
+A checkpoint is a directory ``checkpoints/step-NNNNNNN/`` holding ``weights.safetensors`` (every
+module's state, keys prefixed ``<module>.``) and ``state.pt`` (optimisers, schedulers, RNG states,
+counters; readable with ``torch.load(weights_only=True)``). It is written under a temporary name and
+renamed into place, so a directory with the final name is always complete; a crash leaves at
+most a ``.tmp-*`` directory, which is ignored and cleaned up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import CheckpointError
+
+WEIGHTS_FILE = "weights.safetensors"
+STATE_FILE = "state.pt"
+
+
+def step_dir(root: Path, step: int) -> Path:
+    return root / f"step-{step:07d}"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def module_tensors(modules: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+    return {f"{name}.{k}": v.detach().cpu().contiguous().clone()
+            for name, m in modules.items() for k, v in m.state_dict().items()}
+
+
+def save(root: Path, step: int, modules: dict[str, nn.Module], state: dict[str, Any], *,
+         keep: int = 3, name: str | None = None) -> Path:
+    """Write a checkpoint atomically and keep only the newest ``keep`` step directories."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / name if name else step_dir(root, step)
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file(module_tensors(modules), str(tmp / WEIGHTS_FILE), metadata={"step": str(step)})
+    torch.save({**state, "step": step}, tmp / STATE_FILE)
+    for f in tmp.iterdir():
+        with open(f, "rb") as handle:
+            os.fsync(handle.fileno())
+    if final.exists():
+        old = root / f".old-{final.name}-{os.getpid()}"
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
+    _fsync_dir(root)
+    if name is None and keep > 0:
+        for stale in list_checkpoints(root)[:-keep]:
+            shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(root: Path) -> list[Path]:
+    """Complete step checkpoints, oldest first."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-")
+             and (p / WEIGHTS_FILE).is_file() and (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: p.name)
+
+
+def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read one checkpoint directory; a truncated or foreign file is a one-line CheckpointError."""
+    try:
+        tensors = load_file(str(path / WEIGHTS_FILE))
+        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"checkpoint {path} is incomplete: {exc.filename} is missing") from exc
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt): {type(exc).__name__}: {exc}") from exc
+    return tensors, state
+
+
+def load_latest(root: Path) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The newest checkpoint that actually loads; broken newer ones are skipped with a warning."""
+    for path in reversed(list_checkpoints(root)):
+        try:
+            tensors, state = load(path)
+        except CheckpointError as exc:
+            warnings.warn(f"skipping {exc}", stacklevel=2)
+            continue
+        return path, tensors, state
+    return None
+
+
+def restore_modules(modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor], source: Path) -> None:
+    """Load every module strictly from prefixed tensors."""
+    for name, module in modules.items():
+        prefix = f"{name}."
+        sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            module.load_state_dict(sub, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise CheckpointError(f"checkpoint {source} does not match network {name!r}: {first}") from exc
+
+
+def clean_temporaries(root: Path) -> None:
+    if root.is_dir():
+        for p in root.glob(".tmp-*"):
+            shutil.rmtree(p, ignore_errors=True)

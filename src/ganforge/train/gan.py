@@ -1,0 +1,149 @@
+"""The GAN task: G and D (optionally conditional), an EMA copy of G, Adam for each, and one
+training step of the adversarial game with any registered loss, R1, WGAN-GP, label smoothing,
+n_critic and differentiable augmentation."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+from torchvision.utils import make_grid
+
+from ..augment import AdaptiveAugment, diff_augment
+from ..config import GanConfig
+from ..losses import LOSSES, r1_penalty, wgan_gradient_penalty
+from ..nets import GanNetSpec, build_gan
+from ..nets.layers import dcgan_init
+from .task import StepContext
+
+PROBABILITY_LOSSES = ("minimax", "non-saturating")  # D outputs are logits of a probability
+
+
+def _reinit(module: nn.Module, scheme: str) -> None:
+    if scheme == "dcgan":
+        for m in module.modules():
+            if parametrize.is_parametrized(m, "weight"):
+                nn.init.normal_(m.parametrizations.weight.original, 0.0, 0.02)
+        dcgan_init(module)
+    elif scheme == "default":
+        for m in module.modules():
+            if m is not module and hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+
+
+class GanTask:
+    name = "gan"
+
+    def __init__(self, cfg: GanConfig, spec: GanNetSpec, device: torch.device) -> None:
+        self.cfg, self.spec = cfg, spec
+        torch.manual_seed(cfg.seed)  # network initialisation
+        G, D = build_gan(cfg.arch, spec)
+        init = cfg.weight_init if cfg.weight_init != "auto" else ("dcgan" if cfg.arch == "dcgan" else "keep")
+        if init in ("dcgan", "default"):
+            _reinit(G, init)
+            _reinit(D, init)
+        memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.G = G.to(device, memory_format=memory)
+        self.D = D.to(device, memory_format=memory)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.G_fwd = torch.compile(self.G) if cfg.compile else self.G
+        self.D_fwd = torch.compile(self.D) if cfg.compile else self.D
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt = {"G": torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas),
+                    "D": torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas)}
+        self.loss = LOSSES.get(cfg.loss)
+        self.ada = AdaptiveAugment(p=cfg.augment_p if cfg.augment_ops else 0.0,
+                                   target=cfg.ada_target if cfg.augment_ops else None)
+        self.conditional = spec.num_classes > 0
+        # Fixed inputs for snapshots: one row per class when conditional.
+        g = torch.Generator().manual_seed(cfg.seed + 12345)
+        per_row = 8
+        rows = spec.num_classes if self.conditional else 8
+        self.fixed_z = torch.randn(rows * per_row, spec.z_dim, generator=g).to(device)
+        self.fixed_labels = (torch.arange(rows).repeat_interleave(per_row).to(device)
+                             if self.conditional else None)
+        self.per_row = per_row
+
+    # --- Task protocol ---------------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self.opt
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"ada": self.ada.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.ada.load_state_dict(state["ada"])
+
+    def _aug(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        return diff_augment(x, self.cfg.augment_ops, self.ada.p, ctx.generator)
+
+    def _labels(self, labels: torch.Tensor) -> torch.Tensor | None:
+        return labels if self.conditional else None
+
+    def step(self, ctx: StepContext) -> dict[str, float]:
+        cfg, G, D = self.cfg, self.G_fwd, self.D_fwd
+        real_target = 1.0 - cfg.label_smoothing
+        fake = None
+        for i in range(cfg.n_critic):
+            real, labels = ctx.next_batch()
+            if cfg.channels_last:
+                real = real.contiguous(memory_format=torch.channels_last)
+            y = self._labels(labels)
+            z = ctx.randn(real.shape[0], self.spec.z_dim)
+            last = i == cfg.n_critic - 1
+            with ctx.autocast():
+                if last:  # reuse this forward for the G step (one G forward per iteration)
+                    fake = G(z, y)
+                    fake_d = fake.detach()
+                else:
+                    with torch.no_grad():
+                        fake_d = G(z, y)
+                real_in = self._aug(real, ctx)
+                if cfg.r1_gamma > 0:
+                    real_in = real_in.detach().requires_grad_(True)
+                d_real = D(real_in, y).float()
+                d_fake = D(self._aug(fake_d, ctx), y).float()
+                loss_d = self.loss.d_loss(d_real, d_fake, real_target)
+                if self.loss.gradient_penalty:
+                    loss_d = loss_d + cfg.gp_weight * wgan_gradient_penalty(D, real, fake_d.float(), y, ctx.generator)
+                if cfg.r1_gamma > 0:
+                    loss_d = loss_d + 0.5 * cfg.r1_gamma * r1_penalty(d_real, real_in)
+            self.ada.observe(d_real)
+            ctx.optimize(loss_d, "D", [self.D])
+        self.D.requires_grad_(False)
+        try:
+            with ctx.autocast():
+                d_gen = D(self._aug(fake, ctx), y).float()
+                loss_g = self.loss.g_loss(d_gen)
+            ok = ctx.optimize(loss_g, "G", [self.G])
+        finally:
+            self.D.requires_grad_(True)
+        if ok:
+            self._update_ema(ctx.step)
+        self.ada.update(ctx.step, real.shape[0])
+        as_prob = self.loss.name in PROBABILITY_LOSSES
+        show = (lambda t: torch.sigmoid(t).mean()) if as_prob else (lambda t: t.mean())
+        return {"loss_G": float(loss_g.detach()), "loss_D": float(loss_d.detach()), "D_real": float(show(d_real.detach())),
+                "D_fake": float(show(d_fake.detach())), "augment_p": self.ada.p}
+
+    @torch.no_grad()
+    def _update_ema(self, step: int) -> None:
+        if self.cfg.ema <= 0:
+            self.G_ema.load_state_dict(self.G.state_dict())
+            return
+        beta = min(self.cfg.ema, (1 + step) / (10 + step))  # warm-up: early EMA follows G closely
+        ema_p, p = list(self.G_ema.parameters()), list(self.G.parameters())
+        torch._foreach_lerp_(ema_p, p, 1.0 - beta)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
+
+    @torch.no_grad()
+    def snapshot(self, ctx: StepContext) -> torch.Tensor:
+        images = self.G_ema(self.fixed_z, self.fixed_labels).float()
+        return make_grid(images.add(1).div(2).clamp(0, 1).cpu(), nrow=self.per_row, padding=2, pad_value=1.0)

@@ -1,0 +1,373 @@
+"""The generic training loop: time, devices, precision, distributed sync, NaN guard,
+checkpoints, logging and evaluation. What is trained lives in a task (see ``task.py``).
+
+Distributed training uses Hugging Face Accelerate for the process group and device placement
+(``accelerate launch`` or ``torchrun``); gradients are averaged with one all-reduce per optimiser
+step. This (rather than wrapping models in DDP) keeps GAN patterns — several forwards of D per
+step, R1 and gradient-penalty double backward, G steps through a frozen D — correct by design.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..errors import GanforgeError
+from ..imageio import save_image
+from . import checkpoint
+from .logbook import Logbook, plot_curves
+from .task import Task
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+@dataclass
+class LoopConfig:
+    steps: int = 1000
+    batch_size: int = 64
+    seed: int = 0
+    precision: str = "fp32"
+    lr_schedule: str = "constant"
+    grad_clip: float = 0.0  # max gradient norm; 0 disables
+    log_every: int = 10
+    sample_every: int = 200
+    ckpt_every: int = 500
+    keep_ckpts: int = 3
+    nan_policy: str = "skip"  # skip: drop the update; reload: also go back to the last checkpoint
+    max_bad_steps: int = 50  # this many non-finite steps in a row stop the run with an error
+    eval_every: int = 0
+    progress: bool = True
+    tensorboard: bool = True
+
+    def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise GanforgeError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.lr_schedule not in SCHEDULES:
+            raise GanforgeError(f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.nan_policy not in ("skip", "reload"):
+            raise GanforgeError(f"--nan-policy must be skip or reload, got {self.nan_policy!r}")
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise GanforgeError(f"--{name.replace('_', '-')} must be at least 1")
+
+
+class BatchSource(Protocol):
+    def get(self, index: int, rank: int, world: int, generator: torch.Generator,
+            device: torch.device) -> tuple[torch.Tensor, ...]:
+        """Batch number ``index`` (a global, checkpointed counter) for this process."""
+
+
+class TensorBatches:
+    """Deterministic batches from an in-memory uint8 image tensor: a fresh seeded permutation per
+    epoch, split across processes, optional horizontal flips drawn from the run's generator."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
+                 hflip: bool = False) -> None:
+        self.images, self.labels, self.batch_size, self.seed, self.hflip = images, labels, batch_size, seed, hflip
+        self._perm_epoch, self._perm = -1, None
+
+    def get(self, index, rank, world, generator, device):
+        per_epoch = len(self.images) // (self.batch_size * world)
+        if per_epoch < 1:
+            raise GanforgeError(
+                f"the dataset has {len(self.images)} images, fewer than one batch of "
+                f"{self.batch_size} x {world} process(es); lower --batch-size")
+        epoch, k = divmod(index, per_epoch)
+        if epoch != self._perm_epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm, self._perm_epoch = torch.randperm(len(self.images), generator=g), epoch
+        start = (k * world + rank) * self.batch_size
+        idx = self._perm[start:start + self.batch_size]
+        x = self.images[idx].to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        if self.hflip:
+            flip = torch.rand(len(idx), device=device, generator=generator) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return x, self.labels[idx].to(device)
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    progress = min(step / max(total, 1), 1.0)
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def make_accelerator(cpu: bool | None = None):
+    """One Accelerate object per process; it owns the device and the process group."""
+    from accelerate import Accelerator
+
+    if cpu is None:
+        cpu = not torch.cuda.is_available()
+    return Accelerator(cpu=cpu)
+
+
+class RunContext:
+    """What a task sees at every step (implements ``task.StepContext``)."""
+
+    def __init__(self, loop: "TrainingLoop") -> None:
+        self._loop = loop
+        self.device = loop.device
+        self.generator = loop.generator
+        self.step = 0
+        self.bad_in_step = False
+
+    def next_batch(self):
+        loop = self._loop
+        batch = loop.batches.get(loop.batch_index, loop.rank, loop.world, self.generator, self.device)
+        loop.batch_index += 1
+        loop.images_seen += batch[0].shape[0] * loop.world
+        return batch
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        return torch.randn(*shape, device=self.device, generator=self.generator)
+
+    def autocast(self):
+        cfg = self._loop.cfg
+        if cfg.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def optimize(self, loss: torch.Tensor, optimizer: str, modules: list[nn.Module]) -> bool:
+        loop = self._loop
+        opt = loop.optimizers[optimizer]
+        params = [p for m in modules for p in m.parameters() if p.requires_grad]
+        if not loop.all_finite(loss.detach().float().reshape(1)):
+            opt.zero_grad(set_to_none=True)
+            self.bad_in_step = True
+            return False
+        scaler = loop.scaler
+        (scaler.scale(loss) if scaler else loss).backward()
+        loop.sync_gradients(params)
+        if scaler:
+            scaler.unscale_(opt)
+        grads = [p.grad for p in params if p.grad is not None]
+        if not scaler and grads and not loop.all_finite(torch.stack([g.float().abs().max() for g in grads])):
+            opt.zero_grad(set_to_none=True)
+            self.bad_in_step = True
+            return False
+        if loop.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, loop.cfg.grad_clip)
+        if scaler:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        opt.zero_grad(set_to_none=True)
+        return True
+
+
+class TrainingLoop:
+    """Runs ``task`` for ``cfg.steps`` steps in ``run_dir``; resumes from its checkpoints."""
+
+    def __init__(self, task: Task, batches: BatchSource, cfg: LoopConfig, run_dir: Path, accelerator,
+                 eval_fn: Callable[[], float] | None = None, curve_groups: dict[str, list[str]] | None = None) -> None:
+        cfg.validate()
+        self.task, self.batches, self.cfg, self.run_dir = task, batches, cfg, Path(run_dir)
+        self.accelerator = accelerator
+        self.device = accelerator.device
+        self.rank, self.world = accelerator.process_index, accelerator.num_processes
+        self.is_main = accelerator.is_main_process
+        self.eval_fn, self.curve_groups = eval_fn, curve_groups
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed * 7919 + self.rank)
+        self.optimizers = task.optimizers()
+        self.schedulers = {
+            name: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg.lr_schedule, s, cfg.steps))
+            for name, opt in self.optimizers.items()
+        }
+        self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" and self.device.type == "cuda" else None
+        if cfg.precision == "fp16" and self.device.type != "cuda":
+            raise GanforgeError("--precision fp16 needs a CUDA GPU; use bf16 on the CPU")
+        self.step, self.batch_index, self.images_seen = 0, 0, 0
+        self.bad_steps, self.bad_streak, self.reloads = 0, 0, 0
+        self.best: float | None = None
+        self.ckpt_root = self.run_dir / "checkpoints"
+        self._stop_requested = False
+        self._broadcast_initial_state()
+
+    # --- distributed helpers -----------------------------------------------------------------
+    def _distributed(self) -> bool:
+        return self.world > 1 and dist.is_available() and dist.is_initialized()
+
+    def _broadcast_initial_state(self) -> None:
+        if self._distributed():
+            for module in self.task.modules().values():
+                for tensor in list(module.parameters()) + list(module.buffers()):
+                    dist.broadcast(tensor.data, src=0)
+
+    def all_finite(self, values: torch.Tensor) -> bool:
+        flag = torch.isfinite(values).all().float().reshape(1)
+        if self._distributed():
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
+
+    def sync_gradients(self, params: list[torch.Tensor]) -> None:
+        if not self._distributed():
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.grad = flat[offset:offset + n].view_as(p).clone()
+            offset += n
+
+    # --- state -------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scaler": self.scaler.state_dict() if self.scaler else {},
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "batch_index": self.batch_index,
+            "images_seen": self.images_seen,
+            "bad_steps": self.bad_steps,
+            "reloads": self.reloads,
+            "best": self.best if self.best is not None else float("nan"),
+            "task": self.task.extra_state(),
+            "loop_config": asdict(self.cfg),
+        }
+
+    def save_checkpoint(self, name: str | None = None) -> Path | None:
+        path = None
+        if self.is_main:
+            path = checkpoint.save(self.ckpt_root, self.step, self.task.modules(), self.state(),
+                                   keep=self.cfg.keep_ckpts, name=name)
+        if self._distributed():
+            dist.barrier()
+        return path
+
+    def restore(self, tensors: dict[str, torch.Tensor], state: dict[str, Any], source: Path) -> None:
+        checkpoint.restore_modules(self.task.modules(), tensors, source)
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])
+        for k, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][k])
+        if self.scaler and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if self.rank == 0:  # other ranks keep their own seeded streams
+            self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        self.batch_index, self.images_seen = int(state["batch_index"]), int(state["images_seen"])
+        self.bad_steps, self.reloads = int(state["bad_steps"]), int(state["reloads"])
+        best = float(state.get("best", float("nan")))
+        self.best = None if math.isnan(best) else best
+        self.task.load_extra_state(state["task"])
+
+    def resume(self) -> int:
+        """Continue from the newest loadable checkpoint; returns the step resumed from (0: none)."""
+        checkpoint.clean_temporaries(self.ckpt_root) if self.is_main else None
+        found = checkpoint.load_latest(self.ckpt_root)
+        if found is None:
+            return 0
+        path, tensors, state = found
+        self.restore(tensors, state, path)
+        return self.step
+
+    # --- the loop ----------------------------------------------------------------------------
+    def _on_signal(self, signum, frame) -> None:  # finish the step, checkpoint, stop
+        self._stop_requested = True
+
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        logbook = Logbook(self.run_dir, resume_step=self.step, tensorboard=cfg.tensorboard) if self.is_main else None
+        ctx = RunContext(self)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)} \
+            if self.is_main and _main_thread() else {}
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and self.is_main),
+                   desc="train", unit="step", dynamic_ncols=True)
+        t_start, seen_start, last_saved = time.perf_counter(), self.images_seen, -1
+        t_log, seen_log = t_start, self.images_seen
+        try:
+            while self.step < cfg.steps and not self._stop_requested:
+                ctx.step, ctx.bad_in_step = self.step, False
+                scalars = self.task.step(ctx)
+                self.step += 1
+                for sched in self.schedulers.values():
+                    sched.step()
+                if ctx.bad_in_step:
+                    self._handle_bad_step()
+                else:
+                    self.bad_streak = 0
+                bar.update(1)
+                if logbook and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
+                    now = time.perf_counter()
+                    rate = (self.images_seen - seen_log) / max(now - t_log, 1e-9)
+                    t_log, seen_log = now, self.images_seen
+                    lr = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
+                    logbook.log(self.step, {**scalars, **lr, "img_per_s": rate, "bad_steps": self.bad_steps})
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in list(scalars.items())[:4]}, refresh=False)
+                if self.is_main and cfg.sample_every and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
+                    self._snapshot(ctx)
+                if self.eval_fn and cfg.eval_every and self.step % cfg.eval_every == 0:
+                    self._evaluate(logbook)
+                if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
+                    self.save_checkpoint()
+                    last_saved = self.step
+            if last_saved != self.step:
+                self.save_checkpoint()
+        finally:
+            bar.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            if logbook:
+                logbook.close()
+                plot_curves(logbook.path, self.run_dir / "loss_curves.png", self.curve_groups)
+        elapsed = time.perf_counter() - t_start
+        return {"steps": self.step, "seconds": elapsed, "stopped_early": self._stop_requested,
+                "images_per_s": (self.images_seen - seen_start) / max(elapsed, 1e-9),
+                "bad_steps": self.bad_steps, "reloads": self.reloads, "best": self.best}
+
+    def _handle_bad_step(self) -> None:
+        self.bad_steps += 1
+        self.bad_streak += 1
+        if self.bad_streak >= self.cfg.max_bad_steps:
+            raise GanforgeError(
+                f"training diverged: {self.bad_streak} steps in a row had non-finite losses or gradients "
+                f"(last good checkpoint kept in {self.ckpt_root}); lower the learning rate or use fp32")
+        if self.cfg.nan_policy == "reload":
+            found = checkpoint.load_latest(self.ckpt_root)
+            if found is not None:
+                bad, reloads = self.bad_steps, self.reloads + 1
+                self.restore(found[1], found[2], found[0])
+                self.bad_steps, self.reloads = bad, reloads
+                warnings.warn(f"non-finite step: reloaded {found[0].name}", stacklevel=2)
+
+    def _snapshot(self, ctx: RunContext) -> None:
+        grid = self.task.snapshot(ctx)
+        path = save_image(grid, self.run_dir / "samples" / f"step-{self.step:07d}.png")
+        save_image(grid, self.run_dir / "samples" / "latest.png")
+        return path
+
+    def _evaluate(self, logbook: Logbook | None) -> None:
+        value = float(self.eval_fn())
+        if logbook:
+            logbook.log(self.step, {"eval": value})
+        if math.isfinite(value) and (self.best is None or value < self.best):
+            self.best = value
+            self.save_checkpoint(name="best")
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
