@@ -88,6 +88,8 @@ def test_mnist_train(mnist_raw):
 def test_mnist_test_native_and_rgb(mnist_raw):
     ds = load_dataset("mnist:test", resolution=28, channels=1, progress=False)  # what metrics asks for
     assert ds.images.shape == (10000, 1, 28, 28)
+    ds.images.zero_()  # native size: no resize, so this would hit the raw cache if it were shared
+    assert load_dataset("mnist:test", resolution=28, progress=False).images.float().mean() > 10
     rgb = load_dataset("mnist:test", resolution=16, channels=3, max_images=100, progress=False)
     assert rgb.images.shape == (100, 3, 16, 16)
     assert torch.equal(rgb.images[:, 0], rgb.images[:, 2])

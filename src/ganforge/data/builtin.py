@@ -13,6 +13,7 @@ import hashlib
 import os
 import tempfile
 import urllib.request
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -209,17 +210,49 @@ def _raw_idx(images_key: tuple, labels_key: tuple) -> tuple[torch.Tensor, torch.
     return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 
-@functools.lru_cache(maxsize=6)
-def _prepared(name: str, split: str, resolution: int, channels: int, count: int,
-              files: tuple) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decoded, resized tensors per (dataset, split, resolution, channels, count); ``files`` (path,
-    size, mtime) is part of the key so a different GANFORGE_DATA_DIR is never served stale data.
-    Callers get clones, so nobody can modify the cached copy."""
-    images, labels = _raw_idx(*files)
-    images = resize_batch(images[:count], resolution)
+class _TensorCache:
+    """Decoded datasets kept per process so repeated loads (tests, metrics, resumed training) are
+    instant. Bounded by bytes rather than entries, since one entry can be 60 MB or 3 GB: results
+    above the budget are not kept, so a big dataset is never held twice."""
+
+    def __init__(self, budget: int = 1 << 30) -> None:
+        self.budget = budget
+        self._items: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+
+    @staticmethod
+    def _size(item: tuple[torch.Tensor, torch.Tensor]) -> int:
+        return sum(t.numel() * t.element_size() for t in item)
+
+    def get_or_make(self, key: tuple, make: Callable[[], tuple[torch.Tensor, torch.Tensor]]):
+        """-> (images, labels) the caller owns (clones of the cached copy, or the fresh result)."""
+        if key in self._items:
+            self._items.move_to_end(key)
+            images, labels = self._items[key]
+            return images.clone(), labels.clone()
+        item = make()
+        size = self._size(item)
+        if size > self.budget:
+            return item
+        while self._items and sum(map(self._size, self._items.values())) + size > self.budget:
+            self._items.popitem(last=False)
+        self._items[key] = item
+        return item[0].clone(), item[1].clone()
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+_CACHE = _TensorCache()
+
+
+def _prepare(files: tuple, resolution: int, channels: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    raw_images, raw_labels = _raw_idx(*files)
+    images = raw_images[:count]
+    # At the native 28×28 nothing is resized: copy, so the raw cache is never handed out.
+    images = resize_batch(images, resolution) if resolution != images.shape[-1] else images.clone()
     if channels == 3:
         images = images.expand(-1, 3, -1, -1).contiguous()
-    return images, labels[:count].clone()
+    return images, raw_labels[:count].clone()
 
 
 def _count(total: int, max_images: int | None) -> int:
@@ -251,9 +284,14 @@ def _load_idx(name: str, split: str | None, resolution: int, channels: int | Non
     total = 60000 if split == "train" else 10000
     count = _count(total, max_images)
     check_memory(count, channels, resolution, f"{spec.name}:{split}")
-    images, labels = _prepared(spec.name, split, resolution, channels, count, files)
+    # (path, size, mtime) of the files is part of the key: another GANFORGE_DATA_DIR is never
+    # served stale data.
+    images, labels = _CACHE.get_or_make(
+        (spec.name, split, resolution, channels, count, files),
+        lambda: _prepare(files, resolution, channels, count),
+    )
     return ImageDataset(
-        images=images.clone(), labels=labels.clone(), class_names=list(spec.class_names),
+        images=images, labels=labels, class_names=list(spec.class_names),
         source=_describe(f"{spec.title} {split}", count, total, str(image_file.parent), 28, resolution),
     )
 
@@ -264,7 +302,6 @@ for _name in IDX_DATASETS:
 
 # --------------------------------------------------------------------------- scikit-learn digits
 
-@functools.lru_cache(maxsize=4)
 def _digits(resolution: int, channels: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     from sklearn.datasets import load_digits
 
@@ -287,8 +324,9 @@ def _load_digits(split: str | None, resolution: int, channels: int | None,
     total = 1797
     count = _count(total, max_images)
     check_memory(count, channels, resolution, "digits")
-    images, labels = _digits(resolution, channels, count)
+    images, labels = _CACHE.get_or_make(("digits", resolution, channels, count),
+                                        lambda: _digits(resolution, channels, count))
     return ImageDataset(
-        images=images.clone(), labels=labels.clone(), class_names=[str(i) for i in range(10)],
+        images=images, labels=labels, class_names=[str(i) for i in range(10)],
         source=_describe("scikit-learn digits", count, total, "sklearn.datasets.load_digits", 8, resolution),
     )
