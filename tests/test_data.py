@@ -143,6 +143,17 @@ def test_folder_grayscale_native_and_flat(tmp_path):
     assert ds.class_names == ["flat"] and ds.labels.tolist() == [0, 0, 0]
 
 
+def test_folder_root_images_and_hidden(tmp_path):
+    """Images beside class folders form their own class '.'; hidden folders are not data."""
+    root = tmp_path / "data"
+    (root / "b").mkdir(parents=True)
+    (root / ".ipynb_checkpoints").mkdir()
+    for path in (root / "top.png", root / "b" / "x.png", root / ".ipynb_checkpoints" / "top.png"):
+        Image.fromarray(_noise(8, 8)).save(path)
+    ds = load_dataset(str(root), resolution=8, progress=False)
+    assert ds.class_names == [".", "b"] and ds.labels.tolist() == [1, 0]  # sorted: b/x.png, top.png
+
+
 def test_folder_center_crop(tmp_path):
     """Shorter side to R, centre crop: the left and right quarters of a 2:1 image disappear."""
     arr = np.zeros((32, 64, 3), np.uint8)

@@ -94,7 +94,7 @@ def load_folder(root: str | os.PathLike, *, resolution: int, channels: int | Non
 
     from tqdm.auto import tqdm
 
-    arrays: list[np.ndarray] = []
+    arrays: list[np.ndarray | None] = []
     kept: list[Path] = []
     gray_flags: list[bool] = []
     skipped: list[tuple[Path, str]] = []
@@ -127,10 +127,10 @@ def load_folder(root: str | os.PathLike, *, resolution: int, channels: int | Non
     out_channels = channels or (1 if all(gray_flags) else 3)
     check_memory(len(arrays), out_channels, resolution, str(root))
     images = torch.empty((len(arrays), out_channels, resolution, resolution), dtype=torch.uint8)
-    for i, arr in enumerate(arrays):
-        t = torch.from_numpy(arr).permute(2, 0, 1)
+    for i in range(len(arrays)):
+        t = torch.from_numpy(arrays[i]).permute(2, 0, 1)
+        arrays[i] = None  # free as we copy: peak memory stays near one copy of the dataset
         images[i] = t if t.shape[0] == out_channels else t.expand(out_channels, -1, -1)
-    del arrays
 
     names = [class_of(root, p) for p in kept]
     has_sub = any(n is not None for n in names)
