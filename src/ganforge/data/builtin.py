@@ -206,7 +206,8 @@ def _raw_idx(images_key: tuple, labels_key: tuple) -> tuple[torch.Tensor, torch.
     images = read_idx(Path(images_key[0]), 3)
     labels = read_idx(Path(labels_key[0]), 1)
     if images.shape[0] != labels.shape[0]:
-        raise DataError(f"{images_key[0]} has {images.shape[0]} images but {labels_key[0]} has {labels.shape[0]} labels")
+        raise DataError(f"{images_key[0]} has {images.shape[0]} images but {labels_key[0]} "
+                        f"has {labels.shape[0]} labels")
     return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 

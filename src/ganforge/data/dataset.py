@@ -59,7 +59,8 @@ def check_resolution(resolution: int, native: int | None = None) -> int:
     if resolution == native:
         return resolution
     if not (8 <= resolution <= 1024 and resolution & (resolution - 1) == 0):
-        raise DataError(f"resolution {resolution} is not supported; use a power of two from 8 to 1024 (e.g. 32, 64, 128)")
+        raise DataError(f"resolution {resolution} is not supported; "
+                        f"use a power of two from 8 to 1024 (e.g. 32, 64, 128)")
     return resolution
 
 

@@ -122,7 +122,8 @@ def load_folder(root: str | os.PathLike, *, resolution: int, channels: int | Non
             f"skipped {len(skipped)} unreadable file(s) in {root} (first: {first}: {why})", stacklevel=3
         )
     if not arrays:
-        raise DataError(f"none of the {len(skipped)} image file(s) in {root} could be read (first: {skipped[0][0]}: {skipped[0][1]})")
+        first, why = skipped[0]
+        raise DataError(f"none of the {len(skipped)} image file(s) in {root} could be read (first: {first}: {why})")
 
     out_channels = channels or (1 if all(gray_flags) else 3)
     check_memory(len(arrays), out_channels, resolution, str(root))

@@ -20,7 +20,9 @@ def resize_center_crop(img: Image.Image, resolution: int) -> np.ndarray:
     left, top = (w - side) // 2, (h - side) // 2
     if (w, h) != (side, side):
         img = img.crop((left, top, left + side, top + side))
-    out = img if side == resolution else img.resize((resolution, resolution), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    if side != resolution:
+        img = img.resize((resolution, resolution), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    out = img
     arr = np.array(out, dtype=np.uint8)  # a writable copy: torch warns on read-only buffers
     return arr[:, :, None] if arr.ndim == 2 else arr
 
