@@ -27,6 +27,8 @@ def _check_resume(cfg: GanConfig, run_dir: Path, resume: str) -> GanConfig:
         raise GanforgeError(f"{run_dir} already holds a run; pass --resume auto to continue it or choose another --out")
     saved = GanConfig.load(run_dir / CONFIG_FILE)
     changed = [k for k in cfg.differences(saved) if k not in GanConfig.RESUMABLE_CHANGES]
+    if cfg.steps != saved.steps and cfg.lr_schedule != "constant" and not cfg.lr_decay_steps:
+        changed.append("steps (the LR schedule's length follows --steps: set --lr-decay-steps to change it)")
     if changed:
         raise CheckpointError(
             f"cannot resume {run_dir}: options differ from the saved run ({', '.join(changed)}); "

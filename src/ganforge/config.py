@@ -48,6 +48,7 @@ class GanConfig:
     seed: int = 0
     precision: str = "fp32"
     lr_schedule: str = "constant"
+    lr_decay_steps: int = 0  # length of the LR schedule; 0: --steps
     grad_clip: float = 0.0
     log_every: int = 10
     sample_every: int = 200

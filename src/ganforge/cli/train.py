@@ -24,6 +24,7 @@ HELP = {
     "ada_target": "adaptive p: target for E[sign D(real)], e.g. 0.6",
     "precision": "fp32, bf16 (CPU or GPU) or fp16 (GPU)",
     "lr_schedule": "constant, linear or cosine",
+    "lr_decay_steps": "length of the LR schedule in steps (0: --steps); fix it to change --steps on resume",
     "grad_clip": "max gradient norm (0: off)",
     "nan_policy": "skip: drop a non-finite update; reload: also reload the last checkpoint",
     "eval_every": "compute --eval-metric every N steps and keep a 'best' checkpoint (0: off)",

@@ -39,6 +39,7 @@ class LoopConfig:
     seed: int = 0
     precision: str = "fp32"
     lr_schedule: str = "constant"
+    lr_decay_steps: int = 0  # length of the LR schedule; 0: --steps
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     log_every: int = 10
     sample_every: int = 200
@@ -185,7 +186,7 @@ class TrainingLoop:
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed * 7919 + self.rank)
         self.optimizers = task.optimizers()
         self.schedulers = {
-            name: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg.lr_schedule, s, cfg.steps))
+            name: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg.lr_schedule, s, cfg.lr_decay_steps or cfg.steps))
             for name, opt in self.optimizers.items()
         }
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" and self.device.type == "cuda" else None
@@ -302,8 +303,10 @@ class TrainingLoop:
                 ctx.step, ctx.bad_in_step = self.step, False
                 scalars = self.task.step(ctx)
                 self.step += 1
-                for sched in self.schedulers.values():
-                    sched.step()
+                with warnings.catch_warnings():  # a skipped (non-finite) update is not a misuse
+                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+                    for sched in self.schedulers.values():
+                        sched.step()
                 if ctx.bad_in_step:
                     self._handle_bad_step()
                 else:
