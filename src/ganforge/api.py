@@ -7,7 +7,7 @@ import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import __version__
 from .config import GanConfig
@@ -36,7 +36,8 @@ def _check_resume(cfg: GanConfig, run_dir: Path, resume: str) -> GanConfig:
     return cfg
 
 
-def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str = "auto", **overrides: Any) -> dict[str, Any]:
+def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str = "auto",
+              on_finish: Callable[[Any], None] | None = None, **overrides: Any) -> dict[str, Any]:
     """Train a GAN into the run directory ``out``; returns a summary (steps, timings, paths).
 
     ``resume``: 'auto' continues from the newest good checkpoint in ``out`` (exactly: same
@@ -78,6 +79,8 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
         }, indent=2) + "\n")
     resumed_from = loop.resume() if resume == "auto" else 0
     summary = loop.run()
+    if on_finish is not None:
+        on_finish(loop)
     summary.update({"run_dir": str(run_dir), "resumed_from": resumed_from, "data_seconds": t_data,
                     "data_source": dataset.source, "world_size": accelerator.num_processes})
     if accelerator.is_main_process:
