@@ -295,22 +295,31 @@ GATYS_SSIM_BOUND = 0.35  # content SSIM of the stylised output must stay above t
 
 
 def test_gatys_lowers_style_loss_100x_with_vgg19_caffe():
-    """tubingen × starry_night at 128 px, L-BFGS from the content: style loss ≥ 100× lower, and
-    the content structure kept (SSIM of luminance ≥ 0.35)."""
+    """tubingen × starry_night at 128 px, L-BFGS (bf16 autocast) from the content: the style loss,
+    re-measured in fp32, is ≥ 100× lower than the content image's, and the content structure is
+    kept (SSIM of luminance ≥ 0.35). Measured: 105-150×, SSIM ~0.44, ~110 evaluations."""
     require(SHARED / "weights" / "vgg19_imagenet_caffe_conv1_1-conv5_1_rgb_fp16.pth")
     content = require(CONTENT_DIR / "tubingen.jpg")
     style = require(STYLE_DIR / "starry_night.jpg")
-    from ganforge.style.similarity import ssim
+    from ganforge.style.controls import limit_size
+    from ganforge.style.similarity import STYLE_LAYERS, gram, ssim
 
-    st = Stylizer("gatys", style_size=128)
+    st = Stylizer("gatys", style_size=128, precision="bf16")
     start = time.perf_counter()
-    out = st.stylize_tensor(content, style, max_size=128, preserve_size=False, iterations=80)
+    out = st.stylize_tensor(content, style, max_size=128, preserve_size=False, iterations=100)
     seconds = time.perf_counter() - start
-    hist = st.last_history
-    drop = hist[0]["style"] / hist[-1]["style"]
-    c = to_batch(content)
-    score = ssim(out, F.interpolate(c, size=out.shape[-2:], mode="bilinear", antialias=True))
-    print(f"gatys 128px: style loss {hist[0]['style']:.3g} -> {hist[-1]['style']:.3g} ({drop:.0f}x), "
-          f"content SSIM {score:.3f}, {len(hist) - 1} evaluations, {seconds:.1f} s")
-    assert drop >= 100
+    c = F.interpolate(to_batch(content), size=out.shape[-2:], mode="bilinear", antialias=True)
+    enc = load_vgg("vgg19-caffe")  # fp32 re-measurement
+    with torch.no_grad():
+        target = {k: gram(v) for k, v in enc(limit_size(to_batch(style), 128), STYLE_LAYERS).items()}
+
+        def style_loss(x: torch.Tensor) -> float:
+            feats = enc(x, STYLE_LAYERS)
+            return sum(float(F.mse_loss(gram(feats[k]), target[k])) for k in STYLE_LAYERS)
+
+        before, after = style_loss(c), style_loss(out)
+    score = ssim(out, c)
+    print(f"gatys 128px: style loss {before:.3g} -> {after:.3g} ({before / after:.0f}x), content SSIM "
+          f"{score:.3f}, {len(st.last_history) - 1} evaluations, {seconds:.1f} s")
+    assert before / after >= 100
     assert score >= GATYS_SSIM_BOUND

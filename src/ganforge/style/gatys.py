@@ -64,6 +64,8 @@ def gatys(content: torch.Tensor, targets: list[dict[str, torch.Tensor]], weights
     """
     if optimizer not in ("lbfgs", "adam"):
         raise StyleError(f"unknown optimizer {optimizer!r}; use lbfgs or adam")
+    if autocast:  # bf16 + channels_last: 2-4x faster VGG on AVX-512-BF16 CPUs (docs/style.md)
+        encoder.to(memory_format=torch.channels_last)
     if masks is not None and len(masks) != len(targets):
         raise StyleError("give one mask per style")
     mixed = {name: sum(w * t[name] for w, t in zip(weights, targets)) for name in style_layers}
@@ -74,13 +76,14 @@ def gatys(content: torch.Tensor, targets: list[dict[str, torch.Tensor]], weights
     for scale in scales:
         size = (max(16, round(full[0] * scale)), max(16, round(full[1] * scale)))
         target_content = resize_to(content, size)
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        with torch.no_grad(), torch.autocast(content.device.type, dtype=torch.bfloat16, enabled=autocast):
             content_feat = encoder(target_content, (CONTENT_LAYER,))[CONTENT_LAYER].float()
         x = resize_to(image.detach(), size).clone().requires_grad_(True)
 
         def losses() -> tuple[torch.Tensor, dict[str, float]]:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                feats = encoder(x, layers)
+            xin = x.contiguous(memory_format=torch.channels_last) if autocast else x
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+                feats = encoder(xin, layers)
             c_loss = F.mse_loss(feats[CONTENT_LAYER].float(), content_feat)
             s_loss = x.new_zeros(())
             for name in style_layers:

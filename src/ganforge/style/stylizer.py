@@ -132,6 +132,8 @@ class Stylizer:
             enc = self._encoder_arg
             enc = enc if isinstance(enc, nn.Module) else load_vgg(enc)
             self._encoder = enc.to(self.device).eval()
+            if self.precision == "bf16":
+                self._encoder.to(memory_format=torch.channels_last)
         return self._encoder
 
     @property
@@ -165,6 +167,8 @@ class Stylizer:
         return contextlib.nullcontext()
 
     def _encode(self, x: torch.Tensor, layer: str) -> torch.Tensor:
+        if self.precision == "bf16":
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), self._autocast():
             return self.encoder(x.to(self.device), (layer,))[layer].float()
 

@@ -1,0 +1,125 @@
+"""``ganforge stylize`` and ``ganforge train-style``: thin wrappers over :mod:`ganforge.style`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("stylize", help="restyle images (AdaIN, WCT or Gatys)",
+                       description="Stylise CONTENT (file or folder) with one or more --style images. "
+                                   "Folder x folder runs a batch with a progress bar.")
+    p.add_argument("content", help="content image or folder")
+    p.add_argument("--style", action="append", required=True,
+                   help="style image[:weight] (repeat for several), or a folder (batch)")
+    p.add_argument("--out", required=True, help="output file, or folder for batches")
+    p.add_argument("--method", default="adain", choices=["adain", "wct", "gatys"])
+    p.add_argument("--alpha", type=float, default=1.0, help="0 = content, 1 = full style")
+    p.add_argument("--colour", "--color", dest="colour", default="none",
+                   choices=["none", "match", "luminance", "luminance-ycbcr"],
+                   help="colour preservation: match (recolour style to content), luminance (YIQ) / luminance-ycbcr")
+    p.add_argument("--mask", help="mask image (first style inside, second outside) or 'auto' (foreground split)")
+    p.add_argument("--max-size", type=int, help="cap the long side for processing (output keeps input size)")
+    p.add_argument("--no-preserve-size", dest="preserve_size", action="store_false",
+                   help="with --max-size: return the processed size instead of the input size")
+    p.add_argument("--tile", type=int, help="tiled inference with tiles of this size (adain/wct)")
+    p.add_argument("--overlap", type=int, default=32, help="tile overlap blended linearly (px)")
+    p.add_argument("--encoder", help="encoder weights name or path (default: per method)")
+    p.add_argument("--decoder", help="decoder weights name or path (adain/wct)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--style-size", type=int, default=512, help="long side the style images are used at")
+    p.add_argument("--iterations", type=int, help="gatys: optimiser iterations per scale (default 200)")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], help="gatys optimiser")
+    p.add_argument("--style-weight", type=float, help="gatys style weight (default 1e3)")
+    p.add_argument("--content-weight", type=float, help="gatys content weight (default 1)")
+    p.add_argument("--tv-weight", type=float, help="gatys total-variation weight (default 0)")
+    p.add_argument("--scales", help="gatys coarse-to-fine scales, e.g. 0.5,1")
+    p.add_argument("--metrics", help="write similarity metrics (JSON) to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_stylize)
+
+    t = sub.add_parser("train-style", help="train an AdaIN decoder for an encoder",
+                       description="Train an AdaIN decoder (content + style loss). Re-run with the same "
+                                   "--out to resume exactly. Writes OUT/decoder.safetensors.")
+    t.add_argument("--content", required=True, help="folder of content photos")
+    t.add_argument("--style", required=True, help="folder of style images")
+    t.add_argument("--encoder", default="vgg19-caffe", help="registered encoder name or path")
+    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--steps", type=int, default=160_000)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--crop", type=int, default=256)
+    t.add_argument("--load-size", type=int, default=512)
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--lr-schedule", default="linear", choices=["constant", "linear", "cosine"])
+    t.add_argument("--style-weight", type=float, default=10.0)
+    t.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--sample-every", type=int, default=500)
+    t.add_argument("--ckpt-every", type=int, default=1000)
+    t.add_argument("--no-resume", dest="resume", action="store_false")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=run_train_style)
+
+
+def _gatys_options(args: argparse.Namespace) -> dict:
+    opts = {k: getattr(args, k) for k in ("iterations", "optimizer", "style_weight", "content_weight", "tv_weight")
+            if getattr(args, k) is not None}
+    if args.scales:
+        opts["scales"] = tuple(float(s) for s in args.scales.split(","))
+    return opts
+
+
+def run_stylize(args: argparse.Namespace) -> int:
+    from ..style import Stylizer
+    from ..style.controls import StyleError, parse_style_spec
+
+    gatys_opts = _gatys_options(args)
+    if gatys_opts and args.method != "gatys":
+        raise StyleError("--iterations/--optimizer/--style-weight/--content-weight/--tv-weight/--scales are gatys options")
+    st = Stylizer(args.method, encoder=args.encoder, decoder=args.decoder, precision=args.precision,
+                  device=args.device, style_size=args.style_size)
+    options = dict(alpha=args.alpha, colour=args.colour, max_size=args.max_size, preserve_size=args.preserve_size,
+                   tile=args.tile, overlap=args.overlap, **gatys_opts)
+    if args.mask:
+        options["mask"] = args.mask if args.mask == "auto" else Path(args.mask)
+    content = Path(args.content)
+    batch = content.is_dir() or (len(args.style) == 1 and Path(parse_style_spec(args.style[0])[0]).is_dir())
+    if batch:
+        if args.mask:
+            raise StyleError("--mask works with one content image, not a folder")
+        styles = parse_style_spec(args.style[0])[0] if len(args.style) == 1 else [parse_style_spec(s)[0] for s in args.style]
+        written = st.batch(content, styles, args.out, progress=not args.quiet, metrics=bool(args.metrics), **options)
+        if args.metrics:
+            Path(args.metrics).write_text((Path(args.out) / "metrics.json").read_text())
+        print(f"wrote {len(written)} images to {args.out}")
+        return 0
+    styles = [parse_style_spec(s) for s in args.style]
+    out = st.stylize_tensor(content, styles, **options)
+    from ..imageio import save_image
+
+    path = save_image(out[0], args.out)
+    if args.metrics:
+        report = st.report(out, content, styles[0][0])
+        if getattr(st, "last_history", None):
+            report["gatys_style_loss_start"] = st.last_history[0]["style"]
+            report["gatys_style_loss_end"] = st.last_history[-1]["style"]
+        Path(args.metrics).write_text(json.dumps(report, indent=2) + "\n")
+        print(json.dumps({k: round(v, 3) for k, v in report.items()}))
+    print(path)
+    return 0
+
+
+def run_train_style(args: argparse.Namespace) -> int:
+    from ..style.train import DecoderTrainConfig, train_decoder
+
+    cfg = DecoderTrainConfig(content=args.content, style=args.style, encoder=args.encoder, steps=args.steps,
+                             batch_size=args.batch_size, crop=args.crop, load_size=args.load_size, lr=args.lr,
+                             lr_schedule=args.lr_schedule, style_weight=args.style_weight, precision=args.precision,
+                             seed=args.seed, sample_every=args.sample_every, ckpt_every=args.ckpt_every,
+                             progress=not args.quiet)
+    summary = train_decoder(cfg, args.out, resume=args.resume)
+    print(json.dumps({k: summary[k] for k in ("run_dir", "decoder", "steps", "seconds", "resumed_from")}))
+    return 0
