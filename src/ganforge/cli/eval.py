@@ -1,0 +1,103 @@
+"""``ganforge eval A B`` (FID/KID/IS/PR/DC with protocol JSON, ``--nearest K`` memorisation report)
+and ``ganforge similarity A B`` (SSIM and feature cosine, in percent)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval", help="FID, KID, IS, precision/recall of A against reference B, with the protocol",
+        description="A: run directory (EMA samples), image folder or dataset split (mnist:test, ...); "
+                    "B: the reference. Every number is written with its protocol (--json).")
+    p.add_argument("source_a", help="set under test: run dir, folder, or dataset (e.g. mnist:test)")
+    p.add_argument("source_b", help="reference set: dataset split or folder (e.g. mnist:train)")
+    p.add_argument("--metrics", default="fid,kid", help="comma list of fid,kid,is,pr,dc (default fid,kid)")
+    p.add_argument("--extractor", default="auto",
+                   help="inception | mnist | fashion-mnist | auto (domain classifier for MNIST-like "
+                        "datasets, else inception)")
+    p.add_argument("--n", type=int, default=None, help="samples from A (required for run dirs); also caps B")
+    p.add_argument("--n-ref", type=int, default=None, help="samples from B (default: --n)")
+    p.add_argument("--seed", type=int, default=0, help="sampling / subset seed (default 0)")
+    p.add_argument("--resolution", type=int, default=None, help="resize folders/datasets to this size")
+    p.add_argument("--truncation", type=float, default=1.0, help="truncation for run-dir sampling")
+    p.add_argument("--kid-subsets", type=int, default=100)
+    p.add_argument("--kid-subset-size", type=int, default=1000)
+    p.add_argument("--pr-k", type=int, default=3, help="k of the k-NN manifolds (precision/recall)")
+    p.add_argument("--is-splits", type=int, default=10)
+    p.add_argument("--json", dest="json_path", default=None, help="write results + protocol here")
+    p.add_argument("--nearest", type=int, default=0, metavar="K",
+                   help="also write a nearest-neighbour (memorisation) report with K neighbours, B = train set")
+    p.add_argument("--out", default="eval-nearest", help="folder for the --nearest grid/histogram/json")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_eval)
+
+    s = sub.add_parser("similarity", help="SSIM and feature cosine similarity (%%) of two images or folders")
+    s.add_argument("a", help="image file or folder (paired with B by sorted file name)")
+    s.add_argument("b", help="image file or folder")
+    s.add_argument("--features", default="inception", help="inception | mnist | fashion-mnist | none")
+    s.add_argument("--json", dest="json_path", default=None)
+    s.set_defaults(func=_similarity)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from ..metrics.evaluation import EvalWarning, evaluate, load_source, write_json
+    from ..metrics.extractors import auto_extractor, get_extractor
+
+    progress = not args.quiet and sys.stderr.isatty()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EvalWarning)
+        results = evaluate(args.source_a, args.source_b, metrics=args.metrics, extractor=args.extractor, n=args.n,
+                           n_b=args.n_ref, seed=args.seed, resolution=args.resolution,
+                           kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, pr_k=args.pr_k,
+                           is_splits=args.is_splits, truncation=args.truncation, progress=progress)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    for r in results:
+        print(r.summary())
+    extra = {}
+    if args.nearest > 0:
+        from ..metrics.nearest import nearest_report
+
+        name = auto_extractor(args.source_b, args.source_a) if args.extractor == "auto" else args.extractor
+        gen = load_source(args.source_a, n=args.n, seed=args.seed, resolution=args.resolution,
+                          truncation=args.truncation, progress=progress)
+        train = load_source(args.source_b, resolution=args.resolution, progress=progress)
+        held = None
+        base, _, split = args.source_b.partition(":")
+        if split == "train" or (not split and base.lower() in ("mnist", "fashion-mnist")):
+            try:
+                held = load_source(f"{base}:test", n=min(len(gen.images), 2000), seed=args.seed,
+                                   resolution=args.resolution, progress=progress)
+            except Exception:
+                held = None
+        report = nearest_report(gen, train, get_extractor(name), args.out, k=args.nearest, held_out=held,
+                                progress=progress)
+        extra["nearest"] = {k: report[k] for k in ("near_copy_fraction", "copy_threshold_pixel_rmse",
+                                                   "nearest_pixel_rmse_median", "diversity")}
+        print(f"nearest    {len(report['near_copies'])} of {report['n_generated']} samples flagged as near-copies "
+              f"(pixel RMSE < {report['copy_threshold_pixel_rmse']:.4f}); diversity ratio "
+              f"{report['diversity']['ratio']:.3f}; report in {args.out}/")
+    if args.json_path:
+        print(f"wrote {write_json(results, args.json_path, extra)}")
+    return 0
+
+
+def _similarity(args: argparse.Namespace) -> int:
+    from ..metrics import similarity
+
+    features = None if args.features.lower() == "none" else args.features
+    out = similarity(args.a, args.b, features=features)
+    cos = out["feature_cosine_percent"]
+    print(f"ssim {out['ssim_percent']:.2f}%  feature-cosine "
+          f"{'n/a (' + out.get('feature_error', '') + ')' if cos is None else f'{cos:.2f}%'}  ({out['n_pairs']} pair(s))")
+    if args.json_path:
+        from pathlib import Path
+
+        Path(args.json_path).write_text(json.dumps(out, indent=2))
+        print(f"wrote {args.json_path}")
+    return 0

@@ -1,0 +1,283 @@
+"""``evaluate(A, B)``: load two image sources, extract features (reference features cached), compute
+the requested metrics, and return each number with the full protocol that produced it.
+
+A is the set under test (a run directory's EMA samples, a folder, or a dataset split); B is the
+reference. Precision is measured on A against B's manifold; IS is computed on A alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from .. import __version__, paths
+from ..errors import GanforgeError
+from . import core
+from .extractors import Extractor, Features, auto_extractor, get_extractor
+
+METRICS = ("fid", "kid", "is", "pr", "dc")
+# Below these sample counts a metric is too biased / noisy to compare runs (FID: Heusel et al.
+# recommend >= 10k, 2,048 is the usual floor; KID is unbiased and made for small n).
+MIN_N = {"fid": 2048, "kid": 100, "is": 5000, "pr": 1000, "dc": 1000}
+MIN_N_HINT = {
+    "fid": "FID is biased upwards at small n and not comparable across n; use KID (unbiased) instead",
+    "kid": "KID's std over subsets will be large",
+    "is": "IS is usually reported on 50,000 samples",
+    "pr": "k-NN manifolds are coarse at small n",
+    "dc": "k-NN manifolds are coarse at small n",
+}
+
+
+class EvalWarning(UserWarning):
+    """A number was computed but under a protocol too weak to trust (e.g. small n)."""
+
+
+@dataclass
+class Source:
+    """Images (uint8 N×C×H×W) loaded from a spec, with a description for the protocol."""
+
+    spec: str
+    kind: str  # "run", "dataset", "folder", "tensor"
+    images: torch.Tensor
+    labels: torch.Tensor | None = None
+    info: dict = field(default_factory=dict)
+    cacheable: bool = False  # reference datasets/folders: features may be cached
+
+    def describe(self) -> dict:
+        h, w = self.images.shape[-2:]
+        return {"source": self.spec, "kind": self.kind, "n": int(len(self.images)),
+                "channels": int(self.images.shape[1]), "size": f"{h}x{w}", "dtype": "uint8", **self.info}
+
+
+def _is_run_dir(spec: str) -> bool:
+    return (Path(spec) / "run.json").is_file()
+
+
+def _folder_resolution(path: Path) -> int:
+    from PIL import Image
+
+    from ..data.folder import list_images
+
+    files, _ = list_images(path)
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                return min(img.size)
+        except Exception:
+            continue
+    raise GanforgeError(f"{path}: no readable images")
+
+
+def subsample(n_total: int, n: int | None, seed: int) -> torch.Tensor | None:
+    """Seeded choice of n of n_total indices (None: use all)."""
+    if n is None or n >= n_total:
+        return None
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+
+
+def load_source(spec: str, *, n: int | None = None, seed: int = 0, resolution: int | None = None,
+                truncation: float = 1.0, progress: bool = True) -> Source:
+    """Load ``spec``: a run directory (n samples of its EMA generator, seed ``seed``), a built-in
+    dataset split, or an image folder (native size of its first image unless ``resolution``)."""
+    if _is_run_dir(spec):
+        from ..sample import load_generator
+
+        if n is None:
+            raise GanforgeError("sampling from a run directory needs --n")
+        gen = load_generator(spec)
+        chunks = []
+        for start in range(0, n, 256):
+            chunks.append(gen.sample(min(256, n - start), seed=seed + start, truncation=truncation))
+        x = torch.cat(chunks)
+        images = x.clamp(0, 1).mul(255).round().to(torch.uint8)  # exactly what a saved PNG holds
+        info = {"generator": "EMA", "step": int(getattr(gen, "step", -1)), "seed": seed,
+                "truncation": truncation, "quantised": "float [0,1] -> uint8 round (as PNG)"}
+        return Source(spec, "run", images, None, info)
+    from ..data import load_dataset
+    from ..data import _builtin as builtin_name  # type: ignore[attr-defined]
+
+    is_builtin = builtin_name(spec) is not None
+    if is_builtin:
+        res = resolution or (8 if spec.lower().startswith("digits") else 28)
+        kind = "dataset"
+    else:
+        path = Path(spec).expanduser()
+        if not path.is_dir():
+            raise GanforgeError(f"{spec}: not a run directory, a built-in dataset or an image folder")
+        res = resolution or _folder_resolution(path)
+        kind = "folder"
+    ds = load_dataset(spec, resolution=res, progress=progress)
+    images, labels = ds.images, ds.labels
+    idx = subsample(len(images), n, seed)
+    info = {"description": ds.source, "resize": "none" if is_builtin and resolution is None else
+            f"shorter side to {res}, bicubic, centre crop (ganforge.data)",
+            "subset": "all" if idx is None else f"{len(idx)} of {len(images)}, seeded randperm seed={seed}"}
+    if idx is not None:
+        images, labels = images[idx], labels[idx]
+    return Source(spec, kind, images, labels, info, cacheable=True)
+
+
+def _source_fingerprint(source: Source) -> str:
+    """Identity of a reference set for the cache: its spec, options, and a hash of the pixels."""
+    digest = hashlib.sha256(source.images.numpy().tobytes()).hexdigest()[:16]
+    return digest
+
+
+def cached_features(source: Source, extractor: Extractor, *, progress: bool = True) -> Features:
+    """Features of ``source``; for datasets and folders cached under ``$GANFORGE_HOME/cache/features``
+    keyed by extractor + pixel hash, so repeated evaluation and in-training evaluation reuse them."""
+    if not source.cacheable:
+        return extractor.extract(source.images, progress=progress, desc=f"features {source.spec}")
+    from safetensors.torch import load_file, save_file
+
+    key = f"{extractor.cache_key()}-{_source_fingerprint(source)}"
+    path = paths.cache_dir("cache") / "features" / f"{key}.safetensors"
+    if path.is_file():
+        try:
+            data = load_file(str(path))
+            return Features(data["features"], data.get("logits"))
+        except Exception:
+            path.unlink(missing_ok=True)
+    feats = extractor.extract(source.images, progress=progress, desc=f"features {source.spec}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {"features": feats.features.contiguous()}
+    if feats.logits is not None:
+        tensors["logits"] = feats.logits.contiguous()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file(tensors, str(tmp), metadata={"source": source.spec, "extractor": json.dumps(extractor.protocol())})
+    tmp.replace(path)
+    return feats
+
+
+@dataclass
+class EvalResult:
+    metric: str
+    value: float
+    std: float | None
+    protocol: dict
+
+    def summary(self) -> str:
+        pm = f" ± {self.std:.4g}" if self.std is not None else ""
+        p = self.protocol
+        return (f"{self.metric:10s} {self.value:.4f}{pm}  (n_a={p['n_a']}, n_b={p['n_b']}, "
+                f"extractor={p['extractor']['extractor']}{', ' + p['details'] if p.get('details') else ''})")
+
+    def as_dict(self) -> dict:
+        return {"metric": self.metric, "value": self.value, "std": self.std, **self.protocol}
+
+
+def parse_metrics(text: str | Sequence[str]) -> list[str]:
+    items = [m.strip().lower() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    aliases = {"isc": "is", "inception_score": "is", "prc": "pr", "precision_recall": "pr",
+               "density_coverage": "dc"}
+    items = [aliases.get(m, m) for m in items]
+    bad = [m for m in items if m not in METRICS]
+    if bad or not items:
+        raise GanforgeError(f"unknown metric(s) {', '.join(bad) or '(none)'}; choose from: {', '.join(METRICS)}")
+    return list(dict.fromkeys(items))
+
+
+def compute(metrics: Sequence[str], fa: Features, fb: Features, *, seed: int = 0, kid_subsets: int = 100,
+            kid_subset_size: int = 1000, pr_k: int = 3, is_splits: int = 10,
+            is_available: str | None = None) -> list[tuple[str, float, float | None, str]]:
+    """(metric, value, std, details) for each requested metric from precomputed features."""
+    out = []
+    for m in metrics:
+        if m == "fid":
+            out.append(("fid", core.fid(fa.features, fb.features), None, ""))
+        elif m == "kid":
+            n_min = min(len(fa.features), len(fb.features))
+            # subsets as large as the whole set would all be identical (std 0): use half then
+            size = kid_subset_size if n_min > kid_subset_size else max(2, n_min // 2)
+            mean, std = core.kid(fa.features, fb.features, subsets=kid_subsets, subset_size=size, seed=seed)
+            out.append(("kid", mean, std, f"{kid_subsets} subsets of {size}, poly kernel (x.y/d+1)^3"))
+        elif m == "is":
+            if fa.logits is None:
+                raise GanforgeError(is_available or "this extractor has no classifier logits; IS is unavailable")
+            mean, std = core.inception_score(fa.logits, splits=is_splits, seed=seed)
+            out.append(("is", mean, std, f"{is_splits} splits, on A only"))
+        elif m == "pr":
+            p, r = core.precision_recall(fb.features, fa.features, k=pr_k)
+            out.append(("precision", p, None, f"k={pr_k}, A inside B's manifold"))
+            out.append(("recall", r, None, f"k={pr_k}, B inside A's manifold"))
+        elif m == "dc":
+            d, c = core.density_coverage(fb.features, fa.features, k=5)
+            out.append(("density", d, None, "k=5"))
+            out.append(("coverage", c, None, "k=5"))
+    return out
+
+
+def _warn_small(metric: str, n: int) -> str | None:
+    need = MIN_N.get(metric)
+    if need and n < need:
+        msg = f"{metric.upper()} with n={n} (< {need}): {MIN_N_HINT[metric]}"
+        warnings.warn(msg, EvalWarning, stacklevel=3)
+        return msg
+    return None
+
+
+def evaluate(source_a: str | Source, source_b: str | Source, *, metrics: str | Sequence[str] = ("fid",),
+             extractor: str = "auto", n: int | None = None, n_b: int | None = None, seed: int = 0,
+             resolution: int | None = None, kid_subsets: int = 100, kid_subset_size: int = 1000,
+             pr_k: int = 3, is_splits: int = 10, truncation: float = 1.0,
+             progress: bool = True) -> list[EvalResult]:
+    """Compute ``metrics`` of A against reference B. ``n`` caps A (and B unless ``n_b``)."""
+    metrics = parse_metrics(metrics)
+    spec_a = source_a.spec if isinstance(source_a, Source) else str(source_a)
+    spec_b = source_b.spec if isinstance(source_b, Source) else str(source_b)
+    name = auto_extractor(spec_b, spec_a) if extractor == "auto" else extractor
+    ext = get_extractor(name, progress=progress)
+    if "is" in metrics and not ext.has_logits:
+        raise GanforgeError(
+            "IS needs the full Inception file with its 1008-way fc layer (weights 'inception-fid', "
+            "pt_inception-2015-12-05-6726825d.pth); only the no-fc stand-in is available. Run "
+            "`ganforge weights fetch inception-fid` or use --extractor mnist for MNIST-like data")
+    start = time.perf_counter()
+    a = source_a if isinstance(source_a, Source) else load_source(
+        spec_a, n=n, seed=seed, resolution=resolution, truncation=truncation, progress=progress)
+    b = source_b if isinstance(source_b, Source) else load_source(
+        spec_b, n=n_b or n, seed=seed + 1, resolution=resolution, progress=progress)
+    fa = cached_features(a, ext, progress=progress)
+    fb = cached_features(b, ext, progress=progress) if "is" not in metrics or len(metrics) > 1 else fa
+    values = compute(metrics, fa, fb, seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
+                     pr_k=pr_k, is_splits=is_splits)
+    common = {
+        "n_a": int(len(a.images)), "n_b": int(len(b.images)),
+        "a": a.describe(), "b": b.describe(),
+        "extractor": ext.protocol(), "seed": seed,
+        "ganforge_version": __version__, "torch": torch.__version__, "python": platform.python_version(),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    results = []
+    for metric, value, std, details in values:
+        base = {"precision": "pr", "recall": "pr", "density": "dc", "coverage": "dc"}.get(metric, metric)
+        n_used = min(common["n_a"], common["n_b"]) if base != "is" else common["n_a"]
+        warning = _warn_small(base, n_used)
+        proto = dict(common, details=details)
+        if warning:
+            proto["warning"] = warning
+        results.append(EvalResult(metric, value, std, proto))
+    return results
+
+
+def write_json(results: list[EvalResult], path: str | os.PathLike, extra: dict | None = None) -> Path:
+    """One JSON file: {"results": [...each number with its protocol...], **extra}."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"results": [r.as_dict() for r in results], **(extra or {})}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=str))
+    tmp.replace(path)
+    return path
+
+
+SampleFn = Callable[[int], torch.Tensor]
