@@ -62,19 +62,35 @@ def _is_run_dir(spec: str) -> bool:
     return (Path(spec) / "run.json").is_file()
 
 
-def _folder_resolution(path: Path) -> int:
+def read_folder(path: Path, *, progress: bool = False) -> tuple[torch.Tensor, list[str]]:
+    """Every image of a folder (recursive, sorted) at its native size, as uint8 N×C×H×W; greyscale
+    (C=1) only if every image is. No resizing: evaluation must not alter pixels unless asked."""
+    import numpy as np
     from PIL import Image
 
     from ..data.folder import list_images
+    from ..imageio import open_image
 
     files, _ = list_images(path)
+    if not files:
+        raise GanforgeError(f"{path}: no images found")
+    grey = True
     for f in files:
-        try:
-            with Image.open(f) as img:
-                return min(img.size)
-        except Exception:
-            continue
-    raise GanforgeError(f"{path}: no readable images")
+        with Image.open(f) as img:
+            grey = grey and img.mode in ("L", "1", "I;16", "I", "F", "LA")
+    mode = "L" if grey else "RGB"
+    arrays, size = [], None
+    for f in files:
+        arr = np.asarray(open_image(f, mode), dtype=np.uint8)
+        if size is None:
+            size = arr.shape
+        elif arr.shape != size:
+            raise GanforgeError(f"{path}: images differ in size ({f.name} is {arr.shape[1]}x{arr.shape[0]}, "
+                                f"others {size[1]}x{size[0]}); pass --resolution to resize them all")
+        arrays.append(arr)
+    x = torch.from_numpy(np.stack(arrays))
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    return x.contiguous(), [str(f.relative_to(path)) for f in files]
 
 
 def subsample(n_total: int, n: int | None, seed: int) -> torch.Tensor | None:
@@ -106,20 +122,21 @@ def load_source(spec: str, *, n: int | None = None, seed: int = 0, resolution: i
     from ..data import _builtin as builtin_name  # type: ignore[attr-defined]
 
     is_builtin = builtin_name(spec) is not None
-    if is_builtin:
-        res = resolution or (8 if spec.lower().startswith("digits") else 28)
-        kind = "dataset"
+    if not is_builtin and not Path(spec).expanduser().is_dir():
+        raise GanforgeError(f"{spec}: not a run directory, a built-in dataset or an image folder")
+    if not is_builtin and resolution is None:
+        images, _ = read_folder(Path(spec).expanduser(), progress=progress)
+        labels = torch.zeros(len(images), dtype=torch.int64)
+        description, resize, kind = f"folder {Path(spec).expanduser().resolve()}", "none (native size)", "folder"
     else:
-        path = Path(spec).expanduser()
-        if not path.is_dir():
-            raise GanforgeError(f"{spec}: not a run directory, a built-in dataset or an image folder")
-        res = resolution or _folder_resolution(path)
-        kind = "folder"
-    ds = load_dataset(spec, resolution=res, progress=progress)
-    images, labels = ds.images, ds.labels
+        res = resolution or (8 if spec.lower().startswith("digits") else 28)
+        ds = load_dataset(spec, resolution=res, progress=progress)
+        images, labels, description = ds.images, ds.labels, ds.source
+        kind = "dataset" if is_builtin else "folder"
+        resize = "none" if is_builtin and resolution is None else \
+            f"shorter side to {res}, bicubic, centre crop (ganforge.data)"
     idx = subsample(len(images), n, seed)
-    info = {"description": ds.source, "resize": "none" if is_builtin and resolution is None else
-            f"shorter side to {res}, bicubic, centre crop (ganforge.data)",
+    info = {"description": description, "resize": resize,
             "subset": "all" if idx is None else f"{len(idx)} of {len(images)}, seeded randperm seed={seed}"}
     if idx is not None:
         images, labels = images[idx], labels[idx]
