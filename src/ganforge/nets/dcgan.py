@@ -1,6 +1,6 @@
 """DCGAN (Radford et al. 2016): transposed-conv generator with BatchNorm, strided-conv
-discriminator with LeakyReLU. The conditional variant embeds the label into G's input and uses a
-projection head in D."""
+discriminator with LeakyReLU. The conditional variant embeds the label into G through
+class-conditional BatchNorm and uses a projection head in D."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from . import ARCHITECTURES, GanNetSpec
-from .layers import ProjectionHead, dcgan_init, label_input
+from .layers import ProjectionHead, apply_norm, dcgan_init, make_norm
 
 
 def _levels(resolution: int) -> int:
@@ -25,22 +25,21 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         levels = _levels(spec.resolution)
         self.z_dim, self.num_classes = spec.z_dim, spec.num_classes
-        self.embed = nn.Embedding(spec.num_classes, spec.z_dim) if spec.num_classes else None
-        in_dim = spec.z_dim * (2 if spec.num_classes else 1)
         ch = spec.width * 2 ** (levels - 1)
-        layers: list[nn.Module] = [
-            nn.ConvTranspose2d(in_dim, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)
-        ]
+        convs, norms = [nn.ConvTranspose2d(spec.z_dim, ch, 4, 1, 0, bias=False)], [make_norm(ch, spec.num_classes)]
         for _ in range(levels - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            convs.append(nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False))
+            norms.append(make_norm(ch // 2, spec.num_classes))
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, spec.channels, 4, 2, 1, bias=False), nn.Tanh()]
-        self.main = nn.Sequential(*layers)
+        self.convs, self.norms = nn.ModuleList(convs), nn.ModuleList(norms)
+        self.to_rgb = nn.ConvTranspose2d(ch, spec.channels, 4, 2, 1, bias=False)
         dcgan_init(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        x = label_input(z, labels, self.embed)
-        return self.main(x[:, :, None, None])
+        x = z[:, :, None, None]
+        for conv, norm in zip(self.convs, self.norms):
+            x = torch.relu(apply_norm(norm, conv(x), labels))
+        return torch.tanh(self.to_rgb(x))
 
 
 class DCGANDiscriminator(nn.Module):

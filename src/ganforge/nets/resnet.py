@@ -10,20 +10,20 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from . import ARCHITECTURES, GanNetSpec
-from .layers import ProjectionHead, label_input
+from .layers import ProjectionHead, apply_norm, make_norm
 
 
 class GBlock(nn.Module):
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, num_classes: int) -> None:
         super().__init__()
-        self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
+        self.bn1, self.bn2 = make_norm(cin, num_classes), make_norm(cout, num_classes)
         self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1)
         self.skip = nn.Conv2d(cin, cout, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2.0, mode="nearest")
-        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        h = F.interpolate(F.relu(apply_norm(self.bn1, x, labels)), scale_factor=2.0, mode="nearest")
+        h = self.conv2(F.relu(apply_norm(self.bn2, self.conv1(h), labels)))
         return h + self.skip(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
@@ -46,20 +46,21 @@ class ResNetGenerator(nn.Module):
         super().__init__()
         levels = int(math.log2(spec.resolution)) - 2
         self.z_dim, self.num_classes = spec.z_dim, spec.num_classes
-        self.embed = nn.Embedding(spec.num_classes, spec.z_dim) if spec.num_classes else None
         ch = spec.width * min(2 ** (levels - 1), 8)
         self.ch0 = ch
-        self.fc = nn.Linear(spec.z_dim * (2 if spec.num_classes else 1), 16 * ch)
+        self.fc = nn.Linear(spec.z_dim, 16 * ch)
         blocks = []
         for _ in range(levels):
-            blocks.append(GBlock(ch, max(ch // 2, spec.width)))
+            blocks.append(GBlock(ch, max(ch // 2, spec.width), spec.num_classes))
             ch = max(ch // 2, spec.width)
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = nn.ModuleList(blocks)
         self.out = nn.Sequential(nn.BatchNorm2d(ch), nn.ReLU(True), nn.Conv2d(ch, spec.channels, 3, 1, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.fc(label_input(z, labels, self.embed)).view(z.shape[0], self.ch0, 4, 4)
-        return self.out(self.blocks(h))
+        h = self.fc(z).view(z.shape[0], self.ch0, 4, 4)
+        for block in self.blocks:
+            h = block(h, labels)
+        return self.out(h)
 
 
 class ResNetDiscriminator(nn.Module):

@@ -1,0 +1,137 @@
+"""Training throughput (images/s) of ganforge vs a plain reference loop, DCGAN 64x64, batch 64.
+
+The reference is the pytorch/examples DCGAN loop (fp32, BCE with a sigmoid, one G forward per
+iteration, no EMA/logging). ganforge runs its real training loop (GanTask + TrainingLoop: EMA,
+NaN guard, logging) with the same architecture sizes, in fp32 and in bf16 autocast. Both read the
+same in-memory random images. Usage:
+
+    python benchmarks/bench_train_speed.py --iters 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import torch
+from torch import nn
+
+NZ, NGF, NDF, NC, RES = 100, 64, 64, 3, 64
+
+
+class RefG(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(NZ, NGF * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(NGF * 8), nn.ReLU(True),
+            nn.ConvTranspose2d(NGF * 8, NGF * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(NGF * 4), nn.ReLU(True),
+            nn.ConvTranspose2d(NGF * 4, NGF * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(NGF * 2), nn.ReLU(True),
+            nn.ConvTranspose2d(NGF * 2, NGF, 4, 2, 1, bias=False), nn.BatchNorm2d(NGF), nn.ReLU(True),
+            nn.ConvTranspose2d(NGF, NC, 4, 2, 1, bias=False), nn.Tanh())
+
+    def forward(self, z):
+        return self.main(z)
+
+
+class RefD(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(NC, NDF, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(NDF, NDF * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(NDF * 2), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(NDF * 2, NDF * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(NDF * 4), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(NDF * 4, NDF * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(NDF * 8), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(NDF * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.main(x).view(-1)
+
+
+def reference(images: torch.Tensor, iters: int, batch: int, device: torch.device) -> float:
+    torch.manual_seed(0)
+    G, D = RefG().to(device), RefD().to(device)
+    crit = nn.BCELoss()
+    oD = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    oG = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    n = len(images)
+
+    def one(i: int) -> None:
+        idx = torch.arange(i * batch, (i + 1) * batch) % n
+        real = images[idx].to(device).float().div(127.5).sub(1)
+        D.zero_grad()
+        out = D(real)
+        err_real = crit(out, torch.full_like(out, 1.0))
+        err_real.backward()
+        fake = G(torch.randn(batch, NZ, 1, 1, device=device))
+        out = D(fake.detach())
+        err_fake = crit(out, torch.zeros_like(out))
+        err_fake.backward()
+        oD.step()
+        G.zero_grad()
+        out = D(fake)
+        crit(out, torch.ones_like(out)).backward()
+        oG.step()
+
+    for i in range(3):
+        one(i)
+    _sync(device)
+    t = time.perf_counter()
+    for i in range(iters):
+        one(i)
+    _sync(device)
+    return iters * batch / (time.perf_counter() - t)
+
+
+def ganforge_rate(images: torch.Tensor, iters: int, batch: int, precision: str, channels_last: bool) -> float:
+    from ganforge.config import GanConfig
+    from ganforge.nets import GanNetSpec
+    from ganforge.train.gan import GanTask
+    from ganforge.train.loop import TensorBatches, TrainingLoop, make_accelerator
+
+    acc = make_accelerator()
+    cfg = GanConfig(resolution=RES, width=64, batch_size=batch, precision=precision, channels_last=channels_last,
+                    steps=iters + 3, sample_every=0, ckpt_every=0, log_every=10**9, progress=False, tensorboard=False)
+    task = GanTask(cfg, GanNetSpec(RES, NC, width=64), acc.device)
+    batches = TensorBatches(images, torch.zeros(len(images), dtype=torch.long), batch, 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        loop = TrainingLoop(task, batches, cfg.loop_config(), tmp, acc)
+        loop.cfg.steps = 3
+        loop.run()  # warm-up
+        loop.cfg.steps = iters + 3
+        _sync(acc.device)
+        t = time.perf_counter()
+        loop.run()
+        _sync(acc.device)
+        return iters * batch / (time.perf_counter() - t)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="DCGAN 64x64 training speed: ganforge vs reference")
+    p.add_argument("--iters", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64)
+    args = p.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    images = torch.randint(0, 256, (args.batch_size * 8, NC, RES, RES), dtype=torch.uint8)
+    results = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
+               "torch": torch.__version__, "batch": args.batch_size, "iters": args.iters}
+    results["reference_fp32_img_s"] = ref = reference(images, args.iters, args.batch_size, device)
+    variants = [("fp32", False), ("bf16", False), ("bf16", True)]
+    if device.type == "cuda":
+        variants.append(("fp16", True))
+    for precision, cl in variants:
+        key = f"ganforge_{precision}{'_channels_last' if cl else ''}"
+        rate = ganforge_rate(images, args.iters, args.batch_size, precision, cl)
+        results[f"{key}_img_s"] = rate
+        results[f"{key}_ratio"] = rate / ref
+    print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in results.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""HTML pages that show what a command did (the demo page)."""
