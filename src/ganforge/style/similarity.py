@@ -1,7 +1,8 @@
 """How close a stylised image is to its content and to its style, as percentages.
 
-Definitions (also in docs/style.md); all features come from the same VGG encoder, images in [0, 1],
-the output resized to the content's size:
+Definitions (also in docs/style.md); all features come from the same VGG encoder (vgg19-caffe by
+default), images in [0, 1], measured at the output's scale (output long side capped at 512; the
+content resized to the output's size; the style resized to the same long side):
 
 - ``content_ssim``: mean SSIM (Gaussian window 11, sigma 1.5, data range 1) of the luminance of
   output and content, × 100.
@@ -69,9 +70,13 @@ def similarity_report(output: torch.Tensor, content: torch.Tensor, style: torch.
     """Content and style similarity (percent) and the Gatys losses for one output."""
     from .controls import limit_size
 
-    content = limit_size(content, max_size)
-    output = resize_to(output.float(), content.shape[-2:])
-    style = limit_size(style, max_size)
+    # Everything at the output's scale (Gram statistics depend on it): output capped at max_size,
+    # content resized to it, style resized so its long side matches the output's.
+    output = limit_size(output.float(), max_size)
+    content = resize_to(content, output.shape[-2:])
+    long_side = max(output.shape[-2:])
+    scale = long_side / max(style.shape[-2:])
+    style = resize_to(style, (max(1, round(style.shape[-2] * scale)), max(1, round(style.shape[-1] * scale))))
     layers = tuple(style_layers) + (CONTENT_LAYER,)
     fo, fc, fs = encoder(output, layers), encoder(content, layers), encoder(style, layers)
     oc, cc = fo[CONTENT_LAYER].flatten(), fc[CONTENT_LAYER].flatten()

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..errors import WeightsError
 from ..imageio import save_image, tensor_to_pil
 from ..nets.adain_decoder import AdaINDecoder, load_decoder
 from ..nets.vgg import VGGEncoder, load_vgg
@@ -152,7 +153,10 @@ class Stylizer:
                     given.setdefault("relu4_1", self._decoder_arg or "adain-decoder")
                 out = {}
                 for layer, dec in given.items():
-                    dec = dec if isinstance(dec, nn.Module) else load_decoder(dec, layer)
+                    try:
+                        dec = dec if isinstance(dec, nn.Module) else load_decoder(dec, layer)
+                    except WeightsError as exc:  # the commonest offline situation: say what works
+                        raise WeightsError(f"{exc}; or use --method gatys, which needs only vgg19-caffe") from exc
                     trained_for = getattr(dec, "encoder_name", "")
                     if trained_for and self.encoder_name and trained_for != self.encoder_name:
                         raise StyleError(f"decoder {layer} was trained for encoder {trained_for!r}, "
