@@ -99,33 +99,45 @@ def _pairwise(x: torch.Tensor, y: torch.Tensor, chunk: int = 4096) -> torch.Tens
     return torch.cat([torch.cdist(x[i:i + chunk], y) for i in range(0, len(x), chunk)])
 
 
+_CHUNK = 1024  # rows per distance block: memory stays O(chunk × N), never N × N
+
+
 def knn_radii(features: torch.Tensor, k: int) -> torch.Tensor:
     """Distance of each point to its k-th nearest neighbour in the same set (itself excluded)."""
-    d = _pairwise(features, features)
-    k = min(k, len(features) - 1)
-    return d.kthvalue(k + 1, dim=1).values  # +1: the zero distance to itself
+    f = torch.as_tensor(features).double()
+    k = min(k, len(f) - 1)
+    return torch.cat([torch.cdist(f[i:i + _CHUNK], f).kthvalue(k + 1, dim=1).values  # +1: itself
+                      for i in range(0, len(f), _CHUNK)])
+
+
+def _inside_any(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
+    """For each query: is it inside at least one ball (centre, radius)?"""
+    q, c = queries.double(), centres.double()
+    return torch.cat([(torch.cdist(q[i:i + _CHUNK], c) <= radii.unsqueeze(0)).any(dim=1)
+                      for i in range(0, len(q), _CHUNK)])
 
 
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, *, k: int = 3) -> tuple[float, float]:
     """Precision: share of fake samples inside the real k-NN manifold; recall: share of real samples
     inside the fake manifold (Kynkäänniemi et al. 2019)."""
     real, fake = torch.as_tensor(real), torch.as_tensor(fake)
-    r_real, r_fake = knn_radii(real, k), knn_radii(fake, k)
-    d = _pairwise(fake, real)  # fake × real
-    precision = (d <= r_real.unsqueeze(0)).any(dim=1).double().mean().item()
-    recall = (d.T <= r_fake.unsqueeze(0)).any(dim=1).double().mean().item()
+    precision = _inside_any(fake, real, knn_radii(real, k)).double().mean().item()
+    recall = _inside_any(real, fake, knn_radii(fake, k)).double().mean().item()
     return float(precision), float(recall)
 
 
 def density_coverage(real: torch.Tensor, fake: torch.Tensor, *, k: int = 5) -> tuple[float, float]:
     """Density: mean number of real k-NN balls containing a fake sample, divided by k; coverage:
     share of real balls containing at least one fake sample (Naeem et al. 2020)."""
-    real, fake = torch.as_tensor(real), torch.as_tensor(fake)
+    real, fake = torch.as_tensor(real).double(), torch.as_tensor(fake).double()
     r_real = knn_radii(real, k)
-    inside = _pairwise(fake, real) <= r_real.unsqueeze(0)
-    density = inside.double().sum().item() / (k * len(fake))
-    coverage = inside.any(dim=0).double().mean().item()
-    return float(density), float(coverage)
+    count = 0.0
+    covered = []
+    for i in range(0, len(real), _CHUNK):
+        inside = torch.cdist(real[i:i + _CHUNK], fake) <= r_real[i:i + _CHUNK].unsqueeze(1)  # real × fake
+        count += inside.double().sum().item()
+        covered.append(inside.any(dim=1))
+    return float(count / (k * len(fake))), float(torch.cat(covered).double().mean().item())
 
 
 def mean_pairwise_distance(features: torch.Tensor, max_n: int = 2000, seed: int = 0) -> float:

@@ -43,9 +43,12 @@ def _pixel_nn(queries: torch.Tensor, train: torch.Tensor, k: int, chunk: int = 5
 
 
 def _feature_nn(fq: torch.Tensor, ft: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    d = core._pairwise(fq, ft)
-    v, i = d.topk(k, dim=1, largest=False)
-    return v.float(), i
+    vs, idx = [], []
+    for start in range(0, len(fq), 256):  # bounded memory: 256 × N_train distances at a time
+        v, i = torch.cdist(fq[start:start + 256].double(), ft.double()).topk(k, dim=1, largest=False)
+        vs.append(v.float())
+        idx.append(i)
+    return torch.cat(vs), torch.cat(idx)
 
 
 def nearest_report(generated: Source, train: Source, extractor: Extractor, out_dir: str | Path, *, k: int = 5,
