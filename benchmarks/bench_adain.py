@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 
 def reference_stylize(vgg: torch.nn.Sequential, decoder: torch.nn.Module, content: torch.Tensor,

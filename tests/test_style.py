@@ -15,7 +15,7 @@ from ganforge import weights as W
 from ganforge.errors import GanforgeError, WeightsError
 from ganforge.nets.adain_decoder import AdaINDecoder, load_decoder, save_decoder
 from ganforge.nets.vgg import VGGEncoder, load_vgg
-from ganforge.style import Stylizer, StyleError, stylize
+from ganforge.style import Stylizer, StyleError
 from ganforge.style import adain as A
 from ganforge.style import wct as WCT
 from ganforge.style.controls import (auto_foreground_mask, luminance_transfer, match_colour, parse_style_spec,

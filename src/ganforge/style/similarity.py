@@ -28,29 +28,12 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
 
 
-def _gaussian(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    return (g / g.sum()).float()
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean SSIM of the luminance of two N×C×H×W images in [0, 1]: the shared implementation in
+    :mod:`ganforge.metrics.imagesim` (Wang et al. 2004; 11×11 Gaussian, sigma 1.5, valid windows)."""
+    from ..metrics.imagesim import ssim as _ssim
 
-
-def luminance(x: torch.Tensor) -> torch.Tensor:
-    return (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True) if x.shape[1] == 3 else x
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0) -> float:
-    """Mean SSIM (Wang et al. 2004) of the luminance of two N×C×H×W images (valid window only)."""
-    a, b = luminance(a.float()), luminance(b.float())
-    g = _gaussian()
-    win = (g[:, None] * g[None, :]).view(1, 1, 11, 11).to(a)
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_a, mu_b = F.conv2d(a, win), F.conv2d(b, win)
-    saa = F.conv2d(a * a, win) - mu_a ** 2
-    sbb = F.conv2d(b * b, win) - mu_b ** 2
-    sab = F.conv2d(a * b, win) - mu_a * mu_b
-    num = (2 * mu_a * mu_b + c1) * (2 * sab + c2)
-    den = (mu_a ** 2 + mu_b ** 2 + c1) * (saa + sbb + c2)
-    return float((num / den).mean())
+    return float(_ssim(a.float(), b.float()).mean())
 
 
 def gram(f: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import WeightsError
 from ..imageio import save_image, tensor_to_pil
-from ..nets.adain_decoder import AdaINDecoder, load_decoder
+from ..nets.adain_decoder import load_decoder
 from ..nets.vgg import VGGEncoder, load_vgg
 from . import adain as adain_ops
 from . import wct as wct_ops
