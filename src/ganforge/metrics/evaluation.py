@@ -37,6 +37,9 @@ MIN_N_HINT = {
 }
 
 
+NATIVE_SIZE = {"mnist": 28, "fashion-mnist": 28, "digits": 8}
+
+
 class EvalWarning(UserWarning):
     """A number was computed but under a protocol too weak to trust (e.g. small n)."""
 
@@ -129,12 +132,12 @@ def load_source(spec: str, *, n: int | None = None, seed: int = 0, resolution: i
         labels = torch.zeros(len(images), dtype=torch.int64)
         description, resize, kind = f"folder {Path(spec).expanduser().resolve()}", "none (native size)", "folder"
     else:
-        res = resolution or (8 if spec.lower().startswith("digits") else 28)
+        res = resolution or NATIVE_SIZE.get(builtin_name(spec)[0], 28) if is_builtin else resolution
         ds = load_dataset(spec, resolution=res, progress=progress)
         images, labels, description = ds.images, ds.labels, ds.source
         kind = "dataset" if is_builtin else "folder"
-        resize = "none" if is_builtin and resolution is None else \
-            f"shorter side to {res}, bicubic, centre crop (ganforge.data)"
+        native = NATIVE_SIZE.get(builtin_name(spec)[0]) if is_builtin else None
+        resize = "none" if res == native else f"shorter side to {res}, bicubic, centre crop (ganforge.data)"
     idx = subsample(len(images), n, seed)
     info = {"description": description, "resize": resize,
             "subset": "all" if idx is None else f"{len(idx)} of {len(images)}, seeded randperm seed={seed}"}
