@@ -323,3 +323,15 @@ def test_gatys_lowers_style_loss_100x_with_vgg19_caffe():
           f"{score:.3f}, {len(st.last_history) - 1} evaluations, {seconds:.1f} s")
     assert before / after >= 100
     assert score >= GATYS_SSIM_BOUND
+
+
+def test_gatys_masks_and_weights_run_at_input_size():
+    """Gatys with two weighted styles and with an automatic mask, at the input's own (odd) size."""
+    require(SHARED / "weights" / "vgg19_imagenet_caffe_conv1_1-conv5_1_rgb_fp16.pth")
+    st = Stylizer("gatys", style_size=48)
+    content = smooth_image(50, 37, 45)
+    a, b = smooth_image(51, 40, 40), smooth_image(52, 40, 40)
+    out = st.stylize_tensor(content, [(a, 0.3), (b, 0.7)], iterations=3)
+    assert out.shape == content.shape
+    out = st.stylize_tensor(content, [a, b], mask="auto", iterations=3)
+    assert out.shape == content.shape and st.last_history[-1]["style"] < st.last_history[0]["style"]

@@ -31,9 +31,9 @@ class StyleError(GanforgeError):
 def to_batch(image: ImageLike, mode: str = "RGB") -> torch.Tensor:
     """Path, PIL image or tensor (C×H×W / 1×C×H×W, values in [0, 1]) -> float 1×C×H×W."""
     if isinstance(image, (str, os.PathLike)):
-        return pil_to_tensor(open_image(image, mode)).unsqueeze(0)
+        return pil_to_tensor(open_image(image, mode)).unsqueeze(0).contiguous()
     if isinstance(image, Image.Image):
-        return pil_to_tensor(image.convert(mode)).unsqueeze(0)
+        return pil_to_tensor(image.convert(mode)).unsqueeze(0).contiguous()
     if isinstance(image, torch.Tensor):
         t = image.detach().float()
         if t.dim() == 2:
@@ -47,7 +47,7 @@ def to_batch(image: ImageLike, mode: str = "RGB") -> torch.Tensor:
             t = t.expand(-1, 3, -1, -1)
         if t.shape[1] != want:
             raise StyleError(f"image tensor has {t.shape[1]} channels, expected {want}")
-        return t.clamp(0, 1)
+        return t.clamp(0, 1).contiguous()
     raise StyleError(f"unsupported image type {type(image).__name__}: give a path, PIL image or tensor")
 
 

@@ -78,7 +78,7 @@ def gatys(content: torch.Tensor, targets: list[dict[str, torch.Tensor]], weights
         target_content = resize_to(content, size)
         with torch.no_grad(), torch.autocast(content.device.type, dtype=torch.bfloat16, enabled=autocast):
             content_feat = encoder(target_content, (CONTENT_LAYER,))[CONTENT_LAYER].float()
-        x = resize_to(image.detach(), size).clone().requires_grad_(True)
+        x = resize_to(image.detach(), size).clone(memory_format=torch.contiguous_format).requires_grad_(True)
 
         def losses() -> tuple[torch.Tensor, dict[str, float]]:
             xin = x.contiguous(memory_format=torch.channels_last) if autocast else x
