@@ -297,7 +297,7 @@ GATYS_SSIM_BOUND = 0.35  # content SSIM of the stylised output must stay above t
 def test_gatys_lowers_style_loss_100x_with_vgg19_caffe():
     """tubingen × starry_night at 128 px, L-BFGS (bf16 autocast) from the content: the style loss,
     re-measured in fp32, is ≥ 100× lower than the content image's, and the content structure is
-    kept (SSIM of luminance ≥ 0.35). Measured: 105-150×, SSIM ~0.44, ~110 evaluations."""
+    kept (SSIM of luminance ≥ 0.35). Measured: 103× at 100 iterations, so 120 are used for margin; SSIM ~0.46."""
     require(SHARED / "weights" / "vgg19_imagenet_caffe_conv1_1-conv5_1_rgb_fp16.pth")
     content = require(CONTENT_DIR / "tubingen.jpg")
     style = require(STYLE_DIR / "starry_night.jpg")
@@ -306,7 +306,7 @@ def test_gatys_lowers_style_loss_100x_with_vgg19_caffe():
 
     st = Stylizer("gatys", style_size=128, precision="bf16")
     start = time.perf_counter()
-    out = st.stylize_tensor(content, style, max_size=128, preserve_size=False, iterations=100)
+    out = st.stylize_tensor(content, style, max_size=128, preserve_size=False, iterations=120)
     seconds = time.perf_counter() - start
     c = F.interpolate(to_batch(content), size=out.shape[-2:], mode="bilinear", antialias=True)
     enc = load_vgg("vgg19-caffe")  # fp32 re-measurement

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style-size", type=int, default=512, help="long side the style images are used at")
     p.add_argument("--iterations", type=int, help="gatys: optimiser iterations per scale (default 200)")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], help="gatys optimiser")
-    p.add_argument("--style-weight", type=float, help="gatys style weight (default 1e3)")
+    p.add_argument("--style-weight", type=float, help="gatys style weight (default 30)")
     p.add_argument("--content-weight", type=float, help="gatys content weight (default 1)")
     p.add_argument("--tv-weight", type=float, help="gatys total-variation weight (default 0)")
     p.add_argument("--scales", help="gatys coarse-to-fine scales, e.g. 0.5,1")

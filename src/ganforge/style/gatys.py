@@ -52,7 +52,7 @@ def tv_loss(x: torch.Tensor) -> torch.Tensor:
 def gatys(content: torch.Tensor, targets: list[dict[str, torch.Tensor]], weights: Sequence[float],
           encoder: torch.nn.Module, *, masks: list[torch.Tensor] | None = None, alpha: float = 1.0,
           iterations: int = 100, optimizer: str = "lbfgs", lr: float | None = None,
-          content_weight: float = 1.0, style_weight: float = 1e3, tv_weight: float = 0.0,
+          content_weight: float = 1.0, style_weight: float = 30.0, tv_weight: float = 0.0,
           scales: Sequence[float] = (1.0,), init: torch.Tensor | None = None,
           style_layers: Sequence[str] = STYLE_LAYERS, autocast: bool = False,
           callback: Callable[[int, dict[str, float]], None] | None = None) -> GatysResult:

@@ -111,7 +111,7 @@ class Stylizer:
         self.device = torch.device(device)
         self.precision = precision
         self.style_size = style_size
-        self.gatys_options = {"iterations": 200, "style_weight": 1e3, "content_weight": 1.0, **gatys_options}
+        self.gatys_options = {"iterations": 200, "style_weight": 30.0, "content_weight": 1.0, **gatys_options}
         if method == "gatys":
             encoder = encoder or "vgg19-caffe"
         elif encoder is None and decoder is None and not decoders:
