@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=0, help="batched throughput batch size (0: 4 on CPU, 64 on GPU)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from ganforge.nets.adain_decoder import AdaINDecoder
@@ -74,6 +75,29 @@ def main() -> None:
                       precision=precision, device=device, style_size=args.size)
         results[f"ganforge_{precision}_s"] = timed(lambda c: st.stylize_tensor(c, style))
         results[f"ratio_{precision}"] = results[f"ganforge_{precision}_s"] / results["reference_fp32_s"]
+    # bf16 quality: the same image through fp32 and bf16 paths
+    outs = {}
+    for precision in ("fp32", "bf16"):
+        st = Stylizer("adain", encoder=str(tmp / "vgg_normalised.pth"), decoder=str(tmp / "decoder.pth"),
+                      precision=precision, device=device, style_size=args.size)
+        outs[precision] = st.stylize_tensor(contents[0], style)
+    results["bf16_vs_fp32_mean_abs"] = float((outs["bf16"] - outs["fp32"]).abs().mean())
+    results["output_std"] = float(outs["fp32"].std())
+    # batched throughput (one style, cached): images per second
+    batch = args.batch or (64 if device.type == "cuda" else 4)
+    x = torch.rand(batch, 3, args.size, args.size, device=device)
+    for precision in ("fp32", "bf16"):
+        st = Stylizer("adain", encoder=str(tmp / "vgg_normalised.pth"), decoder=str(tmp / "decoder.pth"),
+                      precision=precision, device=device, style_size=args.size)
+        st.stylize_batch(x[:2], style)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        st.stylize_batch(x, style)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        results[f"batched_{precision}_img_per_s"] = batch / (time.perf_counter() - start)
+    results["batch"] = batch
     results["reference_again_s"] = timed(lambda c: reference_stylize(vgg_ref, dec_ref, c, style))  # drift check
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}, indent=2))
     print(f"ganforge/reference time ratio: fp32 {results['ratio_fp32']:.2f}x, bf16 {results['ratio_bf16']:.2f}x "

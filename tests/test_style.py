@@ -335,3 +335,11 @@ def test_gatys_masks_and_weights_run_at_input_size():
     assert out.shape == content.shape
     out = st.stylize_tensor(content, [a, b], mask="auto", iterations=3)
     assert out.shape == content.shape and st.last_history[-1]["style"] < st.last_history[0]["style"]
+
+
+def test_stylize_batch_equals_per_image(stylizer):
+    contents = torch.cat([smooth_image(60 + i, 40, 56) for i in range(3)])
+    style = smooth_image(70, 48, 48)
+    batched = stylizer.stylize_batch(contents, style, alpha=0.9)
+    single = torch.cat([stylizer.stylize_tensor(c[None], style, alpha=0.9) for c in contents])
+    assert torch.allclose(batched, single, atol=1e-5)

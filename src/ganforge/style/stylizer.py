@@ -334,6 +334,24 @@ class Stylizer:
 
         return _run_tiled_boxes(x, one_tile, tile=tile, overlap=overlap, halo=halo)
 
+    def stylize_batch(self, contents: torch.Tensor, style: ImageLike, *, alpha: float = 1.0) -> torch.Tensor:
+        """Throughput path for AdaIN/WCT: N same-size contents (N×3×H×W in [0, 1]) with one style in
+        one forward pass (the style statistics come from the cache). No masks, tiling or colour
+        options here; the result equals calling :meth:`stylize_tensor` per image."""
+        if self.method == "gatys":
+            raise StyleError("stylize_batch is for adain/wct; Gatys optimises one image at a time")
+        layer = "relu4_1"
+        if set(self.decoders) != {layer}:
+            raise StyleError("stylize_batch supports single-level decoders only")
+        stats = self.style_stats(style, layer)
+        padded, size = pad_to_multiple(contents.float(), MULTIPLE)
+        feat = self._encode(padded, layer)
+        if self.method == "adain":
+            target = adain_ops.mix_features(feat, [stats], [1.0], alpha)
+        else:
+            target = torch.cat([wct_ops.mix_features(f[None].cpu(), [stats], [1.0], alpha) for f in feat]).to(feat.device)
+        return crop_to(self._decode(layer, target), size).clamp(0, 1)
+
     # -- batch and reports --------------------------------------------------------------------------
 
     def batch(self, contents: str | os.PathLike | Sequence[ImageLike], styles: str | os.PathLike | Sequence[ImageLike],
