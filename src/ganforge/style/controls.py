@@ -250,6 +250,19 @@ def plan_tiles(h: int, w: int, tile: int, overlap: int, halo: int, multiple: int
     return tiles
 
 
+def partition_tiles(h: int, w: int, tile: int, halo: int, multiple: int = 8) -> list[Tile]:
+    """Non-overlapping cores (a partition of the image, starts aligned to ``multiple``) with
+    ``halo`` px of context: for gathering whole-image statistics tile by tile without double counting."""
+    tile = max(multiple, tile // multiple * multiple)
+    tiles = []
+    for ys in range(0, h, tile):
+        for xs in range(0, w, tile):
+            ye, xe = min(ys + tile, h), min(xs + tile, w)
+            y0, x0 = max(0, ys - halo) // multiple * multiple, max(0, xs - halo) // multiple * multiple
+            tiles.append(Tile(y0, x0, min(h, ye + halo), min(w, xe + halo), (ys, xs, ye, xe)))
+    return tiles
+
+
 def blend_weight(core: tuple[int, int, int, int], h: int, w: int, overlap: int) -> torch.Tensor:
     """Linear ramps over ``overlap`` px at inner core edges (1 at image borders): sums of these over
     overlapping tiles are normalised, so seams fade instead of cutting."""

@@ -21,7 +21,7 @@ from ..nets.vgg import VGGEncoder, load_vgg
 from . import adain as adain_ops
 from . import wct as wct_ops
 from .controls import (COLOUR_MODES, ImageLike, StyleError, auto_foreground_mask, crop_to, limit_size, load_mask,
-                       match_colour, normalise_weights, pad_to_multiple, parse_style_spec, plan_tiles,
+                       match_colour, normalise_weights, pad_to_multiple, parse_style_spec, partition_tiles, plan_tiles,
                        preserve_colour, region_masks, resize_to, resolve_paths, run_tiled, to_batch)
 from .gatys import gatys, style_targets
 from .similarity import similarity_report
@@ -316,7 +316,7 @@ class Stylizer:
         regions = masks if masks is not None else [None]
         full = self.method == "wct"
         moments: list[Any] = [None] * len(regions)
-        for t in plan_tiles(h, w, tile, 0, halo, MULTIPLE):
+        for t in partition_tiles(h, w, tile, halo, MULTIPLE):
             y0, x0, y1, x1 = t.core
             padded, _ = pad_to_multiple(x[..., t.y0:t.y1, t.x0:t.x1], MULTIPLE)
             feat = self._encode(padded, layer).cpu()
