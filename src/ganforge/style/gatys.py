@@ -68,6 +68,9 @@ def gatys(content: torch.Tensor, targets: list[dict[str, torch.Tensor]], weights
         encoder.to(memory_format=torch.channels_last)
     if masks is not None and len(masks) != len(targets):
         raise StyleError("give one mask per style")
+    if masks is not None:
+        masks = [m.to(content.device) for m in masks]
+    targets = [{k: v.to(content.device) for k, v in t.items()} for t in targets]
     mixed = {name: sum(w * t[name] for w, t in zip(weights, targets)) for name in style_layers}
     layers = tuple(style_layers) + (CONTENT_LAYER,)
     history: list[dict[str, float]] = []
