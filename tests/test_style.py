@@ -200,18 +200,18 @@ def test_tiled_equals_untiled_away_from_borders(stylizer):
     """Tiles see a halo of context and share whole-image content statistics, so the blended result
     matches the untiled one; the seams (tile overlaps) in particular. With the default 64 px halo
     (about the encoder+decoder receptive radius) the match is exact to float precision."""
-    content, style = smooth_image(17, 192, 256), smooth_image(18, 64, 64)
+    content, style = smooth_image(17, 128, 232), smooth_image(18, 48, 48)
     full = stylizer.stylize_tensor(content, style)
-    exact = stylizer.stylize_tensor(content, style, tile=96, overlap=16)  # halo 64
+    exact = stylizer.stylize_tensor(content, style, tile=72, overlap=16)  # halo 64
     assert (exact - full).abs().max() < 1e-4
-    tiled = stylizer.stylize_tensor(content, style, tile=96, overlap=16, halo=32)
+    tiled = stylizer.stylize_tensor(content, style, tile=72, overlap=16, halo=32)
     assert tiled.shape == full.shape
     interior = (slice(None), slice(None), slice(16, -16), slice(16, -16))
     err = (tiled - full)[interior].abs()
     assert err.mean() < 2e-3 and err.max() < 0.05, (float(err.mean()), float(err.max()))
-    seam = (tiled - full)[..., 16:-16, 64:112].abs()  # columns where the first two tiles overlap
+    seam = (tiled - full)[..., 16:-16, 48:80].abs()  # columns where the first two tiles overlap
     assert seam.mean() < 2e-3
-    no_halo = stylizer.stylize_tensor(content, style, tile=96, overlap=16, halo=0)
+    no_halo = stylizer.stylize_tensor(content, style, tile=72, overlap=16, halo=0)
     assert (no_halo - full)[interior].abs().mean() > 5 * err.mean()  # the check can see seams
 
 

@@ -72,7 +72,7 @@ def test_train_style_resumes_and_writes_loadable_decoder(tmp_path):
             save_image(smooth_image(k, 48, 56)[0], tmp_path / sub / f"{k}.png")
     args = ["train-style", "--content", str(tmp_path / "c"), "--style", str(tmp_path / "s"), "--out",
             str(tmp_path / "run"), "--batch-size", "1", "--crop", "32", "--load-size", "40",
-            "--sample-every", "2", "--ckpt-every", "1", "--quiet"]
+            "--sample-every", "2", "--ckpt-every", "1", "--lr-decay-steps", "3", "--quiet"]
     assert main(args + ["--steps", "2"]) == 0
     assert main(args + ["--steps", "3"]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -81,6 +81,11 @@ def test_train_style_resumes_and_writes_loadable_decoder(tmp_path):
     assert (tmp_path / "run" / "samples" / "latest.png").is_file()
     state = load_file(str(tmp_path / "run" / "decoder.safetensors"))
     assert all(v.dtype == torch.float16 for v in state.values())
+    # resuming is exact: the same weights as an uninterrupted 3-step run
+    straight = [a if a != str(tmp_path / "run") else str(tmp_path / "straight") for a in args]
+    assert main(straight + ["--steps", "3"]) == 0
+    other = load_file(str(tmp_path / "straight" / "decoder.safetensors"))
+    assert all(torch.equal(state[k], other[k]) for k in state)
     from ganforge.nets.adain_decoder import load_decoder
 
     assert load_decoder(str(tmp_path / "run" / "decoder.safetensors")).encoder_name == "vgg19-caffe"

@@ -54,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--load-size", type=int, default=512)
     t.add_argument("--lr", type=float, default=1e-4)
     t.add_argument("--lr-schedule", default="linear", choices=["constant", "linear", "cosine"])
+    t.add_argument("--lr-decay-steps", type=int, default=0,
+                   help="length of the LR schedule (0: --steps); fix it to extend --steps on resume")
     t.add_argument("--style-weight", type=float, default=10.0)
     t.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     t.add_argument("--seed", type=int, default=0)
@@ -117,7 +119,8 @@ def run_train_style(args: argparse.Namespace) -> int:
 
     cfg = DecoderTrainConfig(content=args.content, style=args.style, encoder=args.encoder, steps=args.steps,
                              batch_size=args.batch_size, crop=args.crop, load_size=args.load_size, lr=args.lr,
-                             lr_schedule=args.lr_schedule, style_weight=args.style_weight, precision=args.precision,
+                             lr_schedule=args.lr_schedule, lr_decay_steps=args.lr_decay_steps,
+                             style_weight=args.style_weight, precision=args.precision,
                              seed=args.seed, sample_every=args.sample_every, ckpt_every=args.ckpt_every,
                              progress=not args.quiet)
     summary = train_decoder(cfg, args.out, resume=args.resume)

@@ -40,6 +40,7 @@ class DecoderTrainConfig:
     load_size: int = 512  # images are first resized so the short side is this
     lr: float = 1e-4
     lr_schedule: str = "linear"
+    lr_decay_steps: int = 0  # schedule length; 0 = steps. Fix it to change --steps when resuming exactly
     style_weight: float = 10.0
     content_weight: float = 1.0
     precision: str = "fp32"
@@ -159,7 +160,8 @@ def train_decoder(cfg: DecoderTrainConfig, out: str | os.PathLike, *, resume: bo
     fixed = tuple(x[:4].to(accelerator.device) for x in (batches._crops(batches.content, g), batches._crops(batches.style, g)))
     task = AdaINDecoderTask(cfg, accelerator.device, fixed)  # type: ignore[arg-type]
     loop_cfg = LoopConfig(steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed, precision=cfg.precision,
-                          lr_schedule=cfg.lr_schedule, log_every=cfg.log_every, sample_every=cfg.sample_every,
+                          lr_schedule=cfg.lr_schedule, lr_decay_steps=cfg.lr_decay_steps,
+                          log_every=cfg.log_every, sample_every=cfg.sample_every,
                           ckpt_every=cfg.ckpt_every, progress=cfg.progress, tensorboard=False)
     loop = TrainingLoop(task, batches, loop_cfg, run_dir, accelerator,
                         curve_groups={"losses": ["loss_content", "loss_style", "loss"]})
