@@ -28,7 +28,7 @@ def _find_assets() -> tuple[Path, Path] | None:
 
 
 def demo_section(out_dir: Path, *, content: Path | None = None, style: Path | None = None,
-                 size: int = 128, iterations: int = 80) -> str:
+                 size: int = 128, iterations: int = 60) -> str:
     """Write content/style/result JPEGs into ``out_dir`` and return an HTML fragment showing them
     with their similarity numbers. Without the assets or weights it returns a short note instead."""
     from ..errors import GanforgeError
