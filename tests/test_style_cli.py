@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import torch
 from safetensors.torch import load_file
 
@@ -99,3 +101,25 @@ def test_demo_section_small(tmp_path):
                         style=require(STYLE_DIR / "starry_night.jpg"), size=48, iterations=2)
     assert "<section" in html and "style_gatys.jpg" in html
     assert (tmp_path / "style_gatys.jpg").is_file()
+
+
+def test_train_style_shallow_layer_for_multilevel_wct(tmp_path):
+    """A relu2_1 decoder from train-style plugs into multi-level WCT with a relu4_1 decoder."""
+    require(CAFFE)
+    from ganforge.nets.adain_decoder import AdaINDecoder, load_decoder
+    from ganforge.style import Stylizer
+    from ganforge.errors import WeightsError
+
+    for sub, k in (("c", 1), ("s", 2)):
+        (tmp_path / sub).mkdir()
+        save_image(smooth_image(k, 40, 40)[0], tmp_path / sub / "x.png")
+    assert main(["train-style", "--content", str(tmp_path / "c"), "--style", str(tmp_path / "s"), "--out",
+                 str(tmp_path / "run"), "--layer", "relu2_1", "--steps", "1", "--batch-size", "1", "--crop", "32",
+                 "--load-size", "32", "--sample-every", "0", "--ckpt-every", "0", "--quiet"]) == 0
+    path = tmp_path / "run" / "decoder.safetensors"
+    assert load_decoder(str(path)).layer == "relu2_1"
+    with pytest.raises(WeightsError, match="relu2_1, not relu4_1"):
+        load_decoder(str(path), "relu4_1")
+    st = Stylizer("wct", encoder="vgg19-caffe", decoders={"relu4_1": AdaINDecoder(), "relu2_1": str(path)})
+    out = st.stylize_tensor(smooth_image(3, 37, 41), smooth_image(4, 32, 32))
+    assert out.shape == (1, 3, 37, 41)

@@ -48,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--style", required=True, help="folder of style images")
     t.add_argument("--encoder", default="vgg19-caffe", help="registered encoder name or path")
     t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--layer", default="relu4_1", choices=["relu1_1", "relu2_1", "relu3_1", "relu4_1"],
+                   help="decoder input layer (shallower ones are for multi-level WCT)")
     t.add_argument("--steps", type=int, default=160_000)
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--crop", type=int, default=256)
@@ -117,7 +119,8 @@ def run_stylize(args: argparse.Namespace) -> int:
 def run_train_style(args: argparse.Namespace) -> int:
     from ..style.train import DecoderTrainConfig, train_decoder
 
-    cfg = DecoderTrainConfig(content=args.content, style=args.style, encoder=args.encoder, steps=args.steps,
+    cfg = DecoderTrainConfig(content=args.content, style=args.style, encoder=args.encoder, layer=args.layer,
+                             steps=args.steps,
                              batch_size=args.batch_size, crop=args.crop, load_size=args.load_size, lr=args.lr,
                              lr_schedule=args.lr_schedule, lr_decay_steps=args.lr_decay_steps,
                              style_weight=args.style_weight, precision=args.precision,

@@ -43,20 +43,25 @@ class AdaINDecoder(nn.Sequential):
         self.encoder_name = ""
 
 
-def load_decoder(name_or_path: str | os.PathLike, layer: str = "relu4_1") -> AdaINDecoder:
-    """Load a decoder strictly (registry name, ``.pth`` or ganforge ``.safetensors``)."""
+def load_decoder(name_or_path: str | os.PathLike, layer: str | None = None) -> AdaINDecoder:
+    """Load a decoder strictly (registry name, ``.pth`` or ganforge ``.safetensors``). The feature
+    layer comes from ``layer``, else from a ganforge file's metadata, else relu4_1."""
     from ..weights import load_into, load_state_dict, resolve
 
     state = load_state_dict(name_or_path)
-    decoder = AdaINDecoder(layer)
-    load_into(decoder, state, source=str(name_or_path))
     path = resolve(name_or_path)
+    meta: dict = {}
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
         with safe_open(str(path), "pt") as handle:
             meta = handle.metadata() or {}
-        decoder.encoder_name = meta.get("encoder", "")
+    stored = meta.get("layer")
+    if layer and stored and layer != stored:
+        raise WeightsError(f"{path} is a decoder for {stored}, not {layer}")
+    decoder = AdaINDecoder(layer or stored or "relu4_1")
+    load_into(decoder, state, source=str(name_or_path))
+    decoder.encoder_name = meta.get("encoder", "")
     decoder.requires_grad_(False)
     return decoder.eval()
 

@@ -1,6 +1,7 @@
 """Training your own AdaIN decoder (Huang & Belongie 2017, section 6) for any registered encoder.
 
 Loss = ‖f(g(t)) − t‖² at relu4_1 (t = AdaIN(f(c), f(s))) + style_weight · Σ_{relu1_1..relu4_1}
+(or at a shallower ``layer``, for multi-level WCT, with the style layers up to it)
 (‖μ(f(g(t))) − μ(f(s))‖² + ‖σ(…) − σ(…)‖²); Adam; LR schedule from the generic loop. The task
 plugs into :class:`ganforge.train.loop.TrainingLoop`, which gives exact resume, loss curves
 (``loss_curves.png``), sample grids (``samples/``) and checkpoints; the final decoder is written as
@@ -34,6 +35,7 @@ class DecoderTrainConfig:
     content: str
     style: str
     encoder: str = "vgg19-caffe"
+    layer: str = "relu4_1"  # decoder input layer; shallower ones are for multi-level WCT
     steps: int = 160_000
     batch_size: int = 8
     crop: int = 256  # random crop size
@@ -92,7 +94,9 @@ class AdaINDecoderTask:
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         self.encoder = load_vgg(cfg.encoder).to(device).eval()
-        self.decoder = AdaINDecoder().to(device)
+        self.decoder = AdaINDecoder(cfg.layer).to(device)
+        self.layer = cfg.layer
+        self.style_layers = STYLE_LAYERS[: STYLE_LAYERS.index(cfg.layer) + 1]
         self.opt = {"decoder": torch.optim.Adam(self.decoder.parameters(), lr=cfg.lr)}
         self.fixed = fixed  # (content, style) for sample grids
 
@@ -103,14 +107,14 @@ class AdaINDecoderTask:
         return self.opt
 
     def losses(self, content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        layers = STYLE_LAYERS
+        layers, top = self.style_layers, self.layer
         with torch.no_grad():
-            fc = self.encoder(content, ("relu4_1",))["relu4_1"].float()
+            fc = self.encoder(content, (top,))[top].float()
             fs = {k: v.float() for k, v in self.encoder(style, layers).items()}
-            t = adain(fc, *mean_std(fs["relu4_1"]))
+            t = adain(fc, *mean_std(fs[top]))
         out = self.decoder(t)
         fo = self.encoder(out, layers)
-        loss_c = F.mse_loss(fo["relu4_1"].float(), t)
+        loss_c = F.mse_loss(fo[top].float(), t)
         loss_s = out.new_zeros(())
         for k in layers:
             (mo, so), (ms, ss) = mean_std(fo[k].float()), mean_std(fs[k])
@@ -133,8 +137,8 @@ class AdaINDecoderTask:
 
         content, style = self.fixed
         self.decoder.eval()
-        fc = self.encoder(content, ("relu4_1",))["relu4_1"]
-        fs = self.encoder(style, ("relu4_1",))["relu4_1"]
+        fc = self.encoder(content, (self.layer,))[self.layer]
+        fs = self.encoder(style, (self.layer,))[self.layer]
         out = self.decoder(adain(fc, *mean_std(fs))).clamp(0, 1)
         self.decoder.train()
         tiles = torch.stack([content, style, out], 1).flatten(0, 1)
