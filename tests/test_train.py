@@ -174,3 +174,14 @@ def test_sample_api_and_class_control(tmp_path):
         gen.sample(2, labels=10)
     t = gen.sample(64, seed=3, truncation=0.5)
     assert t.shape[0] == 64
+
+
+def test_eval_during_training_logs_metric_and_keeps_best(tmp_path):
+    summary = _train(tmp_path, "run", steps=4, eval_every=2, eval_metric="kid", eval_n=128, conditional=True)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    evals = [r["eval"] for r in log if "eval" in r]
+    assert len(evals) == 2 and all(v == v for v in evals)
+    assert summary["best"] == min(evals)
+    best = tmp_path / "run" / "checkpoints" / "best"
+    assert (best / "weights.safetensors").is_file()
+    assert ganforge.load_generator(tmp_path / "run", checkpoint_name="best").step in (2, 4)

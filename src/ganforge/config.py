@@ -31,6 +31,7 @@ class GanConfig:
     gp_weight: float = 10.0  # WGAN-GP only
     label_smoothing: float = 0.0  # one-sided: real target 1 - s
     n_critic: int = 1
+    mode_seeking: float | None = None  # MSGAN weight; None: 1 for conditional runs, 0 otherwise
     # optimisation
     lr_g: float = 2e-4
     lr_d: float = 2e-4
@@ -87,6 +88,12 @@ class GanConfig:
         if self.weight_init not in ("auto", "dcgan", "default"):
             raise GanforgeError("--weight-init must be auto, dcgan or default")
         self.loop_config().validate()
+
+    @property
+    def mode_seeking_weight(self) -> float:
+        if self.mode_seeking is not None:
+            return self.mode_seeking
+        return 1.0 if self.conditional else 0.0
 
     @property
     def augment_ops(self) -> tuple[str, ...]:

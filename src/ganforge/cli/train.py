@@ -18,6 +18,7 @@ HELP = {
     "r1_gamma": "R1 penalty weight (0: off)",
     "label_smoothing": "one-sided: real target 1 - s",
     "n_critic": "D steps per G step",
+    "mode_seeking": "mode-seeking weight (Mao et al. 2019) against per-class collapse; default 1 if --conditional, else 0",
     "ema": "EMA decay of G weights (0: off)",
     "augment": "comma list of color,translation,cutout (DiffAugment)",
     "augment_p": "augmentation probability (start value with --ada-target)",
@@ -50,7 +51,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         kind = {int: int, float: float, str: str}.get(type(default), None)
         if kind is None:  # Optional fields default to None
-            kind = float if f.name == "ada_target" else int
+            kind = float if f.name in ("ada_target", "mode_seeking") else int
         parser.add_argument(_flag(f.name), dest=f.name, type=kind, default=None,
                             help=f"{HELP.get(f.name, '')} (default: {default})".strip())
 

@@ -1,6 +1,8 @@
 """DCGAN (Radford et al. 2016): transposed-conv generator with BatchNorm, strided-conv
-discriminator with LeakyReLU. The conditional variant embeds the label into G through
-class-conditional BatchNorm and uses a projection head in D."""
+discriminator with LeakyReLU and a minibatch-stddev channel. The conditional variant feeds a
+learned label embedding to G (joined to z, and driving class-conditional BatchNorm) and uses a
+projection head in D. On its own such a G tends to ignore z within a class; the GAN task's
+mode-seeking term (on by default for conditional runs) counters that."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import torch
 from torch import nn
 
 from . import ARCHITECTURES, GanNetSpec
-from .layers import ProjectionHead, apply_norm, dcgan_init, make_norm
+from .layers import (ProjectionHead, apply_norm, class_condition, class_embedding, dcgan_init, make_norm,
+                     minibatch_stddev)
 
 
 def _levels(resolution: int) -> int:
@@ -26,19 +29,25 @@ class DCGANGenerator(nn.Module):
         levels = _levels(spec.resolution)
         self.z_dim, self.num_classes = spec.z_dim, spec.num_classes
         ch = spec.width * 2 ** (levels - 1)
-        convs, norms = [nn.ConvTranspose2d(spec.z_dim, ch, 4, 1, 0, bias=False)], [make_norm(ch, spec.num_classes)]
+        self.embed = class_embedding(spec.num_classes, spec.z_dim)
+        in_dim = spec.z_dim * (2 if spec.num_classes else 1)  # [z, embed(y)]
+        convs = [nn.ConvTranspose2d(in_dim, ch, 4, 1, 0, bias=False)]
+        norms = [make_norm(ch, spec.num_classes, spec.z_dim)]
         for _ in range(levels - 1):
             convs.append(nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False))
-            norms.append(make_norm(ch // 2, spec.num_classes))
+            norms.append(make_norm(ch // 2, spec.num_classes, spec.z_dim))
             ch //= 2
         self.convs, self.norms = nn.ModuleList(convs), nn.ModuleList(norms)
         self.to_rgb = nn.ConvTranspose2d(ch, spec.channels, 4, 2, 1, bias=False)
         dcgan_init(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        x = z[:, :, None, None]
+        cond = class_condition(self.embed, labels)
+        x = (z if cond is None else torch.cat([z, cond], dim=1))[:, :, None, None]
+        if cond is not None:
+            cond = cond * cond.shape[1] ** -0.5  # unit-norm input for the gain/bias projections
         for conv, norm in zip(self.convs, self.norms):
-            x = torch.relu(apply_norm(norm, conv(x), labels))
+            x = torch.relu(apply_norm(norm, conv(x), cond))
         return torch.tanh(self.to_rgb(x))
 
 
@@ -53,11 +62,11 @@ class DCGANDiscriminator(nn.Module):
             ch *= 2
         self.main = nn.Sequential(*layers)
         # The classic final 4x4 valid conv is a linear map of the flattened 4x4 features.
-        self.head = ProjectionHead(ch * 16, spec.num_classes)
+        self.head = ProjectionHead((ch + 1) * 16, spec.num_classes)  # +1: minibatch-stddev channel
         dcgan_init(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.main(x).flatten(1), labels)
+        return self.head(minibatch_stddev(self.main(x)).flatten(1), labels)
 
 
 @ARCHITECTURES.register("dcgan")

@@ -32,46 +32,76 @@ class ProjectionHead(nn.Module):
 
 
 class ConditionalBatchNorm2d(nn.Module):
-    """BatchNorm whose gain and bias are per-class embeddings (de Vries et al. 2017; SNGAN, BigGAN).
+    """BatchNorm whose gain and bias are linear functions of a class embedding (de Vries et al.
+    2017; SNGAN; BigGAN's shared embedding): the label modulates every layer, not only the input.
+    Gains and biases start at plain BN (zero projections)."""
 
-    The label modulates every layer's features, while only z varies the sample within a class:
-    concatenating a learned label embedding to z instead lets G drown z and collapse per class."""
-
-    def __init__(self, num_features: int, num_classes: int) -> None:
+    def __init__(self, num_features: int, embed_dim: int) -> None:
         super().__init__()
         self.bn = nn.BatchNorm2d(num_features, affine=False)
-        self.gain = nn.Embedding(num_classes, num_features)
-        self.bias = nn.Embedding(num_classes, num_features)
-        nn.init.ones_(self.gain.weight)
+        self.gain = nn.Linear(embed_dim, num_features, bias=False)
+        self.bias = nn.Linear(embed_dim, num_features, bias=False)
+        nn.init.zeros_(self.gain.weight)
         nn.init.zeros_(self.bias.weight)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         out = self.bn(x)
-        return out * self.gain(labels)[:, :, None, None] + self.bias(labels)[:, :, None, None]
+        return out * (1 + self.gain(cond))[:, :, None, None] + self.bias(cond)[:, :, None, None]
 
 
-def make_norm(num_features: int, num_classes: int) -> nn.Module:
-    return ConditionalBatchNorm2d(num_features, num_classes) if num_classes else nn.BatchNorm2d(num_features)
+def class_embedding(num_classes: int, dim: int) -> nn.Embedding | None:
+    """G's shared class embedding, the input of every ConditionalBatchNorm2d (None: unconditional)."""
+    if not num_classes:
+        return None
+    return nn.Embedding(num_classes, dim)  # N(0, 1): the same scale as z, which it joins at the input
 
 
-def apply_norm(norm: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-    if isinstance(norm, ConditionalBatchNorm2d):
-        if labels is None:
-            raise ValueError("a conditional generator needs labels")
-        return norm(x, labels)
-    return norm(x)
+def make_norm(num_features: int, num_classes: int, embed_dim: int = 0) -> nn.Module:
+    return ConditionalBatchNorm2d(num_features, embed_dim) if num_classes else nn.BatchNorm2d(num_features)
+
+
+def class_condition(embed: nn.Embedding | None, labels: torch.Tensor | None) -> torch.Tensor | None:
+    if embed is None:
+        return None
+    if labels is None:
+        raise ValueError("a conditional generator needs labels")
+    return embed(labels)
+
+
+def apply_norm(norm: nn.Module, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    return norm(x, cond) if isinstance(norm, ConditionalBatchNorm2d) else norm(x)
+
+
+def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """Append the feature standard deviation within groups of samples as one more channel
+    (Karras et al. 2018): D can then see a lack of variety, which counters mode collapse."""
+    n, c, h, w = x.shape
+    g = min(group, n)
+    while n % g:
+        g -= 1
+    y = x.float().reshape(g, n // g, c, h, w)
+    y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // g,)
+    y = y.repeat(g).reshape(n, 1, 1, 1).expand(n, 1, h, w).to(x.dtype)
+    return torch.cat([x, y], dim=1)
 
 
 def dcgan_init(module: nn.Module) -> None:
     """Radford et al.: conv weights ~ N(0, 0.02), BatchNorm gamma ~ N(1, 0.02), beta = 0."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        if isinstance(m, ConditionalBatchNorm2d):
+            continue  # handled below; its Linear children must stay zero
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and not _in_cbn(module, m):
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
-        elif isinstance(m, ConditionalBatchNorm2d):
-            nn.init.normal_(m.gain.weight, 1.0, 0.02)
+        elif isinstance(m, ConditionalBatchNorm2d):  # start as plain BN: gain 1, bias 0
+            nn.init.zeros_(m.gain.weight)
             nn.init.zeros_(m.bias.weight)
+
+
+
+def _in_cbn(root: nn.Module, child: nn.Module) -> bool:
+    return any(isinstance(m, ConditionalBatchNorm2d) and (child is m.gain or child is m.bias) for m in root.modules())

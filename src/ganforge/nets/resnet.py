@@ -10,20 +10,20 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from . import ARCHITECTURES, GanNetSpec
-from .layers import ProjectionHead, apply_norm, make_norm
+from .layers import ProjectionHead, apply_norm, class_condition, class_embedding, make_norm
 
 
 class GBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, num_classes: int) -> None:
+    def __init__(self, cin: int, cout: int, num_classes: int, embed_dim: int) -> None:
         super().__init__()
-        self.bn1, self.bn2 = make_norm(cin, num_classes), make_norm(cout, num_classes)
+        self.bn1, self.bn2 = make_norm(cin, num_classes, embed_dim), make_norm(cout, num_classes, embed_dim)
         self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1)
         self.skip = nn.Conv2d(cin, cout, 1)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        h = F.interpolate(F.relu(apply_norm(self.bn1, x, labels)), scale_factor=2.0, mode="nearest")
-        h = self.conv2(F.relu(apply_norm(self.bn2, self.conv1(h), labels)))
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        h = F.interpolate(F.relu(apply_norm(self.bn1, x, cond)), scale_factor=2.0, mode="nearest")
+        h = self.conv2(F.relu(apply_norm(self.bn2, self.conv1(h), cond)))
         return h + self.skip(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
@@ -48,18 +48,22 @@ class ResNetGenerator(nn.Module):
         self.z_dim, self.num_classes = spec.z_dim, spec.num_classes
         ch = spec.width * min(2 ** (levels - 1), 8)
         self.ch0 = ch
-        self.fc = nn.Linear(spec.z_dim, 16 * ch)
+        self.fc = nn.Linear(spec.z_dim * (2 if spec.num_classes else 1), 16 * ch)  # [z, embed(y)]
+        self.embed = class_embedding(spec.num_classes, spec.z_dim)
         blocks = []
         for _ in range(levels):
-            blocks.append(GBlock(ch, max(ch // 2, spec.width), spec.num_classes))
+            blocks.append(GBlock(ch, max(ch // 2, spec.width), spec.num_classes, spec.z_dim))
             ch = max(ch // 2, spec.width)
         self.blocks = nn.ModuleList(blocks)
         self.out = nn.Sequential(nn.BatchNorm2d(ch), nn.ReLU(True), nn.Conv2d(ch, spec.channels, 3, 1, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.fc(z).view(z.shape[0], self.ch0, 4, 4)
+        cond = class_condition(self.embed, labels)
+        h = self.fc(z if cond is None else torch.cat([z, cond], dim=1)).view(z.shape[0], self.ch0, 4, 4)
+        if cond is not None:
+            cond = cond * cond.shape[1] ** -0.5  # unit-norm input for the gain/bias projections
         for block in self.blocks:
-            h = block(h, labels)
+            h = block(h, cond)
         return self.out(h)
 
 

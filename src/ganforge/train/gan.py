@@ -34,6 +34,17 @@ def _reinit(module: nn.Module, scheme: str) -> None:
                 m.reset_parameters()
 
 
+def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """MSGAN (Mao et al. 2019): 1 / (|G(z1) - G(z2)| / |z1 - z2|) over the two halves of a batch
+    whose labels match, so G cannot map different z of one class to one image."""
+    half = fake.shape[0] // 2
+    if half == 0:
+        return fake.new_zeros(())
+    images = (fake[:half] - fake[half:2 * half]).float().abs().mean()
+    latents = (z[:half] - z[half:2 * half]).float().abs().mean()
+    return 1.0 / (images / latents + eps)
+
+
 class GanTask:
     name = "gan"
 
@@ -58,6 +69,7 @@ class GanTask:
         self.ada = AdaptiveAugment(p=cfg.augment_p if cfg.augment_ops else 0.0,
                                    target=cfg.ada_target if cfg.augment_ops else None)
         self.conditional = spec.num_classes > 0
+        self.mode_seeking = cfg.mode_seeking_weight
         # Fixed inputs for snapshots: one row per class when conditional.
         g = torch.Generator().manual_seed(cfg.seed + 12345)
         per_row = 8
@@ -94,9 +106,12 @@ class GanTask:
             real, labels = ctx.next_batch()
             if cfg.channels_last:
                 real = real.contiguous(memory_format=torch.channels_last)
-            y = self._labels(labels)
+            y_real = y = self._labels(labels)
             z = ctx.randn(real.shape[0], self.spec.z_dim)
             last = i == cfg.n_critic - 1
+            if self.mode_seeking > 0 and y is not None:
+                half = y.shape[0] // 2  # fakes in pairs (z1, y), (z2, y) for the mode-seeking term
+                y = torch.cat([y[:half], y[:half], y[2 * half:]])
             with ctx.autocast():
                 if last:  # reuse this forward for the G step (one G forward per iteration)
                     fake = G(z, y)
@@ -107,11 +122,11 @@ class GanTask:
                 real_in = self._aug(real, ctx)
                 if cfg.r1_gamma > 0:
                     real_in = real_in.detach().requires_grad_(True)
-                d_real = D(real_in, y).float()
+                d_real = D(real_in, y_real).float()
                 d_fake = D(self._aug(fake_d, ctx), y).float()
                 loss_d = self.loss.d_loss(d_real, d_fake, real_target)
                 if self.loss.gradient_penalty:
-                    loss_d = loss_d + cfg.gp_weight * wgan_gradient_penalty(D, real, fake_d.float(), y, ctx.generator)
+                    loss_d = loss_d + cfg.gp_weight * wgan_gradient_penalty(D, real, fake_d.float(), y_real, ctx.generator)
                 if cfg.r1_gamma > 0:
                     loss_d = loss_d + 0.5 * cfg.r1_gamma * r1_penalty(d_real, real_in)
             self.ada.observe(d_real)
@@ -121,6 +136,8 @@ class GanTask:
             with ctx.autocast():
                 d_gen = D(self._aug(fake, ctx), y).float()
                 loss_g = self.loss.g_loss(d_gen)
+                if self.mode_seeking > 0:
+                    loss_g = loss_g + self.mode_seeking * mode_seeking_penalty(fake, z)
             ok = ctx.optimize(loss_g, "G", [self.G])
         finally:
             self.D.requires_grad_(True)
