@@ -122,7 +122,7 @@ def main() -> None:
     results = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
                "torch": torch.__version__, "batch": args.batch_size, "iters": args.iters}
     results["reference_fp32_img_s"] = ref = reference(images, args.iters, args.batch_size, device)
-    variants = [("fp32", False), ("bf16", False), ("bf16", True)]
+    variants = [("fp32", False), ("auto", False), ("bf16", False), ("bf16", True)]  # auto: the default
     if device.type == "cuda":
         variants.append(("fp16", True))
     for precision, cl in variants:

@@ -21,8 +21,8 @@ from ganforge.metrics.classifier import load_classifier
 
 
 # The recipe the quality test and this benchmark train (CPU budget: a few minutes on 2 cores).
-QUALITY_RECIPE = dict(data="mnist", resolution=32, conditional=True, width=32, batch_size=64, steps=1200,
-                      precision="bf16", sample_every=300, ckpt_every=1200)
+QUALITY_RECIPE = dict(data="mnist", resolution=32, conditional=True, width=32, batch_size=64, steps=2000,
+                      precision="bf16", sample_every=500, ckpt_every=2000)
 
 
 def within_class_spread(images: torch.Tensor, labels: torch.Tensor) -> float:

@@ -47,7 +47,7 @@ class GanConfig:
     steps: int = 1000
     batch_size: int = 64
     seed: int = 0
-    precision: str = "fp32"
+    precision: str = "auto"  # bf16 autocast where the hardware has it natively, else fp32
     lr_schedule: str = "constant"
     lr_decay_steps: int = 0  # length of the LR schedule; 0: --steps
     grad_clip: float = 0.0

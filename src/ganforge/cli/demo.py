@@ -8,9 +8,9 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train a small conditional GAN offline and write an HTML report")
     p.add_argument("--out", default="ganforge-demo", help="output folder (index.html inside)")
-    p.add_argument("--steps", type=int, default=1200, help="training steps (batch 64)")
+    p.add_argument("--steps", type=int, default=2000, help="training steps (batch 64)")
     p.add_argument("--data", default="auto", help="auto (MNIST if available, else scikit-learn digits), mnist, digits")
-    p.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--no-style", dest="style", action="store_false", help="skip the style-transfer section")
     p.set_defaults(func=_run)
 

@@ -23,7 +23,7 @@ HELP = {
     "augment": "comma list of color,translation,cutout (DiffAugment)",
     "augment_p": "augmentation probability (start value with --ada-target)",
     "ada_target": "adaptive p: target for E[sign D(real)], e.g. 0.6",
-    "precision": "fp32, bf16 (CPU or GPU) or fp16 (GPU)",
+    "precision": "auto (bf16 where the CPU/GPU runs it natively, else fp32), fp32, bf16 or fp16 (GPU)",
     "lr_schedule": "constant, linear or cosine",
     "lr_decay_steps": "length of the LR schedule in steps (0: --steps); fix it to change --steps on resume",
     "grad_clip": "max gradient norm (0: off)",
@@ -71,5 +71,6 @@ def run(args: argparse.Namespace) -> int:
 
     given = {f.name: getattr(args, f.name) for f in fields(GanConfig) if getattr(args, f.name) is not None}
     summary = train_gan(GanConfig(**given), out=args.out, resume=args.resume)
-    print(json.dumps({k: summary[k] for k in ("run_dir", "steps", "seconds", "images_per_s", "bad_steps", "resumed_from")}))
+    print(json.dumps({k: summary[k] for k in ("run_dir", "steps", "seconds", "images_per_s", "precision",
+                                              "bad_steps", "resumed_from")}))
     return 0

@@ -54,8 +54,8 @@ figure {{ margin: 0; }} figcaption {{ font-size: 0.85em; color: #555; }}
 """
 
 
-def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 1200, data: str = "auto", style: bool = True,
-             precision: str = "bf16", log: Callable[[str], None] = print) -> Path:
+def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str = "auto", style: bool = True,
+             precision: str = "auto", log: Callable[[str], None] = print) -> Path:
     """Train, sample, interpolate and (optionally) stylise; returns the path of ``index.html``."""
     from .. import __version__
     from ..api import train_gan
@@ -73,10 +73,10 @@ def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 1200, data: str 
     if run_dir.exists():
         shutil.rmtree(run_dir)  # the demo always starts fresh
     cfg = GanConfig(data=dataset, resolution=32, conditional=True, width=32, batch_size=64, steps=steps,
-                    precision=precision, sample_every=max(steps // 6, 1), ckpt_every=steps, log_every=10)
+                    precision=precision, sample_every=max(steps // 5, 1), ckpt_every=steps, log_every=10)
     summary = train_gan(cfg, out=run_dir, resume="never")
     timings["data loading"] = summary["data_seconds"]
-    timings[f"training ({steps} steps, {summary['images_per_s']:.0f} img/s, {precision})"] = summary["seconds"]
+    timings[f"training ({steps} steps, {summary['images_per_s']:.0f} img/s, {summary['precision']})"] = summary["seconds"]
 
     t = time.perf_counter()
     gen = load_generator(run_dir)
