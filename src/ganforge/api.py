@@ -68,7 +68,7 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
     batches = TensorBatches(dataset.images, dataset.labels, cfg.batch_size, cfg.seed, cfg.hflip)
     eval_fn = _make_eval_fn(cfg, task, spec) if cfg.eval_every else None
     loop = TrainingLoop(task, batches, cfg.loop_config(), run_dir, accelerator, eval_fn=eval_fn,
-                        curve_groups={"losses": ["loss_G", "loss_D"], "D outputs": ["D_real", "D_fake"],
+                        curve_groups={"losses": ["loss_G", "loss_D", "mode_seeking"], "D outputs": ["D_real", "D_fake"],
                                       "augment p": ["augment_p"], "eval": ["eval"]})
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -107,7 +107,7 @@ def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str 
     ]
     if style:
         t = time.perf_counter()
-        sections.append(_section("Style transfer", _style_fragment(out, log)))
+        sections.append(f"<section>{_style_fragment(out, log)}</section>\n")  # the fragment has its own heading
         timings["style transfer"] = time.perf_counter() - t
     sections.append(_section("Timings", _timing_table(timings)))
     (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
@@ -122,9 +122,9 @@ def _style_fragment(out: Path, log: Callable[[str], None]) -> str:
     try:
         from ..style import demo_section
     except ImportError:
-        return "<p>Style transfer is not available in this installation.</p>"
+        return "<h2>Style transfer</h2><p>Not available in this installation.</p>"
     try:
         return demo_section(out)
     except GanforgeError as exc:
         log(f"style transfer skipped: {exc}")
-        return f"<p>Skipped: {html.escape(str(exc))}</p>"
+        return f"<h2>Style transfer</h2><p>Skipped: {html.escape(str(exc))}</p>"

@@ -135,7 +135,7 @@ class GanTask:
         try:
             with ctx.autocast():
                 d_gen = D(self._aug(fake, ctx), y).float()
-                loss_g = self.loss.g_loss(d_gen)
+                loss_g = adversarial_g = self.loss.g_loss(d_gen)
                 if self.mode_seeking > 0:
                     loss_g = loss_g + self.mode_seeking * mode_seeking_penalty(fake, z)
             ok = ctx.optimize(loss_g, "G", [self.G])
@@ -146,8 +146,11 @@ class GanTask:
         self.ada.update(ctx.step, real.shape[0])
         as_prob = self.loss.name in PROBABILITY_LOSSES
         show = (lambda t: torch.sigmoid(t).mean()) if as_prob else (lambda t: t.mean())
-        return {"loss_G": float(loss_g.detach()), "loss_D": float(loss_d.detach()), "D_real": float(show(d_real.detach())),
-                "D_fake": float(show(d_fake.detach())), "augment_p": self.ada.p}
+        scalars = {"loss_G": float(adversarial_g.detach()), "loss_D": float(loss_d.detach()),
+                   "D_real": float(show(d_real.detach())), "D_fake": float(show(d_fake.detach())), "augment_p": self.ada.p}
+        if self.mode_seeking > 0:
+            scalars["mode_seeking"] = float((loss_g - adversarial_g).detach())
+        return scalars
 
     @torch.no_grad()
     def _update_ema(self, step: int) -> None:

@@ -69,7 +69,7 @@ def plot_curves(log_path: Path, out_path: Path, groups: dict[str, list[str]] | N
     if groups is None:
         keys = [k for k in records[-1] if k != "step" and isinstance(records[-1][k], (int, float))]
         groups = {"scalars": keys}
-    groups = {t: [k for k in ks if any(k in r for r in records)] for t, ks in groups.items()}
+    groups = {t: [k for k in ks if any(r.get(k) for r in records)] for t, ks in groups.items()}  # drop all-zero
     groups = {t: ks for t, ks in groups.items() if ks}
     fig, axes = plt.subplots(len(groups), 1, figsize=(7, 2.6 * len(groups)), sharex=True, squeeze=False)
     for ax, (title, keys) in zip(axes[:, 0], groups.items()):
