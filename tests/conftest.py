@@ -17,7 +17,8 @@ os.environ.setdefault("GANFORGE_WEIGHTS_DIR", str(SHARED / "weights"))
 os.environ.setdefault("GANFORGE_OFFLINE", "1")
 # A persistent cache (classifier, reference statistics) shared by the whole test session.
 os.environ.setdefault("GANFORGE_HOME", str(REPO / ".pytest_cache" / "ganforge-home"))
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+if "OMP_NUM_THREADS" not in os.environ:  # respect an explicit setting (e.g. beside another job)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 ASSETS = SHARED
 CONTENT_DIR = SHARED / "images" / "content"
