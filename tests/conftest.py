@@ -10,7 +10,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = (REPO.parent / "shared" / "assets").resolve()
+SHARED = REPO.parent / "shared" / "assets"  # not resolved: CI names it through ../shared
 
 os.environ.setdefault("GANFORGE_DATA_DIR", str(SHARED / "datasets"))
 os.environ.setdefault("GANFORGE_WEIGHTS_DIR", str(SHARED / "weights"))
