@@ -95,7 +95,8 @@ def test_in_training_evaluator_ranks_real_above_noise_and_caches_reference(mnist
 
     good = ev(real_fn)
     bad = ev(lambda n: torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(n)))
-    assert 0 <= good < 20 < bad
+    assert 0 <= good < 40 < bad  # real vs real at n=500 is ~20 (FID is biased upwards at small n)
+    assert bad > 5 * good
     kid = InTrainingEvaluator("mnist:train", metric="kid", n_samples=500, resolution=28, channels=1)
     calls.clear()
     assert kid(real_fn) < kid(lambda n: torch.rand(n, 1, 28, 28))
