@@ -14,17 +14,7 @@ from conftest import CONTENT_DIR, SHARED, STYLE_DIR, require
 from ganforge.cli import main
 from ganforge.imageio import open_image, save_image
 
-from test_style import official_files, smooth_image  # noqa: F401  (fixture reuse)
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread per test: on the shared 2-core machines (several jobs, each with 2 OpenMP
-    threads) oversubscribed threads spin at barriers, and a VGG forward+backward measured 3-14x
-    slower with 2 threads than with 1. On an idle machine 1 thread costs at most ~2x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from test_style import official_files, one_thread, smooth_image  # noqa: F401  (fixture reuse)
 
 
 CAFFE = SHARED / "weights" / "vgg19_imagenet_caffe_conv1_1-conv5_1_rgb_fp16.pth"
