@@ -8,10 +8,7 @@ Files are only ever loaded with ``safetensors`` or ``torch.load(weights_only=Tru
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
-import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +17,7 @@ from typing import Iterable
 import torch
 
 from . import paths
+from .download import download_verified, sha256_file
 from .errors import WeightsError
 from .registry import Registry
 
@@ -48,14 +46,6 @@ WEIGHTS: Registry[WeightsEntry] = Registry("weights")
 
 def register_weights(entry: WeightsEntry) -> WeightsEntry:
     return WEIGHTS.register(entry.name, entry)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _matches(entry: WeightsEntry, digest: str) -> bool:
@@ -124,23 +114,13 @@ def fetch(name: str, *, force: bool = False) -> Path:
         return target
     if entry.url is None:
         raise WeightsError(_missing_message(entry))
-    from tqdm.auto import tqdm
-
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=entry.filename, suffix=".part")
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(entry.url, timeout=60) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=entry.filename) as bar:
-                while block := response.read(1 << 20):
-                    out.write(block)
-                    bar.update(len(block))
-        check(entry, tmp)
-        tmp.replace(target)
+        digest = download_verified(entry.url, target, lambda d: _matches(entry, d), desc=entry.filename)
     except OSError as exc:
         raise WeightsError(f"could not download {entry.url}: {exc}; {_missing_message(entry)}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+    if not _matches(entry, digest):
+        raise WeightsError(f"download of {entry.url} fails the sha256 check (got {digest[:16]}…, expected "
+                           f"{entry.sha256[:16]}…); nothing was saved")
     return target
 
 

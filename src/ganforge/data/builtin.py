@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
 import os
-import tempfile
-import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +19,7 @@ import numpy as np
 import torch
 
 from .. import paths
+from ..download import download_verified, sha256_file
 from ..errors import DataError
 from ..registry import Registry
 from .dataset import ImageDataset, check_memory, check_resolution
@@ -86,14 +84,6 @@ def _roots() -> list[Path]:
     return [r for r in roots if r is not None]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 _VERIFIED: dict[tuple[str, int, int], bool] = {}
 
 
@@ -103,7 +93,7 @@ def _verify(path: Path, expected: str) -> None:
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if _VERIFIED.get(key):
         return
-    got = _sha256(path)
+    got = sha256_file(path)
     if got != expected:
         raise DataError(
             f"{path} fails the sha256 check (got {got[:16]}…, expected {expected[:16]}…): the file is "
@@ -114,32 +104,16 @@ def _verify(path: Path, expected: str) -> None:
 
 def _download(spec: IdxDataset, filename: str, target: Path, progress: bool) -> None:
     """Fetch into a temp file beside the target, check sha256, then rename: never a half file."""
-    from tqdm.auto import tqdm
-
-    target.parent.mkdir(parents=True, exist_ok=True)
     errors = []
+    expected = spec.sha256[filename]
     for mirror in spec.mirrors:
         url = mirror + filename
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{filename}.", suffix=".part")
-        tmp = Path(tmp_name)
         try:
-            digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not progress) as bar:
-                    while block := response.read(1 << 20):
-                        out.write(block)
-                        digest.update(block)
-                        bar.update(len(block))
-            if digest.hexdigest() != spec.sha256[filename]:
-                errors.append(f"{url}: sha256 mismatch")
-                continue
-            tmp.replace(target)
-            return
+            if download_verified(url, target, lambda d: d == expected, progress=progress, desc=filename) == expected:
+                return
+            errors.append(f"{url}: sha256 mismatch")
         except OSError as exc:
             errors.append(f"{url}: {exc}")
-        finally:
-            tmp.unlink(missing_ok=True)
     raise DataError(
         f"could not download {spec.title} file {filename} ({'; '.join(errors)}); "
         f"set GANFORGE_DATA_DIR to a folder containing {spec.folder}/raw/{filename}"
