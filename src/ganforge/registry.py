@@ -3,7 +3,7 @@ style methods, so that adding one is adding a decorated function, not an ``if`` 
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Generic, Iterator, TypeVar
 
 from .errors import GanforgeError
 
@@ -51,5 +51,3 @@ class Registry(Generic[T]):
     def items(self) -> list[tuple[str, T]]:
         return sorted(self._items.items())
 
-
-Factory = Callable[..., T]
