@@ -16,7 +16,7 @@ def dump(loop) -> None:
                out / f"rank{loop.rank}.pt")
 
 
-cfg = ganforge.GanConfig(data="mnist", max_images=512, resolution=16, width=8, batch_size=16, steps=4,
+cfg = ganforge.GanConfig(data="digits", max_images=512, resolution=16, width=8, batch_size=16, steps=4,
                          conditional=True, r1_gamma=0.5, augment="translation", augment_p=0.5,
                          sample_every=0, progress=False, tensorboard=False)
 summary = ganforge.train_gan(cfg, out=out / "run", on_finish=dump)

@@ -19,7 +19,7 @@ import ganforge
 from ganforge import CheckpointError, GanforgeError
 from ganforge.train import checkpoint
 
-TINY = dict(data="mnist", max_images=512, resolution=16, width=8, batch_size=16, log_every=1,
+TINY = dict(data="digits", max_images=512, resolution=16, width=8, batch_size=16, log_every=1,
             sample_every=0, progress=False, tensorboard=False)
 
 
@@ -111,7 +111,7 @@ def test_truncated_newest_checkpoint_falls_back_to_previous(tmp_path):
 def test_sigkill_during_training_resumes_from_last_good_checkpoint(tmp_path):
     run = tmp_path / "run"
     script = (
-        "import ganforge, sys; cfg = ganforge.GanConfig(data='mnist', max_images=512, resolution=16, width=8, "
+        "import ganforge, sys; cfg = ganforge.GanConfig(data='digits', max_images=512, resolution=16, width=8, "
         "batch_size=16, steps=100000, ckpt_every=1, keep_ckpts=2, sample_every=0, progress=False, tensorboard=False);"
         f"ganforge.train_gan(cfg, out={str(run)!r})"
     )
