@@ -37,11 +37,13 @@ def _check_resume(cfg: GanConfig, run_dir: Path, resume: str) -> GanConfig:
 
 
 def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str = "auto",
-              on_finish: Callable[[Any], None] | None = None, **overrides: Any) -> dict[str, Any]:
+              on_finish: Callable[[Any], None] | None = None, device: str = "auto",
+              **overrides: Any) -> dict[str, Any]:
     """Train a GAN into the run directory ``out``; returns a summary (steps, timings, paths).
 
     ``resume``: 'auto' continues from the newest good checkpoint in ``out`` (exactly: same
-    weights as an uninterrupted run), 'never' refuses to reuse a run directory."""
+    weights as an uninterrupted run), 'never' refuses to reuse a run directory. ``device``:
+    'auto' (Accelerate's choice), 'cpu' or 'cuda' (see :func:`ganforge.device.accelerate_cpu_flag`)."""
     from .data import load_dataset
     from .nets import GanNetSpec
     from .train.gan import GanTask
@@ -53,7 +55,9 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
         raise GanforgeError(f"--resume must be auto or never, got {resume!r}")
     run_dir = Path(out)
     cfg = _check_resume(cfg, run_dir, resume)
-    accelerator = make_accelerator()
+    from .device import accelerate_cpu_flag
+
+    accelerator = make_accelerator(cpu=accelerate_cpu_flag(device))
     t0 = time.perf_counter()
     dataset = load_dataset(cfg.data, resolution=cfg.resolution, channels=cfg.channels,
                            max_images=cfg.max_images, progress=cfg.progress and accelerator.is_main_process)
@@ -73,7 +77,7 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(run_dir / CONFIG_FILE)
-        (run_dir / RUN_FILE).write_text(json.dumps({
+        checkpoint.write_text_atomic(run_dir / RUN_FILE, json.dumps({
             "task": "gan", "arch": cfg.arch, "spec": spec.__dict__, "class_names": dataset.class_names,
             "data_source": dataset.source, "skipped_files": len(dataset.skipped), "ganforge_version": __version__,
         }, indent=2) + "\n")
@@ -84,7 +88,7 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
     summary.update({"run_dir": str(run_dir), "resumed_from": resumed_from, "data_seconds": t_data,
                     "data_source": dataset.source, "world_size": accelerator.num_processes})
     if accelerator.is_main_process:
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        checkpoint.write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -110,16 +110,18 @@ class GanConfig:
                 "non_defaults": sorted(k for k, v in options.items() if v != getattr(defaults, k))}
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        tmp.replace(path)
+        from .train.checkpoint import write_text_atomic
+
+        write_text_atomic(Path(path), json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> "GanConfig":
         try:
             raw = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"cannot read run config {path}: {exc}") from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"cannot read run config {path} (missing, truncated or corrupt): {exc}") from exc
+        if not isinstance(raw, dict):
+            raise CheckpointError(f"cannot read run config {path}: not a JSON object")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in raw.get("options", raw).items() if k in known})
 

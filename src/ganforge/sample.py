@@ -17,6 +17,9 @@ from .nets import GanNetSpec, build_gan
 from .train import checkpoint
 
 
+TRUNCATION_ROUNDS = 100  # resampling rounds before the exact inverse-CDF draw (bounded time)
+
+
 class Generator:
     """A trained generator (EMA weights by default) with its metadata."""
 
@@ -31,11 +34,19 @@ class Generator:
     z_dim = property(lambda self: self.spec.z_dim)
 
     def latents(self, n: int, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
+        if not truncation > 0:  # also NaN: no sample has |z| <= 0, so resampling never ends
+            raise GanforgeError(f"--truncation must be positive (1: none), got {truncation}")
         z = torch.randn(n, self.z_dim, generator=torch.Generator().manual_seed(seed))
         if truncation < 1.0:  # resample |z| > truncation (the truncation trick for a Gaussian prior)
             g = torch.Generator().manual_seed(seed + 1)
-            while (mask := z.abs() > truncation).any():
+            for _ in range(TRUNCATION_ROUNDS):
+                if not (mask := z.abs() > truncation).any():
+                    break
                 z[mask] = torch.randn(int(mask.sum()), generator=g)
+            if (mask := z.abs() > truncation).any():  # a tiny truncation: draw the rest by inverse CDF
+                lo = torch.special.ndtr(torch.tensor(-float(truncation), dtype=torch.float64))
+                u = torch.rand(int(mask.sum()), generator=g, dtype=torch.float64)
+                z[mask] = torch.special.ndtri(lo + u * (1 - 2 * lo)).clamp(-truncation, truncation).float()
         return z
 
     def _labels(self, n: int, labels, seed: int) -> torch.Tensor | None:
@@ -77,7 +88,12 @@ def load_generator(run_dir: str | Path, *, checkpoint_name: str = "latest") -> G
     run_file = run_dir / "run.json"
     if not run_file.is_file():
         raise CheckpointError(f"{run_dir} is not a ganforge run directory (no run.json)")
-    meta = json.loads(run_file.read_text())
+    try:
+        meta = json.loads(run_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"cannot read {run_file} (truncated or corrupt): {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"cannot read {run_file}: not a JSON object")
     if meta.get("task") != "gan":
         raise CheckpointError(f"{run_dir} is a {meta.get('task')!r} run, not a GAN")
     cfg = GanConfig.load(run_dir / "config.json")

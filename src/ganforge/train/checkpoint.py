@@ -72,13 +72,29 @@ def save(root: Path, step: int, modules: dict[str, nn.Module], state: dict[str, 
     return final
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a small file (run.json, config.json) so that readers see the old or the new
+    content, never a torn one: a temporary file in the same folder, fsync, then os.replace."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def list_checkpoints(root: Path) -> list[Path]:
     """Complete step checkpoints, oldest first."""
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-")
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and p.name[5:].isdigit()
              and (p / WEIGHTS_FILE).is_file() and (p / STATE_FILE).is_file()]
-    return sorted(found, key=lambda p: p.name)
+    return sorted(found, key=lambda p: int(p.name[5:]))  # by number: step-10000000 after step-9999999
 
 
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

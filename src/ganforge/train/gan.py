@@ -16,7 +16,7 @@ from ..augment import AdaptiveAugment, diff_augment
 from ..config import GanConfig
 from ..losses import LOSSES, r1_penalty, wgan_gradient_penalty
 from ..nets import GanNetSpec, build_gan
-from ..nets.layers import dcgan_init
+from ..nets.layers import ConditionalBatchNorm2d, dcgan_init
 from .task import StepContext
 
 PROBABILITY_LOSSES = ("minimax", "non-saturating")  # D outputs are logits of a probability
@@ -32,6 +32,10 @@ def _reinit(module: nn.Module, scheme: str) -> None:
         for m in module.modules():
             if m is not module and hasattr(m, "reset_parameters"):
                 m.reset_parameters()
+        for m in module.modules():  # deliberate zero starts that reset_parameters undid
+            if isinstance(m, ConditionalBatchNorm2d):  # start as plain BN: gain 1, bias 0
+                nn.init.zeros_(m.gain.weight)
+                nn.init.zeros_(m.bias.weight)
 
 
 def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
