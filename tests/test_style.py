@@ -230,10 +230,39 @@ def test_wct_colours_with_style_covariance():
     torch.manual_seed(0)
     fc = torch.randn(1, 6, 12, 12) @ torch.randn(12, 12) * 0.3
     fs = torch.randn(1, 6, 10, 10) * torch.arange(1, 7).view(1, 6, 1, 1) + 2
-    out = WCT.wct(fc, WCT.style_colouring(fs))
+    out = WCT.wct(fc, WCT.style_colouring(fs), ridge=0.0)  # exact without the ridge
     cov = lambda f: torch.cov(f[0].flatten(1).double())  # noqa: E731
     assert torch.allclose(cov(out), cov(fs), atol=1e-3)
     assert torch.allclose(out.flatten(2).mean(2), fs.flatten(2).mean(2), atol=1e-4)
+    ridged = WCT.wct(fc * 30, WCT.style_colouring(fs))  # the default ridge (+I) is small next to cov ~900
+    assert torch.allclose(cov(ridged), cov(fs), rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("region", ["own", "soft-mask"])
+def test_wct_with_fewer_positions_than_channels_stays_bounded(region):
+    """A tile or mask region with P < C positions has a singular covariance; with the ridge the
+    whitening never amplifies: |out - mean_s| <= |colour|_2 |f - mean_c| at every position."""
+    from ganforge.style.adain import Moments
+
+    torch.manual_seed(0)
+    c = 256
+    fs = torch.randn(1, c, 16, 16).relu() * 5
+    fc = torch.randn(1, c, 4, 4).relu()
+    colouring = WCT.style_colouring(fs)
+    if region == "own":  # 4 positions, 256 channels
+        fc, cm = fc[..., :2, :2], None
+    else:  # a small soft region (bilinear mask edge): weights sum to less than one position
+        mask = torch.zeros(1, 1, 4, 4)
+        mask[..., 0, :3] = 0.3
+        cm = Moments.of(fc, mask, full=True)
+    out = WCT.wct(fc, colouring, cm)
+    assert torch.isfinite(out).all()
+    mean_c = (cm or Moments.of(fc, full=True)).mean()
+    mean_s, colour = colouring
+    gain = torch.linalg.matrix_norm(colour, ord=2)
+    dev_out = (out[0].double().flatten(1) - mean_s[:, None]).norm(dim=0)
+    dev_in = (fc[0].double().flatten(1) - mean_c[:, None]).norm(dim=0)
+    assert (dev_out <= gain * dev_in * (1 + 1e-6) + 1e-6).all(), float((dev_out / (gain * dev_in)).max())
 
 
 def test_wct_end_to_end_and_multilevel(official_files, tmp_path):

@@ -11,6 +11,10 @@ import torch
 from .adain import Moments, _mask_at
 
 EIG_EPS = 1e-5
+# Ridge added to the content covariance before its inverse square root, as the reference WCT code
+# does (cov + I before the SVD): a region or tile with fewer positions than channels has a singular
+# covariance whose tiny, noisy eigenvalues would otherwise amplify features by orders of magnitude.
+CONTENT_RIDGE = 1.0
 
 
 def _power(cov: torch.Tensor, p: float, eps: float = EIG_EPS) -> torch.Tensor:
@@ -30,11 +34,13 @@ def style_colouring(style_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 
 def wct(content: torch.Tensor, colouring: tuple[torch.Tensor, torch.Tensor],
-        content_moments: Moments | None = None) -> torch.Tensor:
-    """Whiten ``content`` (1×C×H×W) with its own (or the given) mean/covariance, colour with the style."""
+        content_moments: Moments | None = None, ridge: float = CONTENT_RIDGE) -> torch.Tensor:
+    """Whiten ``content`` (1×C×H×W) with its own (or the given) mean and covariance (+ ``ridge``·I),
+    colour with the style."""
     cm = content_moments or Moments.of(content, full=True)
     mean_c = cm.mean()
-    whiten = _power(cm.cov(), -0.5)
+    cov = cm.cov()
+    whiten = _power(cov + ridge * torch.eye(cov.shape[0], dtype=cov.dtype), -0.5)
     mean_s, colour = colouring
     f = content[0].double().flatten(1) - mean_c[:, None]
     out = (colour @ (whiten @ f)) + mean_s[:, None]
