@@ -49,7 +49,7 @@ def test_cli_eval_user_errors_are_one_line(capsys):
     assert main(["eval", "mnist:test", "mnist:train", "--metrics", "fid,bogus"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown metric" in err
-    assert main(["eval", "no/such/dir", "mnist:train", "--n", "10"]) == 2
+    assert main(["eval", "no/such/dir", "digits", "--n", "10"]) == 2
     assert "no/such/dir" in capsys.readouterr().err
 
 

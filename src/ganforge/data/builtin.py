@@ -73,6 +73,8 @@ DATASETS: Registry[Loader] = Registry("dataset")
 
 
 def splits(name: str) -> tuple[str, ...]:
+    if name == "digits":
+        return DIGITS_SPLITS
     return tuple(_SPLIT_PREFIX) if name in IDX_DATASETS else ()
 
 
@@ -277,31 +279,50 @@ for _name in IDX_DATASETS:
 
 # --------------------------------------------------------------------------- scikit-learn digits
 
-def _digits(resolution: int, channels: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+# A fixed split (scikit-learn ships none): every 5th image is held out, so a classifier trained on
+# ``digits:train`` is measured on images it never saw. Plain ``digits`` is all 1797 images.
+DIGITS_SPLITS = ("train", "test")
+
+
+def _digits_indices(split: str | None) -> np.ndarray:
+    index = np.arange(1797)
+    if split == "train":
+        return index[index % 5 != 0]
+    if split == "test":
+        return index[index % 5 == 0]
+    return index
+
+
+def _digits(split: str | None, resolution: int, channels: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
+    keep = _digits_indices(split)[:count]
     # Pixel values are 0..16 (counts of set bits in 4×4 blocks); stretch to 0..255.
-    images = np.rint(bunch.images[:count] * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
+    images = np.rint(bunch.images[keep] * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
     tensor = resize_batch(torch.from_numpy(images).unsqueeze(1), resolution)
     if channels == 3:
         tensor = tensor.expand(-1, 3, -1, -1).contiguous()
-    return tensor, torch.from_numpy(bunch.target[:count].astype(np.int64))
+    return tensor, torch.from_numpy(bunch.target[keep].astype(np.int64))
 
 
 @DATASETS.register("digits")
 def _load_digits(split: str | None, resolution: int, channels: int | None,
                  max_images: int | None, progress: bool) -> ImageDataset:
-    if split not in (None, "all"):
-        raise DataError(f"digits has no {split!r} split; use plain 'digits' (all 1797 images)")
+    if split == "all":
+        split = None
+    if split not in (None, *DIGITS_SPLITS):
+        raise DataError(f"digits has no {split!r} split; use 'digits' (all 1797 images), 'digits:train' "
+                        f"(1437) or 'digits:test' (every 5th image, 360)")
     resolution = check_resolution(resolution, native=8)
     channels = channels or 1
-    total = 1797
+    total = len(_digits_indices(split))
     count = _count(total, max_images)
     check_memory(count, channels, resolution, "digits")
-    images, labels = _CACHE.get_or_make(("digits", resolution, channels, count),
-                                        lambda: _digits(resolution, channels, count))
+    images, labels = _CACHE.get_or_make(("digits", split, resolution, channels, count),
+                                        lambda: _digits(split, resolution, channels, count))
+    title = "scikit-learn digits" + (f" {split}" if split else "")
     return ImageDataset(
         images=images, labels=labels, class_names=[str(i) for i in range(10)],
-        source=_describe("scikit-learn digits", count, total, "sklearn.datasets.load_digits", 8, resolution),
+        source=_describe(title, count, total, "sklearn.datasets.load_digits", 8, resolution),
     )

@@ -60,12 +60,14 @@ def read_idx_split(dataset: str, split: str) -> tuple[torch.Tensor, torch.Tensor
 
 
 def load_split(dataset: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Native-resolution uint8 images and labels of ``dataset:split`` (mnist / fashion-mnist)."""
+    """Native-resolution uint8 images and labels of ``dataset:split`` (mnist / fashion-mnist; digits
+    at 32×32, the classifier's input size, since 8×8 is too small to resize from on the fly)."""
     try:
         from ..data import load_dataset  # type: ignore[attr-defined]
     except ImportError:
         load_dataset = None
     if load_dataset is not None:
-        ds = load_dataset(f"{dataset}:{split}", resolution=28, channels=1, progress=False)
+        ds = load_dataset(f"{dataset}:{split}", resolution=32 if dataset == "digits" else 28, channels=1,
+                          progress=False)
         return ds.images, ds.labels
     return read_idx_split(dataset, split)

@@ -249,23 +249,25 @@ def evaluate(source_a: str | Source, source_b: str | Source, *, metrics: str | S
              extractor: str = "auto", n: int | None = None, n_b: int | None = None, seed: int = 0,
              resolution: int | None = None, kid_subsets: int = 100, kid_subset_size: int = 1000,
              pr_k: int = 3, is_splits: int = 10, truncation: float = 1.0,
-             progress: bool = True) -> list[EvalResult]:
-    """Compute ``metrics`` of A against reference B. ``n`` caps A (and B unless ``n_b``)."""
+             progress: bool = True, device: str | None = None) -> list[EvalResult]:
+    """Compute ``metrics`` of A against reference B. ``n`` caps A (and B unless ``n_b``).
+    ``device`` runs the feature network there ('auto': CUDA when available); features are fp32."""
     metrics = parse_metrics(metrics)
     spec_a = source_a.spec if isinstance(source_a, Source) else str(source_a)
     spec_b = source_b.spec if isinstance(source_b, Source) else str(source_b)
     name = auto_extractor(spec_b, spec_a) if extractor == "auto" else extractor
-    ext = get_extractor(name, progress=progress)
+    start = time.perf_counter()
+    # The inputs first: a mistyped path is reported before minutes of feature-network set-up.
+    a = source_a if isinstance(source_a, Source) else load_source(
+        spec_a, n=n, seed=seed, resolution=resolution, truncation=truncation, progress=progress)
+    b = source_b if isinstance(source_b, Source) else load_source(
+        spec_b, n=n_b or n, seed=seed + 1, resolution=resolution, progress=progress)
+    ext = get_extractor(name, progress=progress, device=device)
     if "is" in metrics and not ext.has_logits:
         raise GanforgeError(
             "IS needs the full Inception file with its 1008-way fc layer (weights 'inception-fid', "
             "pt_inception-2015-12-05-6726825d.pth); only the no-fc stand-in is available. Run "
             "`ganforge weights fetch inception-fid` or use --extractor mnist for MNIST-like data")
-    start = time.perf_counter()
-    a = source_a if isinstance(source_a, Source) else load_source(
-        spec_a, n=n, seed=seed, resolution=resolution, truncation=truncation, progress=progress)
-    b = source_b if isinstance(source_b, Source) else load_source(
-        spec_b, n=n_b or n, seed=seed + 1, resolution=resolution, progress=progress)
     fa = cached_features(a, ext, progress=progress)
     fb = cached_features(b, ext, progress=progress) if "is" not in metrics or len(metrics) > 1 else fa
     values = compute(metrics, fa, fb, seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,

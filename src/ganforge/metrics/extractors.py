@@ -20,7 +20,7 @@ import torch
 from .. import weights
 from ..errors import GanforgeError, WeightsError
 
-EXTRACTORS = ("inception", "mnist", "fashion-mnist")
+EXTRACTORS = ("inception", "mnist", "fashion-mnist", "digits")
 
 
 @dataclass
@@ -36,6 +36,17 @@ class Extractor:
     dim: int
     has_logits: bool
     batch_size: int = 64
+    device: torch.device = torch.device("cpu")
+
+    def _module(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def to(self, device: torch.device) -> "Extractor":
+        """Run the network on ``device`` (features always come back as CPU float32)."""
+        if torch.device(device) != self.device:
+            self._module().to(device)
+            self.device = torch.device(device)
+        return self
 
     def protocol(self) -> dict:
         raise NotImplementedError
@@ -59,10 +70,10 @@ class Extractor:
         feats, logits = [], []
         with tqdm(total=len(images), desc=desc, unit="img", disable=not progress, leave=False) as bar:
             for start in range(0, len(images), bs):
-                f, lg = self._batch(images[start:start + bs])
-                feats.append(f.float())
+                f, lg = self._batch(images[start:start + bs].to(self.device))
+                feats.append(f.float().cpu())
                 if lg is not None:
-                    logits.append(lg.float())
+                    logits.append(lg.float().cpu())
                 bar.update(min(bs, len(images) - start))
         dim_logits = None if not logits else torch.cat(logits)
         return Features(torch.cat(feats) if feats else torch.empty(0, self.dim), dim_logits)
@@ -119,6 +130,9 @@ class InceptionExtractor(Extractor):
         self.path = path
         self.sha256 = weights.sha256_file(path) if len(entry.sha256) < 64 else entry.sha256
 
+    def _module(self) -> torch.nn.Module:
+        return self.net
+
     def protocol(self) -> dict:
         return {
             "extractor": "inception",
@@ -153,6 +167,9 @@ class DomainExtractor(Extractor):
         self.path = classifier.cache_path(self.name)
         self.sha256 = weights.sha256_file(self.path)
 
+    def _module(self) -> torch.nn.Module:
+        return self.model
+
     def protocol(self) -> dict:
         from . import classifier
 
@@ -174,8 +191,9 @@ class DomainExtractor(Extractor):
 _MEMO: dict[str, Extractor] = {}
 
 
-def get_extractor(name: str, *, progress: bool = True) -> Extractor:
-    """A (memoised) extractor by name: 'inception', 'mnist' or 'fashion-mnist'."""
+def get_extractor(name: str, *, progress: bool = True, device: str | torch.device | None = None) -> Extractor:
+    """A (memoised) extractor by name: 'inception', 'mnist' or 'fashion-mnist', on ``device``
+    (default: where it is, the CPU at first; 'auto' picks CUDA when available)."""
     name = name.lower()
     if name not in EXTRACTORS:
         raise GanforgeError(f"unknown feature extractor {name!r}; choose one of: {', '.join(EXTRACTORS)}, auto")
@@ -184,18 +202,22 @@ def get_extractor(name: str, *, progress: bool = True) -> Extractor:
             try:
                 _MEMO[name] = InceptionExtractor()
             except WeightsError as exc:
-                raise WeightsError(f"{exc} (or use --extractor mnist|fashion-mnist for MNIST-like data)") from exc
+                raise WeightsError(f"{exc} (or use --extractor mnist|fashion-mnist|digits for MNIST-like data)") from exc
         else:
             _MEMO[name] = DomainExtractor(name, progress=progress)
+    if device is not None:
+        from ..device import resolve_device
+
+        _MEMO[name].to(resolve_device(device))
     return _MEMO[name]
 
 
 def auto_extractor(*sources: str) -> str:
-    """'fashion-mnist' / 'mnist' when a source is that dataset, else 'inception'."""
+    """'fashion-mnist' / 'mnist' / 'digits' when a source is that dataset, else 'inception'."""
     for src in sources:
         base = str(src).lower().partition(":")[0]
         if base in ("fashion-mnist", "fashion_mnist", "fashionmnist"):
             return "fashion-mnist"
-        if base == "mnist":
-            return "mnist"
+        if base in ("mnist", "digits"):
+            return base
     return "inception"
