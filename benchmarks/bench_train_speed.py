@@ -5,15 +5,18 @@ iteration, no EMA/logging). ganforge runs its real training loop (GanTask + Trai
 NaN guard, logging) with the same architecture sizes, in fp32 and in bf16 autocast. Both read the
 same in-memory random images. Usage:
 
-    python benchmarks/bench_train_speed.py --iters 30
+    OMP_NUM_THREADS=1 python benchmarks/bench_train_speed.py --iters 20 --rounds 3 --variants fp32-nchw,fp32,auto
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
+import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -112,24 +115,46 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def cpu_flags() -> str:
+    """The CPU model and the flags that decide what 'auto' precision picks."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{model} [{' '.join(shown) or 'no avx2/avx512'}]"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description="DCGAN 64x64 training speed: ganforge vs reference")
     p.add_argument("--iters", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median rate of each is reported")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--variants", default="fp32-nchw,fp32,auto",
+                   help="comma list of PRECISION[-nchw] (ganforge's default memory format is channels_last; "
+                        "-nchw forces the old contiguous format); e.g. fp32,auto,bf16,fp16")
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     images = torch.randint(0, 256, (args.batch_size * 8, NC, RES, RES), dtype=torch.uint8)
     results = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
-               "torch": torch.__version__, "batch": args.batch_size, "iters": args.iters}
-    results["reference_fp32_img_s"] = ref = reference(images, args.iters, args.batch_size, device)
-    variants = [("fp32", False), ("auto", False), ("bf16", False), ("bf16", True)]  # auto: the default
-    if device.type == "cuda":
-        variants.append(("fp16", True))
-    for precision, cl in variants:
-        key = f"ganforge_{precision}{'_channels_last' if cl else ''}"
-        rate = ganforge_rate(images, args.iters, args.batch_size, precision, cl)
-        results[f"{key}_img_s"] = rate
-        results[f"{key}_ratio"] = rate / ref
+               "cpu": cpu_flags(), "torch": torch.__version__, "batch": args.batch_size, "iters": args.iters,
+               "rounds": args.rounds}
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    rates: dict[str, list[float]] = {"reference_fp32": []}
+    for v in variants:
+        rates[f"ganforge_{v}"] = []
+    for _ in range(args.rounds):  # interleaved, so drift in machine load hits every variant alike
+        rates["reference_fp32"].append(reference(images, args.iters, args.batch_size, device))
+        for v in variants:
+            precision, _, fmt = v.partition("-")
+            rates[f"ganforge_{v}"].append(ganforge_rate(images, args.iters, args.batch_size, precision, fmt != "nchw"))
+    ref = statistics.median(rates["reference_fp32"])
+    for key, values in rates.items():
+        results[f"{key}_img_s"] = statistics.median(values)
+        if key != "reference_fp32":
+            results[f"{key}_ratio"] = statistics.median(values) / ref
     print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in results.items()}, indent=1))
 
 
