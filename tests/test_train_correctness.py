@@ -116,3 +116,66 @@ def test_run_files_are_written_atomically(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary left behind
+
+
+# --- signals: the CLI handles them, a library call leaves them alone -------------------------------
+
+def _wait_for_log(run: Path, proc, seconds: float = 120) -> None:
+    import time
+
+    deadline = time.time() + seconds
+    log = run / "log.jsonl"
+    while time.time() < deadline and proc.poll() is None:
+        if log.is_file() and log.read_text().count("\n") >= 2:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"training did not start (exit {proc.poll()})")
+
+
+@pytest.mark.timeout(180)
+def test_sigterm_kills_a_library_call_promptly(tmp_path):
+    """train_gan() in a server/notebook/test must not swallow SIGTERM (default disposition: die)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    script = (f"import ganforge; ganforge.train_gan(ganforge.GanConfig(**{dict(TINY, steps=100000, ckpt_every=0)!r}), "
+              f"out={str(run)!r})")
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        _wait_for_log(run, proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (run / "summary.json").exists()
+
+
+@pytest.mark.timeout(180)
+def test_sigterm_to_the_cli_saves_a_checkpoint_and_exits(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ganforge", "train", "--data", "digits", "--max-images", "512", "--resolution", "16",
+           "--width", "8", "--batch-size", "16", "--steps", "100000", "--ckpt-every", "0", "--sample-every", "0",
+           "--log-every", "1", "--no-tensorboard", "--no-progress", "--precision", "fp32", "--out", str(run)]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_log(run, proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_early"] and 0 < summary["steps"] < 100000
+    ckpts = checkpoint.list_checkpoints(run / "checkpoints")
+    assert ckpts and ckpts[-1].name == checkpoint.step_dir(run, summary["steps"]).name

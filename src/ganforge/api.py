@@ -38,12 +38,14 @@ def _check_resume(cfg: GanConfig, run_dir: Path, resume: str) -> GanConfig:
 
 def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str = "auto",
               on_finish: Callable[[Any], None] | None = None, device: str = "auto",
-              **overrides: Any) -> dict[str, Any]:
+              handle_signals: bool = False, **overrides: Any) -> dict[str, Any]:
     """Train a GAN into the run directory ``out``; returns a summary (steps, timings, paths).
 
     ``resume``: 'auto' continues from the newest good checkpoint in ``out`` (exactly: same
     weights as an uninterrupted run), 'never' refuses to reuse a run directory. ``device``:
-    'auto' (Accelerate's choice), 'cpu' or 'cuda' (see :func:`ganforge.device.accelerate_cpu_flag`)."""
+    'auto' (Accelerate's choice), 'cpu' or 'cuda' (see :func:`ganforge.device.accelerate_cpu_flag`).
+    ``handle_signals`` (the CLI sets it): SIGINT/SIGTERM finish the step, save a checkpoint and
+    stop; by default the caller's (a test's, a server's) signal handling is left alone."""
     from .data import load_dataset
     from .nets import GanNetSpec
     from .train.gan import GanTask
@@ -82,7 +84,7 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
             "data_source": dataset.source, "skipped_files": len(dataset.skipped), "ganforge_version": __version__,
         }, indent=2) + "\n")
     resumed_from = loop.resume() if resume == "auto" else 0
-    summary = loop.run()
+    summary = loop.run(handle_signals=handle_signals)
     if on_finish is not None:
         on_finish(loop)
     summary.update({"run_dir": str(run_dir), "resumed_from": resumed_from, "data_seconds": t_data,

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from ..api import train_gan
 
     given = {f.name: getattr(args, f.name) for f in fields(GanConfig) if getattr(args, f.name) is not None}
-    summary = train_gan(GanConfig(**given), out=args.out, resume=args.resume)
+    summary = train_gan(GanConfig(**given), out=args.out, resume=args.resume, handle_signals=True)
     print(json.dumps({k: summary[k] for k in ("run_dir", "steps", "seconds", "images_per_s", "precision",
                                               "bad_steps", "resumed_from")}))
     return 0

@@ -307,12 +307,24 @@ class TrainingLoop:
     def _on_signal(self, signum, frame) -> None:  # finish the step, checkpoint, stop
         self._stop_requested = True
 
-    def run(self) -> dict[str, Any]:
+    def _stop_agreed(self) -> bool:
+        """Whether any process was asked to stop: one preempted rank stops them all together (MAX
+        all-reduce every step), so no rank waits forever in a collective the others left."""
+        if not self._distributed():
+            return self._stop_requested
+        flag = torch.tensor([1.0 if self._stop_requested else 0.0], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        self._stop_requested = bool(flag.item())
+        return self._stop_requested
+
+    def run(self, handle_signals: bool = False) -> dict[str, Any]:
+        """Train to ``cfg.steps``. ``handle_signals`` (the CLI sets it): SIGINT/SIGTERM finish the
+        step, save a checkpoint and stop; a library caller keeps its own signal dispositions."""
         cfg = self.cfg
         logbook = Logbook(self.run_dir, resume_step=self.step, tensorboard=cfg.tensorboard) if self.is_main else None
         ctx = RunContext(self)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)} \
-            if self.is_main and _main_thread() else {}
+            if handle_signals and _main_thread() else {}
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and self.is_main),
@@ -320,7 +332,7 @@ class TrainingLoop:
         t_start, seen_start, last_saved = time.perf_counter(), self.images_seen, -1
         t_log, seen_log = t_start, self.images_seen
         try:
-            while self.step < cfg.steps and not self._stop_requested:
+            while self.step < cfg.steps and not self._stop_agreed():
                 ctx.step, ctx.bad_in_step = self.step, False
                 scalars = self.task.step(ctx)
                 self.step += 1
