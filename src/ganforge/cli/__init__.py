@@ -1,6 +1,11 @@
 """The ``ganforge`` command. Thin: each module in this package adds its sub-commands through a
 ``register(subparsers)`` function and calls the public API; no logic lives here.
 
+Start-up is lazy: :data:`COMMANDS` names every sub-command with its module and one-line help, so
+``ganforge --help`` lists them without importing anything heavy (no torch); only the module of the
+chosen sub-command is imported and builds its full parser. The shared flag vocabulary lives in
+:mod:`._common`.
+
 Errors a user can cause (``GanforgeError``) print one line and exit with status 2; ``--debug``
 shows the traceback instead.
 """
@@ -9,13 +14,41 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import sys
 
 from ..errors import GanforgeError
 
+# sub-command -> (module in this package, one-line help). Keep in step with each module's register().
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("data", "inspect training data"),
+    "demo": ("demo", "train a small conditional GAN offline and write an HTML report"),
+    "eval": ("eval", "FID, KID, IS, precision/recall of A against reference B, with the protocol"),
+    "interpolate": ("sample", "latent walk (slerp) between seeds as a GIF or MP4"),
+    "sample": ("sample", "draw samples from a trained run"),
+    "similarity": ("eval", "SSIM and feature cosine similarity (%%) of two images or folders"),
+    "stylize": ("style", "restyle images (AdaIN, WCT or Gatys)"),
+    "train": ("train", "train a GAN on an image folder or a standard dataset"),
+    "train-style": ("style", "train an AdaIN decoder for an encoder"),
+    "weights": ("weights", "list, fetch and verify pretrained weights"),
+}
 
-def build_parser() -> argparse.ArgumentParser:
+# sub-commands that run a network: each has --device and --precision (default auto)
+NETWORK_COMMANDS = ("demo", "eval", "interpolate", "sample", "similarity", "stylize", "train", "train-style")
+
+
+def _chosen(argv: list[str]) -> str | None:
+    """The sub-command named on the command line (the first word that is one), if any."""
+    for word in argv:
+        if word in COMMANDS:
+            return word
+        if not word.startswith("-"):
+            return None  # an unknown command: argparse reports it with the list of choices
+    return None
+
+
+def build_parser(argv: list[str] | None = None, *, full: bool = False) -> argparse.ArgumentParser:
+    """The parser for ``argv``: the chosen sub-command fully built, the others as stubs that carry
+    only their help line. ``full=True`` builds every sub-command (tests, documentation)."""
     from .. import __version__
 
     parser = argparse.ArgumentParser(prog="ganforge", description="Train GANs and restyle images.")
@@ -23,16 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        module.register(sub)
+    chosen = None if full else _chosen(list(sys.argv[1:] if argv is None else argv))
+    modules = sorted({m for m, _ in COMMANDS.values()}) if full else ([COMMANDS[chosen][0]] if chosen else [])
+    built: set[str] = set()
+    for name in modules:
+        before = set(sub.choices)
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+        built |= set(sub.choices) - before
+    for command, (_, help_text) in sorted(COMMANDS.items()):
+        if command not in built:
+            sub.add_parser(command, help=help_text, add_help=False)
+    # argparse lists sub-commands in the order they were added: show them sorted
+    sub._choices_actions.sort(key=lambda action: action.dest)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         result = args.func(args)

@@ -4,16 +4,20 @@ and ``ganforge similarity A B`` (SSIM and feature cosine, in percent)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
+
+from ._common import add_json, add_network_options, add_quiet, write_json
+
+FP32_ONLY = ("metrics are defined (and their protocols recorded) in fp32; --precision {0} is not "
+             "available for {1} (auto means fp32 here)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval", help="FID, KID, IS, precision/recall of A against reference B, with the protocol",
         description="A: run directory (EMA samples), image folder or dataset split (mnist:test, ...); "
-                    "B: the reference. Every number is written with its protocol (--json).")
+                    "B: the reference. Every number is written with its protocol (--json PATH).")
     p.add_argument("source_a", help="set under test: run dir, folder, or dataset (e.g. mnist:test)")
     p.add_argument("source_b", help="reference set: dataset split or folder (e.g. mnist:train)")
     p.add_argument("--metrics", default="fid,kid", help="comma list of fid,kid,is,pr,dc (default fid,kid)")
@@ -29,36 +33,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kid-subset-size", type=int, default=1000)
     p.add_argument("--pr-k", type=int, default=3, help="k of the k-NN manifolds (precision/recall)")
     p.add_argument("--is-splits", type=int, default=10)
-    p.add_argument("--json", dest="json_path", default=None, help="write results + protocol here")
+    add_json(p, "the results and their protocol")
     p.add_argument("--nearest", type=int, default=0, metavar="K",
                    help="also write a nearest-neighbour (memorisation) report with K neighbours, B = train set")
     p.add_argument("--out", default="eval-nearest", help="folder for the --nearest grid/histogram/json")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(p)
+    add_network_options(p)
     p.set_defaults(func=_eval)
 
     s = sub.add_parser("similarity", help="SSIM and feature cosine similarity (%%) of two images or folders")
     s.add_argument("a", help="image file or folder (paired with B by sorted file name)")
     s.add_argument("b", help="image file or folder")
     s.add_argument("--features", default="inception", help="inception | mnist | fashion-mnist | none")
-    s.add_argument("--json", dest="json_path", default=None)
+    add_json(s, "the scores (per pair and mean)")
+    add_network_options(s)
     s.set_defaults(func=_similarity)
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from ..metrics.evaluation import EvalWarning, evaluate, load_source, write_json
+    from ..metrics.evaluation import EvalWarning, evaluate, load_source
+    from ..metrics.evaluation import write_json as write_eval_json
     from ..metrics.extractors import auto_extractor, get_extractor
 
+    _fp32_only(args, "eval")
     progress = not args.quiet and sys.stderr.isatty()
+    human = sys.stderr if args.json_path == "-" else sys.stdout
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EvalWarning)
         results = evaluate(args.source_a, args.source_b, metrics=args.metrics, extractor=args.extractor, n=args.n,
                            n_b=args.n_ref, seed=args.seed, resolution=args.resolution,
                            kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, pr_k=args.pr_k,
-                           is_splits=args.is_splits, truncation=args.truncation, progress=progress)
+                           is_splits=args.is_splits, truncation=args.truncation, progress=progress,
+                           device=args.device)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     for r in results:
-        print(r.summary())
+        print(r.summary(), file=human)
     extra = {}
     if args.nearest > 0:
         from ..metrics.nearest import nearest_report
@@ -75,29 +85,38 @@ def _eval(args: argparse.Namespace) -> int:
                                    resolution=args.resolution, progress=progress)
             except Exception:
                 held = None
-        report = nearest_report(gen, train, get_extractor(name), args.out, k=args.nearest, held_out=held,
+        report = nearest_report(gen, train, get_extractor(name, device=args.device), args.out, k=args.nearest, held_out=held,
                                 progress=progress)
         extra["nearest"] = {k: report[k] for k in ("near_copy_fraction", "copy_threshold_pixel_rmse",
                                                    "nearest_pixel_rmse_median", "diversity")}
         print(f"nearest    {len(report['near_copies'])} of {report['n_generated']} samples flagged as near-copies "
               f"(pixel RMSE < {report['copy_threshold_pixel_rmse']:.4f}); diversity ratio "
-              f"{report['diversity']['ratio']:.3f}; report in {args.out}/")
-    if args.json_path:
-        print(f"wrote {write_json(results, args.json_path, extra)}")
+              f"{report['diversity']['ratio']:.3f}; report in {args.out}/", file=human)
+    if args.json_path == "-":
+        import json
+
+        print(json.dumps({"results": [r.as_dict() for r in results], **extra}, indent=2, default=str))
+    elif args.json_path:
+        print(f"wrote {write_eval_json(results, args.json_path, extra)}")
     return 0
+
+
+def _fp32_only(args: argparse.Namespace, command: str) -> None:
+    from ..errors import GanforgeError
+
+    if args.precision not in ("auto", "fp32"):
+        raise GanforgeError(FP32_ONLY.format(args.precision, command))
 
 
 def _similarity(args: argparse.Namespace) -> int:
     from ..metrics import similarity
 
+    _fp32_only(args, "similarity")
     features = None if args.features.lower() == "none" else args.features
-    out = similarity(args.a, args.b, features=features)
+    out = similarity(args.a, args.b, features=features, device=args.device)
     cos = out["feature_cosine_percent"]
+    human = sys.stderr if args.json_path == "-" else sys.stdout
     print(f"ssim {out['ssim_percent']:.2f}%  feature-cosine "
-          f"{'n/a (' + out.get('feature_error', '') + ')' if cos is None else f'{cos:.2f}%'}  ({out['n_pairs']} pair(s))")
-    if args.json_path:
-        from pathlib import Path
-
-        Path(args.json_path).write_text(json.dumps(out, indent=2))
-        print(f"wrote {args.json_path}")
+          f"{'n/a (' + out.get('feature_error', '') + ')' if cos is None else f'{cos:.2f}%'}  ({out['n_pairs']} pair(s))", file=human)
+    write_json(out, args.json_path)
     return 0

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import GanforgeError
+from ._common import add_network_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--raw", action="store_true", help="use the raw generator instead of its EMA")
     p.add_argument("--checkpoint", default="latest", help="latest, best or step-NNNNNNN")
     p.add_argument("--nrow", type=int, default=None)
+    add_network_options(p)
     p.set_defaults(func=_sample)
 
     q = sub.add_parser("interpolate", help="latent walk (slerp) between seeds as a GIF or MP4")
@@ -32,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--scale", type=int, default=4, help="nearest-neighbour upscaling of each frame")
     q.add_argument("--class", dest="label", type=int, default=None)
     q.add_argument("--checkpoint", default="latest")
+    add_network_options(q)
     q.set_defaults(func=_interpolate)
 
 
@@ -41,8 +44,9 @@ def _sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise GanforgeError("--n must be at least 1")
-    gen = load_generator(args.run, checkpoint_name=args.checkpoint)
-    images = gen.sample(args.n, labels=args.label, seed=args.seed, truncation=args.truncation, ema=not args.raw)
+    gen = _OnDevice(load_generator(args.run, checkpoint_name=args.checkpoint), args.device, args.precision)
+    images = gen.generate(gen.latents(args.n, args.seed, args.truncation), gen._labels(args.n, args.label, args.seed),
+                          ema=not args.raw)
     if args.out:
         print(save_grid(images, args.out, nrow=args.nrow))
     else:
@@ -60,7 +64,33 @@ def _interpolate(args: argparse.Namespace) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         raise GanforgeError(f"--seeds must be a comma list of integers, got {args.seeds!r}") from None
-    gen = load_generator(args.run, checkpoint_name=args.checkpoint)
+    gen = _OnDevice(load_generator(args.run, checkpoint_name=args.checkpoint), args.device, args.precision)
     frames = interpolation_frames(gen, seeds, args.frames, label=args.label)
     print(write_video(frames, args.out, fps=args.fps, scale=args.scale))
     return 0
+
+
+class _OnDevice:
+    """A loaded :class:`ganforge.sample.Generator` whose networks run on ``--device`` under
+    ``--precision`` (latents are still drawn on the CPU, so a seed gives the same images anywhere
+    up to float rounding); images come back on the CPU as float32."""
+
+    def __init__(self, gen, device: str, precision: str) -> None:
+        from ..device import resolve_device, resolve_precision
+
+        self._gen = gen
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        gen.G_ema.to(self.device)
+        gen.G.to(self.device)
+
+    def __getattr__(self, name: str):
+        return getattr(self._gen, name)
+
+    def generate(self, z, labels=None, ema: bool = True, batch_size: int = 256):
+        from ..device import autocast
+
+        with autocast(self.precision, self.device):
+            out = self._gen.generate(z.to(self.device), None if labels is None else labels.to(self.device),
+                                     ema=ema, batch_size=batch_size)
+        return out.float().cpu()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+from ._common import add_json, add_network_options, add_quiet, add_resume, hide_alias, write_json
+
+
+DEFAULT_ENCODER = "vgg19-torchvision"  # == ganforge.nets.vgg.DEFAULT_ENCODER (not imported: no torch at start-up)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,19 +32,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --max-size: return the processed size instead of the input size")
     p.add_argument("--tile", type=int, help="tiled inference with tiles of this size (adain/wct)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap blended linearly (px)")
-    p.add_argument("--encoder", help="encoder weights name or path (default: per method)")
+    p.add_argument("--encoder", help="encoder weights name or path (default: vgg19-torchvision for gatys, "
+                                     "the decoder's encoder for adain/wct)")
     p.add_argument("--decoder", help="decoder weights name or path (adain/wct)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    p.add_argument("--device", default="cpu")
+    add_network_options(p)
     p.add_argument("--style-size", type=int, default=512, help="long side the style images are used at")
     p.add_argument("--iterations", type=int, help="gatys: optimiser iterations per scale (default 200)")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], help="gatys optimiser")
-    p.add_argument("--style-weight", type=float, help="gatys style weight (default 30)")
+    p.add_argument("--style-weight", type=float, help="gatys style weight (default: per encoder, 30 for Caffe VGG19s, 1e6 for vgg19-torchvision)")
     p.add_argument("--content-weight", type=float, help="gatys content weight (default 1)")
     p.add_argument("--tv-weight", type=float, help="gatys total-variation weight (default 0)")
     p.add_argument("--scales", help="gatys coarse-to-fine scales, e.g. 0.5,1")
-    p.add_argument("--metrics", help="write similarity metrics (JSON) to this file")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_json(p, "the similarity metrics (content/style similarity, losses)")
+    hide_alias(p, "--metrics", dest="json_path")  # old spelling of --json PATH
+    add_quiet(p)
     p.set_defaults(func=run_stylize)
 
     t = sub.add_parser("train-style", help="train an AdaIN decoder for an encoder",
@@ -46,7 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "--out to resume exactly. Writes OUT/decoder.safetensors.")
     t.add_argument("--content", required=True, help="folder of content photos")
     t.add_argument("--style", required=True, help="folder of style images")
-    t.add_argument("--encoder", default="vgg19-caffe", help="registered encoder name or path")
+    t.add_argument("--encoder", default=DEFAULT_ENCODER,
+                   help=f"registered encoder name or path (default {DEFAULT_ENCODER}; vgg19-caffe: the offline "
+                        f"file in GANFORGE_WEIGHTS_DIR)")
     t.add_argument("--out", required=True, help="run directory")
     t.add_argument("--layer", default="relu4_1", choices=["relu1_1", "relu2_1", "relu3_1", "relu4_1"],
                    help="decoder input layer (shallower ones are for multi-level WCT)")
@@ -59,12 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr-decay-steps", type=int, default=0,
                    help="length of the LR schedule (0: --steps); fix it to extend --steps on resume")
     t.add_argument("--style-weight", type=float, default=10.0)
-    t.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--sample-every", type=int, default=500)
     t.add_argument("--ckpt-every", type=int, default=1000)
-    t.add_argument("--no-resume", dest="resume", action="store_false")
-    t.add_argument("--quiet", action="store_true")
+    add_resume(t)
+    add_network_options(t)
+    add_quiet(t)
+    add_json(t, "the run summary")
     t.set_defaults(func=run_train_style)
 
 
@@ -95,24 +105,26 @@ def run_stylize(args: argparse.Namespace) -> int:
         if args.mask:
             raise StyleError("--mask works with one content image, not a folder")
         styles = parse_style_spec(args.style[0])[0] if len(args.style) == 1 else [parse_style_spec(s)[0] for s in args.style]
-        written = st.batch(content, styles, args.out, progress=not args.quiet, metrics=bool(args.metrics), **options)
-        if args.metrics:
-            Path(args.metrics).write_text((Path(args.out) / "metrics.json").read_text())
-        print(f"wrote {len(written)} images to {args.out}")
+        written = st.batch(content, styles, args.out, progress=not args.quiet, metrics=bool(args.json_path),
+                           **options)
+        if args.json_path:
+            write_json(json.loads((Path(args.out) / "metrics.json").read_text()), args.json_path)
+        print(f"wrote {len(written)} images to {args.out}", file=sys.stderr if args.json_path == "-" else sys.stdout)
         return 0
     styles = [parse_style_spec(s) for s in args.style]
     out = st.stylize_tensor(content, styles, **options)
     from ..imageio import save_image
 
     path = save_image(out[0], args.out)
-    if args.metrics:
+    if args.json_path:
         report = st.report(out, content, styles[0][0])
         if getattr(st, "last_history", None):
             report["gatys_style_loss_start"] = st.last_history[0]["style"]
             report["gatys_style_loss_end"] = st.last_history[-1]["style"]
-        Path(args.metrics).write_text(json.dumps(report, indent=2) + "\n")
-        print(json.dumps({k: round(v, 3) for k, v in report.items()}))
-    print(path)
+        if args.json_path != "-":
+            print(json.dumps({k: round(v, 3) for k, v in report.items()}))
+        write_json({**report, "report_encoder": st.report_encoder_name}, args.json_path)
+    print(path, file=sys.stderr if args.json_path == "-" else sys.stdout)
     return 0
 
 
@@ -126,6 +138,8 @@ def run_train_style(args: argparse.Namespace) -> int:
                              style_weight=args.style_weight, precision=args.precision,
                              seed=args.seed, sample_every=args.sample_every, ckpt_every=args.ckpt_every,
                              progress=not args.quiet)
-    summary = train_decoder(cfg, args.out, resume=args.resume)
-    print(json.dumps({k: summary[k] for k in ("run_dir", "decoder", "steps", "seconds", "resumed_from")}))
+    summary = train_decoder(cfg, args.out, resume=args.resume == "auto", device=args.device)
+    if args.json_path != "-":
+        print(json.dumps({k: summary[k] for k in ("run_dir", "decoder", "steps", "seconds", "resumed_from")}))
+    write_json(summary, args.json_path)
     return 0

@@ -7,6 +7,7 @@ import json
 from dataclasses import MISSING, fields
 
 from ..config import GanConfig
+from ._common import PRECISIONS, add_device, add_json, add_resume, hide_alias, write_json
 
 HELP = {
     "data": "image folder, or mnist / fashion-mnist / digits",
@@ -41,6 +42,15 @@ def _flag(name: str) -> str:
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for f in fields(GanConfig):
         default = f.default if f.default is not MISSING else None
+        if f.name == "progress":  # the shared vocabulary: --quiet (old spelling --no-progress, hidden)
+            parser.add_argument("--quiet", dest="progress", action="store_false", default=None,
+                                help="no progress bars")
+            hide_alias(parser, "--no-progress", dest="progress", action="store_false", default=None)
+            continue
+        if f.name == "precision":
+            parser.add_argument("--precision", dest="precision", default=None, choices=PRECISIONS,
+                                help=f"{HELP['precision']} (default: {default})")
+            continue
         if isinstance(default, bool):
             if default:
                 parser.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false",
@@ -60,8 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("train", help="train a GAN on an image folder or a standard dataset",
                             description="Train a GAN. Run it again with the same --out to resume exactly.")
     parser.add_argument("--out", required=True, help="run directory (created; resumed if it holds a run)")
-    parser.add_argument("--resume", default="auto", choices=["auto", "never"],
-                        help="auto: continue from the newest good checkpoint in --out")
+    add_resume(parser)
+    add_device(parser)
+    add_json(parser, "the run summary")
     add_config_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -70,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     from ..api import train_gan
 
     given = {f.name: getattr(args, f.name) for f in fields(GanConfig) if getattr(args, f.name) is not None}
-    summary = train_gan(GanConfig(**given), out=args.out, resume=args.resume, handle_signals=True)
-    print(json.dumps({k: summary[k] for k in ("run_dir", "steps", "seconds", "images_per_s", "precision",
-                                              "bad_steps", "resumed_from")}))
+    summary = train_gan(GanConfig(**given), out=args.out, resume=args.resume, device=args.device, handle_signals=True)
+    if args.json_path != "-":
+        print(json.dumps({k: summary[k] for k in ("run_dir", "steps", "seconds", "images_per_s", "precision",
+                                                  "bad_steps", "resumed_from")}))
+    write_json(summary, args.json_path)
     return 0

@@ -4,34 +4,59 @@ from __future__ import annotations
 
 import argparse
 
-from .. import weights
+from ._common import add_json, add_quiet, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("weights", help="list, fetch and verify pretrained weights")
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    actions.add_parser("list", help="known weights and where they are").set_defaults(func=_list)
+    listing = actions.add_parser("list", help="known weights and where they are")
+    add_json(listing, "the registry (name, file, URL, sha256, local path)")
+    listing.set_defaults(func=_list)
     fetch = actions.add_parser("fetch", help="download NAME into the cache (sha256-checked)")
     fetch.add_argument("name")
     fetch.add_argument("--force", action="store_true", help="download again even if cached")
-    fetch.set_defaults(func=lambda a: print(weights.fetch(a.name, force=a.force)))
+    add_quiet(fetch)
+    fetch.set_defaults(func=_fetch)
     verify = actions.add_parser("verify", help="check the sha256 of local files (all, or NAME)")
     verify.add_argument("name", nargs="?")
     verify.set_defaults(func=_verify)
     path = actions.add_parser("path", help="print the local path of NAME (no download)")
     path.add_argument("name")
-    path.set_defaults(func=lambda a: print(weights.resolve(a.name, download=False, verify=False)))
+    path.set_defaults(func=_path)
+
+
+def _fetch(args: argparse.Namespace) -> None:
+    from .. import weights
+
+    print(weights.fetch(args.name, force=args.force, progress=not args.quiet))
+
+
+def _path(args: argparse.Namespace) -> None:
+    from .. import weights
+
+    print(weights.resolve(args.name, download=False, verify=False))
 
 
 def _list(args: argparse.Namespace) -> None:
+    from .. import weights
+
+    rows = []
     for name, entry in weights.WEIGHTS.items():
         local = weights.find(name)
-        print(f"{name:22s} {'present' if local else 'absent ':8s} {entry.filename}")
-        print(f"{'':22s} {entry.description}; input: {entry.normalisation}; licence: {entry.licence}")
+        rows.append({**entry.as_dict(), "local_path": str(local) if local else None})
+        if args.json_path == "-":
+            continue
+        print(f"{name:24s} {'present' if local else 'absent ':8s} {entry.filename}")
+        print(f"{'':24s} {entry.description}; input: {entry.normalisation}; licence: {entry.licence}")
+        print(f"{'':24s} {'download: ' + entry.url if entry.url else 'no public download: put the file in GANFORGE_WEIGHTS_DIR'}")
+    write_json(rows, args.json_path)
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from .. import weights
+
     names = [args.name] if args.name else weights.WEIGHTS.names()
     bad = 0
     for name in names:

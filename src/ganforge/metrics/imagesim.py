@@ -64,7 +64,7 @@ def _load_list(item: ImageLike) -> tuple[list[torch.Tensor], list[str]]:
 
 
 def similarity(a: ImageLike, b: ImageLike, *, features: str | None = "inception",
-               progress: bool = False) -> dict:
+               progress: bool = False, device: str | None = None) -> dict:
     """SSIM and feature cosine similarity between A and B, in percent (mean over pairs).
 
     A and B are tensors (C×H×W or N×C×H×W in [0,1]), image files or folders paired by sorted file
@@ -97,7 +97,7 @@ def similarity(a: ImageLike, b: ImageLike, *, features: str | None = "inception"
         from .extractors import get_extractor
 
         try:
-            ext = get_extractor(features, progress=progress)
+            ext = get_extractor(features, progress=progress, device=device)
         except WeightsError as exc:
             out["feature_error"] = str(exc)
             return out

@@ -34,7 +34,7 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 class DecoderTrainConfig:
     content: str
     style: str
-    encoder: str = "vgg19-caffe"
+    encoder: str = "vgg19-torchvision"  # downloadable; vgg19-caffe is the offline alternative
     layer: str = "relu4_1"  # decoder input layer; shallower ones are for multi-level WCT
     steps: int = 160_000
     batch_size: int = 8
@@ -45,7 +45,7 @@ class DecoderTrainConfig:
     lr_decay_steps: int = 0  # schedule length; 0 = steps. Fix it to change --steps when resuming exactly
     style_weight: float = 10.0
     content_weight: float = 1.0
-    precision: str = "fp32"
+    precision: str = "auto"
     seed: int = 0
     log_every: int = 10
     sample_every: int = 500
@@ -151,12 +151,15 @@ class AdaINDecoderTask:
         pass
 
 
-def train_decoder(cfg: DecoderTrainConfig, out: str | os.PathLike, *, resume: bool = True) -> dict[str, Any]:
-    """Train (or resume) a decoder into run directory ``out``; writes ``decoder.safetensors``."""
+def train_decoder(cfg: DecoderTrainConfig, out: str | os.PathLike, *, resume: bool = True,
+                  device: str = "auto") -> dict[str, Any]:
+    """Train (or resume) a decoder into run directory ``out``; writes ``decoder.safetensors``.
+    ``device``: 'auto', 'cpu' or 'cuda' (as ``ganforge train --device``)."""
+    from ..device import accelerate_cpu_flag
     from ..train.loop import LoopConfig, TrainingLoop, make_accelerator
 
     run_dir = Path(out)
-    accelerator = make_accelerator()
+    accelerator = make_accelerator(cpu=accelerate_cpu_flag(device))
     batches = CropBatches(cfg.content, cfg.style, cfg.batch_size, cfg.crop, cfg.load_size)
     if not batches.content or not batches.style:
         raise DataError("train-style needs at least one content and one style image")

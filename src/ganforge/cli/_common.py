@@ -1,0 +1,83 @@
+"""One vocabulary for every sub-command (see tests/test_cli_vocabulary.py):
+
+- ``--json PATH``: machine-readable output written to PATH (``-``: stdout; a bare ``--json`` also
+  means stdout);
+- ``--quiet``: no progress bars;
+- ``--resume auto|never``: for every command that trains into a run directory;
+- ``--precision auto|fp32|bf16|fp16`` (default ``auto``) and ``--device auto|cpu|cuda|cuda:N``
+  (default ``auto``) for every command that runs a network.
+
+Old spellings stay accepted for one release as hidden aliases (``help=argparse.SUPPRESS``).
+Nothing here imports torch: ``ganforge --help`` must stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+RESUME = ("auto", "never")
+HIDDEN = argparse.SUPPRESS
+
+
+def add_json(parser: argparse.ArgumentParser, what: str = "the results") -> None:
+    parser.add_argument("--json", dest="json_path", metavar="PATH", nargs="?", const="-", default=None,
+                        help=f"write {what} as JSON to PATH ('-' or no PATH: stdout)")
+
+
+def add_quiet(parser: argparse.ArgumentParser, *old: str) -> None:
+    """``--quiet`` (dest ``quiet``); ``old`` spellings that meant the same (e.g. ``--no-progress``)
+    are hidden aliases."""
+    parser.add_argument("--quiet", *old, dest="quiet", action="store_true", help="no progress bars")
+
+
+def hide_alias(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> None:
+    parser.add_argument(*flags, help=HIDDEN, **kwargs)
+
+
+def add_resume(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resume", default="auto", choices=RESUME,
+                        help="auto: continue from the newest good checkpoint in the run directory; "
+                             "never: start over")
+    hide_alias(parser, "--no-resume", dest="resume", action="store_const", const="never")
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", metavar="DEVICE", type=check_device,
+                        help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N (default auto)")
+
+
+def add_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto (bf16 where the CPU/GPU runs it natively, else fp32), fp32, bf16, "
+                             "or fp16 (CUDA only) (default auto)")
+
+
+def add_network_options(parser: argparse.ArgumentParser) -> None:
+    add_device(parser)
+    add_precision(parser)
+
+
+def check_device(value: str) -> str:
+    value = value.strip().lower()
+    if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+        return value
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
+
+
+def write_json(data: Any, path: str | None) -> None:
+    """Write ``data`` to ``path`` ('-': stdout). No-op when ``path`` is None."""
+    if path is None:
+        return
+    text = json.dumps(data, indent=2) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    print(f"wrote {target}")
