@@ -350,7 +350,7 @@ def test_gatys_lowers_style_loss_100x_with_vgg19_caffe():
     from ganforge.style.controls import limit_size
     from ganforge.style.similarity import STYLE_LAYERS, gram, ssim
 
-    st = Stylizer("gatys", style_size=128, precision="bf16")
+    st = Stylizer("gatys", encoder="vgg19-caffe", style_size=128, precision="bf16")
     start = time.perf_counter()
     out = st.stylize_tensor(content, style, max_size=128, preserve_size=False, iterations=120)
     seconds = time.perf_counter() - start
@@ -374,7 +374,7 @@ def test_gatys_lowers_style_loss_100x_with_vgg19_caffe():
 def test_gatys_masks_and_weights_run_at_input_size():
     """Gatys with two weighted styles and with an automatic mask, at the input's own (odd) size."""
     require(SHARED / "weights" / "vgg19_imagenet_caffe_conv1_1-conv5_1_rgb_fp16.pth")
-    st = Stylizer("gatys", style_size=48)
+    st = Stylizer("gatys", encoder="vgg19-caffe", style_size=48)
     content = smooth_image(50, 37, 45)
     a, b = smooth_image(51, 40, 40), smooth_image(52, 40, 40)
     out = st.stylize_tensor(content, [(a, 0.3), (b, 0.7)], iterations=3)

@@ -75,7 +75,7 @@ def test_train_style_resumes_and_writes_loadable_decoder(tmp_path):
             save_image(smooth_image(k, 48, 56)[0], tmp_path / sub / f"{k}.png")
     args = ["train-style", "--content", str(tmp_path / "c"), "--style", str(tmp_path / "s"), "--out",
             str(tmp_path / "run"), "--batch-size", "1", "--crop", "32", "--load-size", "40",
-            "--sample-every", "2", "--ckpt-every", "1", "--lr-decay-steps", "3", "--quiet"]
+            "--sample-every", "2", "--ckpt-every", "1", "--lr-decay-steps", "3", "--quiet", "--encoder", "vgg19-caffe"]
     assert main(args + ["--steps", "2"]) == 0
     assert main(args + ["--steps", "3"]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -116,7 +116,8 @@ def test_train_style_shallow_layer_for_multilevel_wct(tmp_path):
         save_image(smooth_image(k, 40, 40)[0], tmp_path / sub / "x.png")
     assert main(["train-style", "--content", str(tmp_path / "c"), "--style", str(tmp_path / "s"), "--out",
                  str(tmp_path / "run"), "--layer", "relu2_1", "--steps", "1", "--batch-size", "1", "--crop", "32",
-                 "--load-size", "32", "--sample-every", "0", "--ckpt-every", "0", "--quiet"]) == 0
+                 "--load-size", "32", "--sample-every", "0", "--ckpt-every", "0", "--quiet",
+                 "--encoder", "vgg19-caffe"]) == 0
     path = tmp_path / "run" / "decoder.safetensors"
     assert load_decoder(str(path)).layer == "relu2_1"
     with pytest.raises(WeightsError, match="relu2_1, not relu4_1"):

@@ -60,12 +60,21 @@ def _candidates(entry: WeightsEntry) -> Iterable[Path]:
 
 
 def _missing_message(entry: WeightsEntry) -> str:
-    where = entry.url or "no public download (a converted file; see docs)"
+    if entry.url:
+        fix = (f"run `ganforge weights fetch {entry.name}` (downloads {entry.url}), or put {entry.filename} "
+               f"in a folder and set GANFORGE_WEIGHTS_DIR to it")
+    else:
+        fix = (f"it has no public download (a converted file, see docs/style.md): put {entry.filename} in a "
+               f"folder and set GANFORGE_WEIGHTS_DIR to it")
+    offline = " (GANFORGE_OFFLINE=1: nothing is downloaded)" if offline_mode() else ""
     return (
-        f"weights {entry.name!r} not found: file {entry.filename} is not in GANFORGE_WEIGHTS_DIR "
-        f"({paths.weights_dir() or 'unset'}) or the cache ({paths.home() / 'weights'}); "
-        f"download it from {where} or run `ganforge weights fetch {entry.name}`"
+        f"weights {entry.name!r} not found{offline}: file {entry.filename} is not in GANFORGE_WEIGHTS_DIR "
+        f"({paths.weights_dir() or 'unset'}) or the cache ({paths.home() / 'weights'}); {fix}"
     )
+
+
+def offline_mode() -> bool:
+    return os.environ.get("GANFORGE_OFFLINE") == "1"
 
 
 def find(name_or_path: str | os.PathLike) -> Path | None:
@@ -84,7 +93,7 @@ def resolve(name_or_path: str | os.PathLike, *, download: bool = True, verify: b
     entry = WEIGHTS.get(str(name_or_path))
     path = find(entry.name)
     if path is None:
-        if not download or entry.url is None or os.environ.get("GANFORGE_OFFLINE") == "1":
+        if not download or entry.url is None or offline_mode():
             raise WeightsError(_missing_message(entry))
         path = fetch(entry.name)
     elif verify:
@@ -105,8 +114,9 @@ def check(entry: WeightsEntry, path: Path) -> None:
         )
 
 
-def fetch(name: str, *, force: bool = False) -> Path:
-    """Download a registered file into the cache, with progress and sha256 check."""
+def fetch(name: str, *, force: bool = False, progress: bool = True) -> Path:
+    """Download a registered file into the cache, with progress and sha256 check. A file that fails
+    the check is not kept (nothing appears in the cache)."""
     entry = WEIGHTS.get(name)
     target = paths.cache_dir("weights") / entry.filename
     if target.is_file() and not force:
@@ -115,9 +125,11 @@ def fetch(name: str, *, force: bool = False) -> Path:
     if entry.url is None:
         raise WeightsError(_missing_message(entry))
     try:
-        digest = download_verified(entry.url, target, lambda d: _matches(entry, d), desc=entry.filename)
-    except OSError as exc:
-        raise WeightsError(f"could not download {entry.url}: {exc}; {_missing_message(entry)}") from exc
+        digest = download_verified(entry.url, target, lambda d: _matches(entry, d), desc=entry.filename,
+                                   progress=progress)
+    except (OSError, ValueError) as exc:  # no network, HTTP error, refused URL
+        reason = getattr(exc, "reason", None) or exc
+        raise WeightsError(f"could not download {entry.url} ({reason}); {_missing_message(entry)}") from exc
     if not _matches(entry, digest):
         raise WeightsError(f"download of {entry.url} fails the sha256 check (got {digest[:16]}…, expected "
                            f"{entry.sha256[:16]}…); nothing was saved")
@@ -183,9 +195,21 @@ register_weights(WeightsEntry(
     url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
     sha256="dcbb9e9d",  # torchvision publishes the sha256 prefix in the file name; it checks the same
     licence="BSD-3-Clause (torchvision)",
-    architecture="torchvision vgg19 (IMAGENET1K_V1)",
+    architecture="torchvision vgg19 (IMAGENET1K_V1), keys features.N / classifier.N (classifier dropped)",
     normalisation="RGB in [0,1], then ImageNet mean [0.485, 0.456, 0.406] / std [0.229, 0.224, 0.225]",
-    description="torchvision's ImageNet VGG19",
+    description="torchvision's ImageNet VGG19: the default encoder (Gatys, similarity report, train-style)",
+))
+
+register_weights(WeightsEntry(
+    name="vgg19-caffe-neuralstyle",
+    filename="vgg19-d01eb7cb.pth",
+    url="https://web.eecs.umich.edu/~justincj/models/vgg19-d01eb7cb.pth",
+    sha256="d01eb7cb",  # the sha256 prefix in the file name (torch.hub convention), as neural-style-pt uses it
+    licence="weights: Oxford VGG (Simonyan & Zisserman 2015), CC BY 4.0; PyTorch conversion by J. Johnson "
+            "(jcjohnson/pytorch-vgg), no licence stated for the conversion",
+    architecture="torchvision vgg19 layout, keys features.N / classifier.1,4 (classifier dropped)",
+    normalisation="BGR on 0..255 minus Caffe mean [103.939, 116.779, 123.68] (B, G, R); no std division",
+    description="the original Caffe VGG19 (full precision) that neural-style-pt downloads",
 ))
 
 register_weights(WeightsEntry(

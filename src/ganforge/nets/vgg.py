@@ -1,9 +1,16 @@
 """VGG19 feature encoders in the two key layouts that published weights use.
 
 - ``"torchvision"``: ``features.N`` indices of ``torchvision.models.vgg19().features`` (zero
-  padding, floor max-pooling). Used by ``vgg19-torchvision`` and ``vgg19-caffe``.
+  padding, floor max-pooling). Used by ``vgg19-torchvision``, ``vgg19-caffe`` and
+  ``vgg19-caffe-neuralstyle``.
 - ``"adain"``: the flat ``N.weight`` layout of pytorch-AdaIN's ``vgg_normalised.pth`` (a 1×1 input
   conv, reflection padding, ceil max-pooling). Used by ``vgg-normalised-adain``.
+
+Input normalisation differs per file and is applied inside the encoder (callers always pass RGB in
+[0, 1]): ``imagenet`` (torchvision: RGB, ImageNet mean/std), ``caffe`` (RGB on 0..255 minus the
+Caffe mean; the offline ``vgg19-caffe`` conversion, whose first layer was flipped to RGB), and
+``caffe-bgr`` (the original Caffe convention: channels reversed to BGR, 0..255 minus the BGR mean;
+``vgg19-caffe-neuralstyle``).
 
 Only conv1_1..conv5_1 are built: style transfer never needs deeper layers, and the keys of deeper
 layers present in a file are dropped *by name* (any other unknown key is an error).
@@ -24,10 +31,10 @@ _CONVS = [(1, 1, 64), (1, 2, 64), (2, 1, 128), (2, 2, 128), (3, 1, 256), (3, 2, 
           (3, 4, 256), (4, 1, 512), (4, 2, 512), (4, 3, 512), (4, 4, 512), (5, 1, 512)]
 _BLOCK_LAST = {1: 2, 2: 2, 3: 4, 4: 4}
 
-NORMALISATIONS = ("caffe", "imagenet", "none")
+NORMALISATIONS = ("caffe", "caffe-bgr", "imagenet", "none")
 LAYERS = tuple(f"relu{b}_{i}" for b, i, _ in _CONVS)
 
-_CAFFE_MEAN = (123.68, 116.779, 103.939)
+_CAFFE_MEAN = (123.68, 116.779, 103.939)  # R, G, B
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -80,6 +87,9 @@ class VGGEncoder(nn.Module):
         if self.normalisation == "caffe":
             mean = x.new_tensor(_CAFFE_MEAN).view(1, 3, 1, 1)
             return x * 255.0 - mean
+        if self.normalisation == "caffe-bgr":  # channel 0 = blue, minus the BGR mean
+            mean = x.new_tensor(_CAFFE_MEAN[::-1]).view(1, 3, 1, 1)
+            return x.flip(1) * 255.0 - mean
         if self.normalisation == "imagenet":
             return (x - x.new_tensor(_IMAGENET_MEAN).view(1, 3, 1, 1)) / x.new_tensor(_IMAGENET_STD).view(1, 3, 1, 1)
         return x
@@ -134,9 +144,40 @@ class VGGEncoder(nn.Module):
 # name -> (layout, normalisation) of the registered encoders
 ENCODERS = {
     "vgg19-caffe": ("torchvision", "caffe"),
+    "vgg19-caffe-neuralstyle": ("torchvision", "caffe-bgr"),
     "vgg19-torchvision": ("torchvision", "imagenet"),
     "vgg-normalised-adain": ("adain", "none"),
 }
+
+# The encoder used when none is named (Gatys, the similarity report, train-style): downloadable
+# from an official URL with a published hash. ``vgg19-caffe`` is the offline alternative.
+DEFAULT_ENCODER = "vgg19-torchvision"
+# Encoders a VGG-only method can use, best first (what the demo looks for locally).
+GATYS_ENCODERS = ("vgg19-torchvision", "vgg19-caffe-neuralstyle", "vgg19-caffe")
+
+# Gatys' default style weight depends on the feature scale: Caffe-scale inputs (0..255) give
+# features ~50-100x larger than ImageNet-normalised ones, and the Gram loss grows with the 4th
+# power of the features but the content loss with the 2nd. 30 was tuned on vgg19-caffe
+# (docs/style.md); 1e6 is the PyTorch tutorial's value for torchvision's VGG19 with the same Gram
+# (divided by C*H*W) and MSE losses.
+GATYS_STYLE_WEIGHT = {"caffe": 30.0, "caffe-bgr": 30.0, "imagenet": 1e6, "none": 30.0}
+
+
+def pick_encoder() -> str:
+    """The encoder for a method that needs only a VGG19 (Gatys, the similarity report) when none is
+    named: :data:`DEFAULT_ENCODER` when it is on this machine; otherwise another VGG19 that is (for
+    example ``vgg19-caffe`` in GANFORGE_WEIGHTS_DIR); otherwise :data:`DEFAULT_ENCODER`, which is
+    then downloaded (or names the one command that fetches it)."""
+    from ..weights import find
+
+    for name in GATYS_ENCODERS:
+        if find(name) is not None:
+            return name
+    return DEFAULT_ENCODER
+
+
+def default_style_weight(encoder: nn.Module) -> float:
+    return GATYS_STYLE_WEIGHT.get(getattr(encoder, "normalisation", "caffe"), 30.0)
 
 
 def guess_layout(state: dict[str, torch.Tensor]) -> str:
@@ -147,15 +188,25 @@ def guess_layout(state: dict[str, torch.Tensor]) -> str:
     raise WeightsError("not a VGG19 state dict: expected keys features.0.weight (torchvision) or a 1x1 0.weight (AdaIN)")
 
 
-def load_vgg(name_or_path: str | os.PathLike = "vgg19-caffe", *, normalisation: str | None = None) -> VGGEncoder:
+def load_vgg(name_or_path: str | os.PathLike = DEFAULT_ENCODER, *, normalisation: str | None = None) -> VGGEncoder:
     """A frozen encoder from a registered name (layout and normalisation known) or a file path
-    (layout guessed from its keys; ``normalisation`` defaults to 'caffe' for torchvision layout)."""
+    (a registered file name gets that entry's normalisation; otherwise the layout is guessed from
+    the keys and ``normalisation`` defaults to 'caffe' for the torchvision layout)."""
     from ..weights import load_state_dict
 
     state = load_state_dict(name_or_path)
     name = str(name_or_path)
-    if name in ENCODERS:
-        layout, norm = ENCODERS[name]
+    from pathlib import Path
+
+    from ..weights import WEIGHTS
+
+    by_file = {WEIGHTS.get(n).filename: n for n in ENCODERS if n in WEIGHTS}
+    if name not in ENCODERS and Path(name).name in by_file:  # a registered file given by path
+        name_for_layout = by_file[Path(name).name]
+    else:
+        name_for_layout = name
+    if name_for_layout in ENCODERS:
+        layout, norm = ENCODERS[name_for_layout]
     else:
         layout = guess_layout(state)
         norm = "none" if layout == "adain" else "caffe"

@@ -14,18 +14,38 @@ from typing import Callable
 from ..errors import DataError, GanforgeError
 
 
-def pick_dataset(requested: str = "auto") -> tuple[str, str]:
+def _mnist_files_present() -> bool:
+    from .. import paths
+
+    roots = [r for r in (paths.data_dir(), paths.home() / "datasets") if r is not None]
+    return any((r / "MNIST" / "raw").is_dir() and any((r / "MNIST" / "raw").glob("*.gz")) for r in roots)
+
+
+def pick_dataset(requested: str = "auto", *, progress: bool = True) -> tuple[str, str]:
     """MNIST when it is available (GANFORGE_DATA_DIR, the cache, or a download); otherwise the
-    digits that ship inside scikit-learn. Returns (name, one-line reason)."""
+    digits that ship inside scikit-learn. Returns (name, one plain line saying which and why)."""
+    import os
+
     from ..data import load_dataset
 
     if requested != "auto":
         return requested, f"dataset: {requested} (as requested)"
+    had_files = _mnist_files_present()
     try:
-        load_dataset("mnist", resolution=32, max_images=1, progress=False)
-        return "mnist", "dataset: MNIST (found locally or downloaded)"
-    except DataError as exc:
-        return "digits", f"dataset: scikit-learn digits (MNIST unavailable: {exc})"
+        load_dataset("mnist", resolution=32, max_images=1, progress=progress)
+    except DataError:
+        fallback = "using scikit-learn's 8×8 digits (1797 images, upscaled to 32×32)"
+        hint = "set GANFORGE_DATA_DIR to a folder with MNIST/raw/*.gz to use MNIST"
+        if had_files:
+            why = "MNIST files were found but are incomplete or fail their sha256 check"
+        elif os.environ.get("GANFORGE_OFFLINE") == "1":
+            why = "MNIST not found locally and GANFORGE_OFFLINE=1"
+        else:
+            why = "MNIST not found locally and could not be downloaded (offline or unreachable)"
+        return "digits", f"dataset: {why}: {fallback}; {hint}"
+    if had_files:
+        return "mnist", "dataset: MNIST (found locally)"
+    return "mnist", "dataset: MNIST (downloaded into the cache)"
 
 
 def _section(title: str, body: str) -> str:
@@ -55,7 +75,8 @@ figure {{ margin: 0; }} figcaption {{ font-size: 0.85em; color: #555; }}
 
 
 def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str = "auto", style: bool = True,
-             precision: str = "auto", log: Callable[[str], None] = print) -> Path:
+             precision: str = "auto", device: str = "auto", progress: bool = True,
+             log: Callable[[str], None] = print) -> Path:
     """Train, sample, interpolate and (optionally) stylise; returns the path of ``index.html``."""
     from .. import __version__
     from ..api import train_gan
@@ -67,14 +88,15 @@ def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str 
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    dataset, reason = pick_dataset(data)
+    dataset, reason = pick_dataset(data, progress=progress)
     log(reason)
     run_dir = out / "run"
     if run_dir.exists():
         shutil.rmtree(run_dir)  # the demo always starts fresh
     cfg = GanConfig(data=dataset, resolution=32, conditional=True, width=32, batch_size=64, steps=steps,
-                    precision=precision, sample_every=max(steps // 5, 1), ckpt_every=steps, log_every=10)
-    summary = train_gan(cfg, out=run_dir, resume="never")
+                    precision=precision, sample_every=max(steps // 5, 1), ckpt_every=steps, log_every=10,
+                    progress=progress)
+    summary = train_gan(cfg, out=run_dir, resume="never", device=device)
     timings["data loading"] = summary["data_seconds"]
     timings[f"training ({steps} steps, {summary['images_per_s']:.0f} img/s, {summary['precision']})"] = summary["seconds"]
 
@@ -107,7 +129,7 @@ def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str 
     ]
     if style:
         t = time.perf_counter()
-        sections.append(f"<section>{_style_fragment(out, log)}</section>\n")  # the fragment has its own heading
+        sections.append(f"<section>{_style_fragment(out, log, precision=precision, device=device)}</section>\n")  # the fragment has its own heading
         timings["style transfer"] = time.perf_counter() - t
     sections.append(_section("Timings", _timing_table(timings)))
     (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
@@ -118,13 +140,18 @@ def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str 
     return index
 
 
-def _style_fragment(out: Path, log: Callable[[str], None]) -> str:
+def _style_fragment(out: Path, log: Callable[[str], None], **options: str) -> str:
     try:
         from ..style import demo_section
     except ImportError:
         return "<h2>Style transfer</h2><p>Not available in this installation.</p>"
     try:
-        return demo_section(out)
+        fragment = demo_section(out, **options)
+        if "Skipped:" in fragment:
+            import re
+
+            log("style transfer skipped: " + html.unescape(re.sub(r"<[^>]+>", "", fragment.split("Skipped: ", 1)[1])))
+        return fragment
     except GanforgeError as exc:
         log(f"style transfer skipped: {exc}")
         return f"<h2>Style transfer</h2><p>Skipped: {html.escape(str(exc))}</p>"

@@ -1,5 +1,6 @@
 """Gatys et al. (2016) style transfer by optimising the image itself: slow, high quality, and the one
-method that needs no trained decoder (works offline with ``vgg19-caffe``).
+method that needs no trained decoder, only a VGG19 encoder (``vgg19-torchvision`` by default;
+``vgg19-caffe`` offline).
 
 Loss = content_weight · MSE(relu4_2) + style_weight · α · Σ_l w_l · MSE(Gram_l) + tv_weight · TV.
 Several styles mix their Gram targets with float weights; with masks, each region's Gram is taken

@@ -1,7 +1,7 @@
 """How close a stylised image is to its content and to its style, as percentages.
 
-Definitions (also in docs/style.md); all features come from the same VGG encoder (vgg19-caffe by
-default), images in [0, 1], measured at the output's scale (output long side capped at 512; the
+Definitions (also in docs/style.md); all features come from the same VGG encoder (vgg19-torchvision by
+default, or the VGG19 present locally, see ``ganforge.nets.vgg.pick_encoder``), images in [0, 1], measured at the output's scale (output long side capped at 512; the
 content resized to the output's size; the style resized to the same long side):
 
 - ``content_ssim``: mean SSIM (Gaussian window 11, sigma 1.5, data range 1) of the luminance of

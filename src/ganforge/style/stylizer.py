@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import WeightsError
 from ..imageio import save_image, tensor_to_pil
 from ..nets.adain_decoder import load_decoder
-from ..nets.vgg import VGGEncoder, load_vgg
+from ..nets.vgg import VGGEncoder, default_style_weight, load_vgg, pick_encoder
 from . import adain as adain_ops
 from . import wct as wct_ops
 from .controls import (COLOUR_MODES, ImageLike, StyleError, auto_foreground_mask, crop_to, limit_size, load_mask,
@@ -95,7 +95,13 @@ class Stylizer:
 
     ``encoder``/``decoder`` take registry names, file paths or modules. ``decoders`` ({layer: decoder})
     turns on multi-level WCT. ``precision='bf16'`` runs the networks under bf16 autocast (about 2×
-    faster on CPUs with AVX-512 BF16 and on GPUs); statistics stay fp32.
+    faster on CPUs with AVX-512 BF16 and on GPUs; ~15× slower on CPUs without); ``'auto'`` picks
+    bf16 only where the hardware runs it natively, else fp32; ``'fp16'`` is for CUDA (AdaIN/WCT).
+    Statistics stay fp32. ``device``: 'cpu' (default), 'cuda', 'cuda:N' or 'auto'.
+
+    Gatys without ``encoder`` uses ``vgg19-torchvision`` (downloaded on first use), or another
+    VGG19 already on this machine (e.g. ``vgg19-caffe`` in GANFORGE_WEIGHTS_DIR) when that one is
+    absent; its default style weight follows the encoder's input scale (30 Caffe, 1e6 torchvision).
     """
 
     def __init__(self, method: str = "adain", *, encoder: str | nn.Module | None = None,
@@ -105,15 +111,19 @@ class Stylizer:
                  **gatys_options: Any) -> None:
         if method not in METHODS:
             raise StyleError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-        if precision not in ("fp32", "bf16"):
-            raise StyleError(f"unknown precision {precision!r}; use fp32 or bf16")
+        from ..device import PRECISIONS, resolve_device, resolve_precision
+
+        if precision not in PRECISIONS:
+            raise StyleError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
         self.method = method
-        self.device = torch.device(device)
-        self.precision = precision
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        if self.precision == "fp16" and method == "gatys":
+            raise StyleError("gatys optimises in fp32 or bf16; use --precision bf16, fp32 or auto")
         self.style_size = style_size
-        self.gatys_options = {"iterations": 200, "style_weight": 30.0, "content_weight": 1.0, **gatys_options}
+        self.gatys_options = {"iterations": 200, "content_weight": 1.0, **gatys_options}
         if method == "gatys":
-            encoder = encoder or "vgg19-caffe"
+            encoder = encoder or pick_encoder()
         elif encoder is None and decoder is None and not decoders:
             encoder, decoder = default_adain_pair()
         elif encoder is None:
@@ -133,7 +143,7 @@ class Stylizer:
             enc = self._encoder_arg
             enc = enc if isinstance(enc, nn.Module) else load_vgg(enc)
             self._encoder = enc.to(self.device).eval()
-            if self.precision == "bf16":
+            if self.precision != "fp32":
                 self._encoder.to(memory_format=torch.channels_last)
         return self._encoder
 
@@ -156,7 +166,7 @@ class Stylizer:
                     try:
                         dec = dec if isinstance(dec, nn.Module) else load_decoder(dec, layer)
                     except WeightsError as exc:  # the commonest offline situation: say what works
-                        raise WeightsError(f"{exc}; or use --method gatys, which needs only vgg19-caffe") from exc
+                        raise WeightsError(f"{exc}; or use --method gatys, which needs only a VGG19 encoder") from exc
                     trained_for = getattr(dec, "encoder_name", "")
                     if trained_for and self.encoder_name and trained_for != self.encoder_name:
                         raise StyleError(f"decoder {layer} was trained for encoder {trained_for!r}, "
@@ -166,12 +176,12 @@ class Stylizer:
         return self._decoders
 
     def _autocast(self) -> Any:
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
 
     def _encode(self, x: torch.Tensor, layer: str) -> torch.Tensor:
-        if self.precision == "bf16":
+        if self.precision != "fp32":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), self._autocast():
             return self.encoder(x.to(self.device), (layer,))[layer].float()
@@ -271,6 +281,8 @@ class Stylizer:
                options: dict[str, Any]) -> torch.Tensor:
         targets = [self.style_stats(img, content=c, colour=colour) for img, _ in styles]
         opts = {**self.gatys_options, **options}
+        if opts.get("style_weight") is None:
+            opts["style_weight"] = default_style_weight(self.encoder)
         result = gatys(c.to(self.device), targets, [w for _, w in styles], self.encoder, masks=masks,
                        alpha=alpha, autocast=self.precision == "bf16", **opts)
         self.last_history = result.history
@@ -380,12 +392,18 @@ class Stylizer:
 
     def report(self, output: ImageLike, content: ImageLike, style: ImageLike, *, encoder: str | nn.Module | None = None) -> dict[str, float]:
         """Similarity of an output to its content and style (docs/style.md has the definitions),
-        measured with ``vgg19-caffe`` features by default (any registered encoder works)."""
+        measured with the features of :attr:`report_encoder_name` by default (any registered
+        encoder works)."""
         enc = encoder if isinstance(encoder, nn.Module) else self._report_encoder(encoder)
         return similarity_report(to_batch(output), to_batch(content), to_batch(style), enc)
 
+    @property
+    def report_encoder_name(self) -> str:
+        """The encoder :meth:`report` uses by default: vgg19-torchvision, or the VGG19 found locally."""
+        return pick_encoder()
+
     def _report_encoder(self, name: str | None) -> nn.Module:
-        name = name or "vgg19-caffe"
+        name = name or self.report_encoder_name
         if name == self.encoder_name:
             return self.encoder
         return self._cached(("report-encoder", name), lambda: load_vgg(name))
@@ -411,7 +429,7 @@ def stylize(content: ImageLike, style: StyleArg, method: str = "adain", alpha: f
     """Stylise one image and return a PIL image the size of the content.
 
     ``method``: 'adain' (fast, needs a decoder), 'wct' (same decoder, full covariance), 'gatys'
-    (optimisation; works with only ``vgg19-caffe``). Options as :meth:`Stylizer.stylize_tensor`
+    (optimisation; needs only a VGG19 encoder, ``vgg19-torchvision`` by default). Options as :meth:`Stylizer.stylize_tensor`
     (plus Gatys ``iterations``, ``style_weight``, ``tv_weight``, ``scales``, ``optimizer``).
     A module-level Stylizer per configuration is reused, so repeated calls keep their caches.
     """
