@@ -1,9 +1,11 @@
-"""ganforge.data: built-in datasets on the real shared files, folders with every awkward image
-mode, and the failures a user can cause (each a one-line DataError)."""
+"""ganforge.data: built-in datasets on the real shared files (when present) and the same loader
+checks on tiny idx files made here (always), folders with every awkward image mode, and the
+failures a user can cause (each a one-line DataError)."""
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ from conftest import SHARED, require
 from ganforge.cli import main
 from ganforge.data import builtin, dataset_names, load_dataset
 from ganforge.data.check import check_folder
+from ganforge.download import sha256_file
 from ganforge.errors import DataError
 
 MNIST_RAW = SHARED / "datasets" / "MNIST" / "raw"
@@ -114,6 +117,148 @@ def test_digits():
     assert set(dataset_names()) >= {"mnist", "fashion-mnist", "digits"}
 
 
+# --------------------------------------------------------------------------- the idx loader on tiny files made here
+# The same behaviour as the real-MNIST tests above, without the shared assets: idx.gz files written
+# by the test (64 train + 32 test images with known pixels and labels) in torchvision's layout,
+# with the registry's sha256 swapped for theirs.
+
+TINY = {"train": 64, "test": 32}
+_PREFIX = {"train": "train", "test": "t10k"}
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = (0x0800 | array.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.GzipFile(path, "wb", mtime=0) as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def _tiny_split(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Image i: black, with a centre square of value (100 or 180) + i; label (7·i + offset) mod 10."""
+    n, base = TINY[split], (100 if split == "train" else 180)
+    labels = (np.arange(n) * 7 + (0 if split == "train" else 3)) % 10
+    images = np.zeros((n, 28, 28), np.uint8)
+    for i in range(n):
+        images[i, 8:20, 8:20] = base + i
+    return images, labels
+
+
+def _tiny_files(root: Path, folder: str) -> dict[str, str]:
+    """Write the four archives under root/folder/raw; -> file name -> sha256."""
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    digests = {}
+    for split, prefix in _PREFIX.items():
+        images, labels = _tiny_split(split)
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            name = f"{prefix}-{kind}-ubyte.gz"
+            _write_idx(raw / name, array)
+            digests[name] = sha256_file(raw / name)
+    return digests
+
+
+@pytest.fixture
+def tiny_idx(tmp_path, monkeypatch):
+    """GANFORGE_DATA_DIR holding tiny MNIST and Fashion-MNIST archives that pass the sha256 check."""
+    root = tmp_path / "tiny-data"
+    for name, spec in list(builtin.IDX_DATASETS.items()):
+        monkeypatch.setitem(builtin.IDX_DATASETS, name,
+                            dataclasses.replace(spec, sha256=_tiny_files(root, spec.folder)))
+    monkeypatch.setenv("GANFORGE_DATA_DIR", str(root))
+    monkeypatch.setenv("GANFORGE_HOME", str(tmp_path / "home"))
+    return root
+
+
+def test_idx_loader_train_resized(tiny_idx):
+    ds = load_dataset("mnist", resolution=32, progress=False)
+    images, labels = _tiny_split("train")
+    assert ds.images.shape == (64, 1, 32, 32) and ds.images.dtype == torch.uint8
+    assert ds.labels.dtype == torch.int64 and ds.labels.tolist() == labels.tolist()
+    assert ds.class_names == [str(i) for i in range(10)]
+    assert (len(ds), ds.channels, ds.resolution, ds.num_classes) == (64, 1, 32, 10)
+    raw = tiny_idx / "MNIST" / "raw"
+    assert ds.source == f"MNIST train (64 images, resized 28->32) from {raw}"
+    assert ds.skipped == []
+    # Resized, not scrambled: black corners, and each image keeps its own centre value (order kept).
+    assert ds.images[:, :, :3, :3].max() == 0
+    assert ds.images[:, 0, 16, 16].tolist() == [100 + i for i in range(64)]
+    # The per-process cache must not hand out shared tensors.
+    ds.images.zero_()
+    assert load_dataset("mnist:train", resolution=32, progress=False).images[:, 0, 16, 16].min() == 100
+
+
+def test_idx_loader_test_native_rgb_and_splits(tiny_idx):
+    assert builtin.splits("mnist") == ("train", "test")
+    ds = load_dataset("mnist:test", resolution=28, channels=1, progress=False)
+    images, labels = _tiny_split("test")
+    assert torch.equal(ds.images[:, 0], torch.from_numpy(images))  # native size: exactly the file's pixels
+    assert ds.labels.tolist() == labels.tolist()
+    assert "MNIST test (32 images, 28×28)" in ds.source
+    ds.images.zero_()  # native size: no resize, so this would hit the raw cache if it were shared
+    assert torch.equal(load_dataset("mnist:test", resolution=28, progress=False).images[:, 0],
+                       torch.from_numpy(images))
+    rgb = load_dataset("mnist:test", resolution=16, channels=3, max_images=10, progress=False)
+    assert rgb.images.shape == (10, 3, 16, 16)
+    assert torch.equal(rgb.images[:, 0], rgb.images[:, 2]) and torch.equal(rgb.images[:, 0], rgb.images[:, 1])
+    assert rgb.labels.tolist() == labels[:10].tolist()
+    assert "first 10 of 32" in rgb.source
+
+
+def test_idx_loader_fashion_mnist_names(tiny_idx):
+    ds = load_dataset("fashion-mnist", resolution=32, progress=False)
+    assert len(ds) == 64 and ds.class_names[0] == "T-shirt/top" and ds.class_names[9] == "Ankle boot"
+    assert "Fashion-MNIST train" in ds.source and str(tiny_idx / "FashionMNIST" / "raw") in ds.source
+    assert len(load_dataset("fashion-mnist:test", resolution=32, progress=False)) == 32
+
+
+def test_idx_loader_memory_guard(tiny_idx, monkeypatch):
+    monkeypatch.setenv("GANFORGE_MAX_DATASET_BYTES", str(64 * 32 * 32 - 1))  # one byte short
+    with pytest.raises(DataError, match="GANFORGE_MAX_DATASET_BYTES") as info:
+        load_dataset("mnist", resolution=32, progress=False)
+    assert "mnist:train: 64 images" in str(info.value) and "\n" not in str(info.value)
+    assert len(load_dataset("mnist", resolution=32, max_images=63, progress=False)) == 63  # fits exactly
+
+
+def test_idx_loader_checksum_mismatch(tiny_idx, tmp_path, monkeypatch):
+    raw = tmp_path / "corrupt" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(tiny_idx / "MNIST" / "raw" / name, raw / name)
+    data = bytearray((raw / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    data[-12] ^= 0xFF  # inside the deflate stream
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(bytes(data))
+    monkeypatch.setenv("GANFORGE_DATA_DIR", str(tmp_path / "corrupt"))
+    with pytest.raises(DataError, match="sha256") as info:
+        load_dataset("mnist:test", resolution=32, progress=False)
+    message = str(info.value)
+    assert str(raw / "t10k-labels-idx1-ubyte.gz") in message and "\n" not in message
+
+
+def test_idx_loader_download_from_mirror(tiny_idx, no_data, monkeypatch):
+    """A bad mirror is skipped by its sha256, the good one (file://) fills the cache atomically."""
+    bad = no_data / "bad-mirror"
+    bad.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (bad / name).write_bytes(b"not mnist")
+    good = tiny_idx / "MNIST" / "raw"
+    spec = dataclasses.replace(builtin.IDX_DATASETS["mnist"], mirrors=(bad.as_uri() + "/", good.as_uri() + "/"))
+    monkeypatch.setitem(builtin.IDX_DATASETS, "mnist", spec)
+    monkeypatch.setenv("GANFORGE_OFFLINE", "0")
+    ds = load_dataset("mnist:test", resolution=8, progress=False)
+    assert len(ds) == 32 and ds.labels.tolist() == _tiny_split("test")[1].tolist()
+    cache = no_data / "home" / "datasets" / "MNIST" / "raw"
+    assert sorted(os.listdir(cache)) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    assert str(cache) in ds.source
+    assert not (no_data / "empty-data").exists()  # never writes to the user's data dir
+    # Every mirror bad: one line naming each URL and the file.
+    spec = dataclasses.replace(spec, mirrors=(bad.as_uri() + "/",))
+    monkeypatch.setitem(builtin.IDX_DATASETS, "mnist", spec)
+    with pytest.raises(DataError) as info:
+        load_dataset("mnist:train", resolution=8, progress=False)
+    message = str(info.value)
+    assert "train-images-idx3-ubyte.gz" in message and bad.as_uri() in message and "\n" not in message
+    assert not list((cache).glob("train-*"))  # nothing half-written
+
+
 # --------------------------------------------------------------------------- folders
 
 def test_folder_mixed_modes(mixed_folder):
@@ -201,13 +346,17 @@ def test_unknown_name_and_bad_arguments(tmp_path):
         load_dataset("mnist:validation", resolution=32)
 
 
-def test_memory_guard(mixed_folder, mnist_raw, monkeypatch):
+def test_memory_guard(mixed_folder, monkeypatch):
     monkeypatch.setenv("GANFORGE_MAX_DATASET_BYTES", "1000")
     with pytest.raises(DataError, match="--max-images"):
         load_dataset(str(mixed_folder), resolution=64, progress=False)
+    assert len(load_dataset("digits", resolution=8, max_images=15)) == 15  # 15×64 bytes fits
+
+
+def test_memory_guard_mnist(mnist_raw, monkeypatch):
+    monkeypatch.setenv("GANFORGE_MAX_DATASET_BYTES", "1000")
     with pytest.raises(DataError, match="GANFORGE_MAX_DATASET_BYTES"):
         load_dataset("mnist", resolution=32, progress=False)
-    assert len(load_dataset("digits", resolution=8, max_images=15)) == 15  # 15×64 bytes fits
 
 
 # --------------------------------------------------------------------------- files: checksum, offline, download

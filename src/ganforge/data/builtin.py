@@ -172,6 +172,18 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
+def _idx_count(path: Path) -> int:
+    """The number of items an idx file declares (its first dimension), reading only the header."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            head = handle.read(8)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable gzip file ({exc})") from exc
+    if len(head) < 8 or head[:3] != b"\x00\x00\x08":
+        raise DataError(f"{path}: not an unsigned-byte idx file")
+    return int.from_bytes(head[4:8], "big")
+
+
 def _file_key(path: Path) -> tuple[str, int, int]:
     stat = path.stat()
     return str(path.resolve()), stat.st_size, stat.st_mtime_ns
@@ -256,9 +268,9 @@ def _load_idx(name: str, split: str | None, resolution: int, channels: int | Non
     channels = channels or 1
     image_file, label_file = _locate(spec, split, progress)
     files = (_file_key(image_file), _file_key(label_file))
-    # The sha256 pins the canonical files, so the counts are known and the memory guard can run
-    # before decompressing anything.
-    total = 60000 if split == "train" else 10000
+    # The count comes from the idx header (8 decompressed bytes), so the memory guard runs before
+    # the images are decompressed and the description states what the file actually holds.
+    total = _idx_count(image_file)
     count = _count(total, max_images)
     check_memory(count, channels, resolution, f"{spec.name}:{split}")
     # (path, size, mtime) of the files is part of the key: another GANFORGE_DATA_DIR is never
