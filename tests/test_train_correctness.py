@@ -179,3 +179,57 @@ def test_sigterm_to_the_cli_saves_a_checkpoint_and_exits(tmp_path):
     assert summary["stopped_early"] and 0 < summary["steps"] < 100000
     ckpts = checkpoint.list_checkpoints(run / "checkpoints")
     assert ckpts and ckpts[-1].name == checkpoint.step_dir(run, summary["steps"]).name
+
+
+# --- --nan-policy reload must not replay a deterministic NaN forever --------------------------------
+
+@pytest.mark.timeout(120)
+def test_reload_skips_a_batch_that_is_always_nan(tmp_path, monkeypatch):
+    """Batch 5 is poisoned: reloading the step-4 checkpoint replays it exactly (same RNG, same batch
+    index) unless the reload changes something; the run must get past it and finish."""
+    from ganforge.train import loop as loop_mod
+
+    original = loop_mod.TensorBatches.get
+    seen = []
+
+    def poisoned(self, index, *args, **kwargs):
+        x, y = original(self, index, *args, **kwargs)
+        seen.append(index)
+        return (x * float("nan"), y) if index == 5 else (x, y)
+
+    monkeypatch.setattr(loop_mod.TensorBatches, "get", poisoned)
+    with pytest.warns(UserWarning, match="reloaded step-0000004"):
+        summary = _train(tmp_path, "run", steps=10, ckpt_every=2, nan_policy="reload")
+    assert summary["steps"] == 10 and summary["reloads"] >= 1 and summary["bad_steps"] >= 1
+    assert seen.count(5) == 1  # the poisoned batch is not replayed
+    weights = checkpoint.load(checkpoint.list_checkpoints(tmp_path / "run" / "checkpoints")[-1])[0]
+    assert all(torch.isfinite(v.float()).all() for v in weights.values())
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 11))  # the log went back with the weights
+
+
+@pytest.mark.timeout(120)
+def test_reload_of_a_step_that_is_always_nan_stops_with_a_clear_error(tmp_path, monkeypatch):
+    """Step 5 is poisoned whatever the data or noise: bounded reloads, then a one-line error."""
+    from ganforge.losses import LOSSES
+    from ganforge.train.gan import GanTask
+
+    current = {"step": -1}
+    original_step = GanTask.step
+
+    def step(self, ctx):
+        current["step"] = ctx.step
+        return original_step(self, ctx)
+
+    loss = LOSSES.get("non-saturating")
+
+    def d_loss(real, fake, target):
+        value = loss.d_loss(real, fake, target)
+        return value * float("nan") if current["step"] == 5 else value
+
+    monkeypatch.setattr(GanTask, "step", step)
+    monkeypatch.setitem(LOSSES._items, "non-saturating", loss.__class__(loss.name, d_loss, loss.g_loss))
+    with pytest.warns(UserWarning, match="reloaded"):
+        with pytest.raises(GanforgeError, match="after 3 reload") as info:
+            _train(tmp_path, "run", steps=10, ckpt_every=2, nan_policy="reload", max_reloads=3)
+    assert "\n" not in str(info.value)

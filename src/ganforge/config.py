@@ -41,7 +41,7 @@ class GanConfig:
     augment: str = ""  # comma list of color,translation,cutout
     augment_p: float = 0.0
     ada_target: float | None = None  # e.g. 0.6 enables adaptive p
-    channels_last: bool = False
+    channels_last: bool = True  # NHWC activations: oneDNN/cuDNN convs run faster (fp32 CPU: ~1.1-2x per conv)
     compile: bool = False
     # loop
     steps: int = 1000
@@ -56,6 +56,7 @@ class GanConfig:
     ckpt_every: int = 500
     keep_ckpts: int = 3
     nan_policy: str = "skip"
+    max_reloads: int = 5  # --nan-policy reload: reloads without a new checkpoint before stopping with an error
     eval_every: int = 0
     eval_metric: str = "fid"
     eval_n: int = 2048
@@ -64,7 +65,8 @@ class GanConfig:
 
     # Options that may differ between a run and its resumption (they do not change the maths).
     RESUMABLE_CHANGES = ("steps", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "progress",
-                         "tensorboard", "eval_every", "eval_n", "eval_metric", "nan_policy")
+                         "tensorboard", "eval_every", "eval_n", "eval_metric", "nan_policy",
+                         "max_reloads", "channels_last")
 
     def validate(self) -> None:
         from .augment import POLICIES

@@ -67,6 +67,7 @@ class LoopConfig:
     keep_ckpts: int = 3
     nan_policy: str = "skip"  # skip: drop the update; reload: also go back to the last checkpoint
     max_bad_steps: int = 50  # this many non-finite steps in a row stop the run with an error
+    max_reloads: int = 5  # reload: this many reloads without a new checkpoint stop the run with an error
     eval_every: int = 0
     progress: bool = True
     tensorboard: bool = True
@@ -78,6 +79,8 @@ class LoopConfig:
             raise GanforgeError(f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
         if self.nan_policy not in ("skip", "reload"):
             raise GanforgeError(f"--nan-policy must be skip or reload, got {self.nan_policy!r}")
+        if self.max_reloads < 0:
+            raise GanforgeError("--max-reloads must be at least 0")
         for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise GanforgeError(f"--{name.replace('_', '-')} must be at least 1")
@@ -215,6 +218,8 @@ class TrainingLoop:
             raise GanforgeError("--precision fp16 needs a CUDA GPU; use bf16 on the CPU")
         self.step, self.batch_index, self.images_seen = 0, 0, 0
         self.bad_steps, self.bad_streak, self.reloads = 0, 0, 0
+        self.reload_streak = 0  # reloads since the last step checkpoint was written
+        self._logbook: Logbook | None = None
         self.best: float | None = None
         self.ckpt_root = self.run_dir / "checkpoints"
         self._stop_requested = False
@@ -261,6 +266,7 @@ class TrainingLoop:
             "images_seen": self.images_seen,
             "bad_steps": self.bad_steps,
             "reloads": self.reloads,
+            "reload_streak": self.reload_streak,
             "best": self.best if self.best is not None else float("nan"),
             "task": self.task.extra_state(),
             "loop_config": asdict(self.cfg),
@@ -268,6 +274,8 @@ class TrainingLoop:
 
     def save_checkpoint(self, name: str | None = None) -> Path | None:
         path = None
+        if name is None:  # a new point to go back to: reloads start counting again
+            self.reload_streak = 0
         if self.is_main:
             path = checkpoint.save(self.ckpt_root, self.step, self.task.modules(), self.state(),
                                    keep=self.cfg.keep_ckpts, name=name)
@@ -289,6 +297,7 @@ class TrainingLoop:
         self.step = int(state["step"])
         self.batch_index, self.images_seen = int(state["batch_index"]), int(state["images_seen"])
         self.bad_steps, self.reloads = int(state["bad_steps"]), int(state["reloads"])
+        self.reload_streak = int(state.get("reload_streak", 0))
         best = float(state.get("best", float("nan")))
         self.best = None if math.isnan(best) else best
         self.task.load_extra_state(state["task"])
@@ -322,6 +331,7 @@ class TrainingLoop:
         step, save a checkpoint and stop; a library caller keeps its own signal dispositions."""
         cfg = self.cfg
         logbook = Logbook(self.run_dir, resume_step=self.step, tensorboard=cfg.tensorboard) if self.is_main else None
+        self._logbook = logbook
         ctx = RunContext(self)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)} \
             if handle_signals and _main_thread() else {}
@@ -341,7 +351,9 @@ class TrainingLoop:
                     for sched in self.schedulers.values():
                         sched.step()
                 if ctx.bad_in_step:
-                    self._handle_bad_step()
+                    if self._handle_bad_step():  # reloaded: back at the checkpoint's step
+                        bar.n = self.step
+                        continue
                 else:
                     self.bad_streak = 0
                 bar.update(1)
@@ -373,7 +385,8 @@ class TrainingLoop:
                 "images_per_s": (self.images_seen - seen_start) / max(elapsed, 1e-9),
                 "bad_steps": self.bad_steps, "reloads": self.reloads, "best": self.best}
 
-    def _handle_bad_step(self) -> None:
+    def _handle_bad_step(self) -> bool:
+        """Count a non-finite step; returns True when it went back to a checkpoint."""
         self.bad_steps += 1
         self.bad_streak += 1
         if self.bad_streak >= self.cfg.max_bad_steps:
@@ -383,10 +396,30 @@ class TrainingLoop:
         if self.cfg.nan_policy == "reload":
             found = checkpoint.load_latest(self.ckpt_root)
             if found is not None:
-                bad, reloads = self.bad_steps, self.reloads + 1
-                self.restore(found[1], found[2], found[0])
-                self.bad_steps, self.reloads = bad, reloads
-                warnings.warn(f"non-finite step: reloaded {found[0].name}", stacklevel=2)
+                self._reload(*found)
+                return True
+        return False
+
+    def _reload(self, path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        """Go back to the last checkpoint, but not into the same failure: replaying it exactly (same
+        RNG, same batches) would hit a deterministic NaN again, forever. The data stream continues
+        after the offending batch instead of rewinding, and the run's generator is reseeded from
+        (seed, reload count, rank): deterministic, so a resumed run still repeats this one. Reloads
+        that do not get past the checkpoint are bounded by ``max_reloads``."""
+        if self.reload_streak >= self.cfg.max_reloads:
+            raise GanforgeError(
+                f"training diverged: still non-finite after {self.reload_streak} reload(s) of {path.name} "
+                f"(step {self.step}, {self.bad_steps} bad steps in all); lower the learning rate, use fp32, "
+                f"or check the data")
+        keep = (self.bad_steps, self.reloads + 1, self.reload_streak + 1, self.batch_index, self.images_seen)
+        self.restore(tensors, state, path)
+        self.bad_steps, self.reloads, self.reload_streak, self.batch_index, self.images_seen = keep
+        self.bad_streak = 0
+        self.generator.manual_seed((self.cfg.seed * 7919 + self.rank) * 1_000_003 + 7 * self.reloads + 1)
+        if self._logbook is not None:  # the log follows the weights back
+            self._logbook._truncate(self.step)
+        warnings.warn(f"non-finite step: reloaded {path.name} (reload {self.reload_streak} of at most "
+                      f"{self.cfg.max_reloads}); skipping the offending batch(es)", stacklevel=3)
 
     def _snapshot(self, ctx: RunContext) -> None:
         grid = self.task.snapshot(ctx)
