@@ -233,3 +233,116 @@ def test_reload_of_a_step_that_is_always_nan_stops_with_a_clear_error(tmp_path, 
         with pytest.raises(GanforgeError, match="after 3 reload") as info:
             _train(tmp_path, "run", steps=10, ckpt_every=2, nan_policy="reload", max_reloads=3)
     assert "\n" not in str(info.value)
+
+
+# --- penalties in fp32 outside autocast; the GradScaler protocol -----------------------------------
+
+def test_penalties_run_in_fp32_outside_autocast():
+    """The one tiny bf16 numerics test here: R1 and WGAN-GP computed under bf16 autocast equal
+    the fp32 penalties computed outside autocast, and in a GAN step the penalty passes (inputs
+    that are leaves requiring grad) never run under autocast."""
+    from ganforge.losses import d_real_and_r1, wgan_gradient_penalty
+    from ganforge.nets import GanNetSpec, build_gan
+    from ganforge.train.gan import GanTask
+
+    torch.manual_seed(0)
+    _, D = build_gan("dcgan", GanNetSpec(16, 1, width=8))
+    real, fake = torch.rand(4, 1, 16, 16) * 2 - 1, torch.rand(4, 1, 16, 16) * 2 - 1
+    x = real.clone().requires_grad_(True)
+    ref_logits = D(x, None).float()
+    (grad,) = torch.autograd.grad(ref_logits.sum(), x)
+    ref_r1 = grad.square().flatten(1).sum(1).mean()
+    ref_gp = wgan_gradient_penalty(D, real, fake, None, torch.Generator().manual_seed(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, r1 = d_real_and_r1(D, real, None)
+        gp = wgan_gradient_penalty(D, real, fake, None, torch.Generator().manual_seed(1))
+    assert logits.dtype == r1.dtype == gp.dtype == torch.float32
+    assert torch.allclose(logits, ref_logits, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(r1, ref_r1, rtol=1e-5) and torch.allclose(gp, ref_gp, rtol=1e-5)
+
+    cfg = ganforge.GanConfig(**{**TINY, "loss": "wgan-gp", "r1_gamma": 1.0, "batch_size": 4})
+    task = GanTask(cfg, GanNetSpec(16, 1, width=8), torch.device("cpu"))
+    seen = []
+    task.D.register_forward_pre_hook(
+        lambda m, args: seen.append(torch.is_autocast_enabled("cpu")) if args[0].is_leaf and args[0].requires_grad else None)
+
+    class Ctx:  # the loop's context, reduced to what one GAN step needs, under bf16 autocast
+        step, device, generator = 0, torch.device("cpu"), torch.Generator().manual_seed(0)
+
+        def next_batch(self):
+            return real, torch.zeros(4, dtype=torch.long)
+
+        def randn(self, *shape):
+            return torch.randn(*shape, generator=self.generator)
+
+        def autocast(self):
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+
+        def optimize(self, loss, optimizer, modules):
+            return True
+
+    task.step(Ctx())
+    assert seen == [False, False], seen  # the R1 pass and the WGAN-GP pass
+
+
+class _Toy:
+    """Two linear 'networks' and a loss that overflows any loss scale at the poisoned steps."""
+
+    name = "toy"
+
+    def __init__(self, poisoned: set[int]) -> None:
+        torch.manual_seed(0)
+        self.G, self.D = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+        self.opt = {k: torch.optim.SGD(m.parameters(), lr=0.01) for k, m in (("G", self.G), ("D", self.D))}
+        self.poisoned, self.ema_updates = poisoned, 0
+
+    def modules(self):
+        return {"G": self.G, "D": self.D}
+
+    def optimizers(self):
+        return self.opt
+
+    def step(self, ctx):
+        x, _ = ctx.next_batch()
+        boost = 1e36 if ctx.step in self.poisoned else 1.0  # finite loss, inf once scaled
+        ctx.optimize(self.D(x).mean() * boost, "D", [self.D])
+        if ctx.optimize(self.G(x).square().mean() * boost, "G", [self.G]):
+            self.ema_updates += 1  # as GanTask: EMA only after a G step that happened
+        return {}
+
+    def snapshot(self, ctx):
+        return torch.zeros(1, 1, 1)
+
+    def extra_state(self):
+        return {}
+
+    def load_extra_state(self, state):
+        pass
+
+
+@pytest.mark.parametrize("nan_policy", ["skip", "reload"])
+def test_grad_scaler_update_once_per_iteration_and_overflow_is_a_bad_step(tmp_path, nan_policy):
+    from ganforge.train.loop import LoopConfig, TensorBatches, TrainingLoop, make_accelerator
+
+    class CountingScaler(torch.amp.GradScaler):
+        updates = 0
+
+        def update(self, new_scale=None):
+            CountingScaler.updates += 1
+            super().update(new_scale)
+
+    task = _Toy(poisoned={1})
+    batches = TensorBatches(torch.randint(0, 255, (64, 1, 1, 2), dtype=torch.uint8), torch.zeros(64, dtype=torch.long),
+                            batch_size=4, seed=0)
+    cfg = LoopConfig(steps=4, batch_size=4, precision="fp32", log_every=1, sample_every=0, ckpt_every=1,
+                     progress=False, tensorboard=False, nan_policy=nan_policy)
+    (tmp_path / "run").mkdir()
+    loop = TrainingLoop(task, batches, cfg, tmp_path / "run", make_accelerator(cpu=True))
+    loop.scaler = CountingScaler("cpu", init_scale=2.0 ** 16)  # fp16's scaler, run on the CPU
+    g_before = task.G.weight.detach().clone()
+    summary = loop.run()
+    assert CountingScaler.updates == 4  # once per iteration, not once per optimiser step
+    assert loop.scaler.get_scale() == 2.0 ** 15  # one backoff for the one overflowing iteration
+    assert summary["bad_steps"] == 1 and summary["reloads"] == 0  # counted; an overflow is no reason to reload
+    assert task.ema_updates == 3  # the skipped G step reported failure: no EMA update
+    assert not torch.equal(task.G.weight, g_before) and torch.isfinite(task.G.weight).all()

@@ -59,16 +59,29 @@ LOSSES.register("wgan-gp", AdversarialLoss(
 
 def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
     """Mescheder et al. 2018: squared gradient norm of D at real data (``real_images`` must
-    require grad and have produced ``real_logits``); multiply by gamma/2."""
+    require grad and have produced ``real_logits``); multiply by gamma/2. Under mixed precision
+    use :func:`d_real_and_r1`, which keeps the double backward in fp32."""
     (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
     return grad.float().square().flatten(1).sum(1).mean()
+
+
+def d_real_and_r1(discriminator: Callable[..., torch.Tensor], real: torch.Tensor,
+                  labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(D(real) logits in fp32, R1 penalty): the forward and its double backward run in fp32 with
+    autocast off, whatever the caller's autocast; bf16/fp16 gradients of gradients lose the small
+    values the penalty is made of (and fp16 ones overflow)."""
+    with torch.autocast(real.device.type, enabled=False):
+        x = real.detach().float().requires_grad_(True)
+        logits = discriminator(x, labels).float()
+        return logits, r1_penalty(logits, x)
 
 
 def wgan_gradient_penalty(discriminator: Callable[..., torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
                           labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
     """Gulrajani et al. 2017: (||grad D(x_hat)|| - 1)^2 on random interpolates of real and fake."""
     eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
-    mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    out = discriminator(mixed, labels)
-    (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
-    return (grad.float().flatten(1).norm(dim=1) - 1).square().mean()
+    with torch.autocast(real.device.type, enabled=False):  # fp32 double backward (see d_real_and_r1)
+        mixed = (eps * real.detach().float() + (1 - eps) * fake.detach().float()).requires_grad_(True)
+        out = discriminator(mixed, labels).float()
+        (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
+        return (grad.float().flatten(1).norm(dim=1) - 1).square().mean()

@@ -14,7 +14,7 @@ from torchvision.utils import make_grid
 
 from ..augment import AdaptiveAugment, diff_augment
 from ..config import GanConfig
-from ..losses import LOSSES, r1_penalty, wgan_gradient_penalty
+from ..losses import LOSSES, d_real_and_r1, wgan_gradient_penalty
 from ..nets import GanNetSpec, build_gan
 from ..nets.layers import ConditionalBatchNorm2d, dcgan_init
 from .task import StepContext
@@ -124,15 +124,16 @@ class GanTask:
                     with torch.no_grad():
                         fake_d = G(z, y)
                 real_in = self._aug(real, ctx)
-                if cfg.r1_gamma > 0:
-                    real_in = real_in.detach().requires_grad_(True)
-                d_real = D(real_in, y_real).float()
+                if cfg.r1_gamma > 0:  # this pass in fp32 outside autocast: R1's double backward
+                    d_real, r1 = d_real_and_r1(D, real_in, y_real)
+                else:
+                    d_real = D(real_in, y_real).float()
                 d_fake = D(self._aug(fake_d, ctx), y).float()
                 loss_d = self.loss.d_loss(d_real, d_fake, real_target)
-                if self.loss.gradient_penalty:
+                if self.loss.gradient_penalty:  # fp32 outside autocast inside
                     loss_d = loss_d + cfg.gp_weight * wgan_gradient_penalty(D, real, fake_d.float(), y_real, ctx.generator)
                 if cfg.r1_gamma > 0:
-                    loss_d = loss_d + 0.5 * cfg.r1_gamma * r1_penalty(d_real, real_in)
+                    loss_d = loss_d + 0.5 * cfg.r1_gamma * r1
             self.ada.observe(d_real)
             ctx.optimize(loss_d, "D", [self.D])
         self.D.requires_grad_(False)

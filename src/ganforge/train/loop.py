@@ -146,7 +146,19 @@ class RunContext:
         self.device = loop.device
         self.generator = loop.generator
         self.step = 0
-        self.bad_in_step = False
+        self.bad_in_step = False  # an update of this iteration was skipped (counted as a bad step)
+        self.overflow_only = False  # ... only because the GradScaler's loss scale overflowed
+        self._scaled = set()  # optimisers stepped through the GradScaler since its last update()
+
+    def begin_iteration(self, step: int) -> None:
+        self.step, self.bad_in_step, self.overflow_only = step, False, True
+
+    def end_iteration(self) -> None:
+        """One GradScaler.update() per iteration, after every optimiser's step (G and D share the
+        scale; updating after each step counted two growth/backoff steps per iteration)."""
+        if self._loop.scaler is not None and self._scaled:
+            self._loop.scaler.update()
+            self._scaled.clear()
 
     def next_batch(self):
         loop = self._loop
@@ -171,15 +183,25 @@ class RunContext:
         params = [p for m in modules for p in m.parameters() if p.requires_grad]
         if not loop.all_finite(loss.detach().float().reshape(1)):
             opt.zero_grad(set_to_none=True)
-            self.bad_in_step = True
+            self.bad_in_step, self.overflow_only = True, False
             return False
         scaler = loop.scaler
+        if scaler is not None and optimizer in self._scaled:
+            # A second step of one optimiser within an iteration (n_critic > 1): the GradScaler
+            # allows one unscale_/step per optimiser per update().
+            scaler.update()
+            self._scaled.clear()
         (scaler.scale(loss) if scaler else loss).backward()
         loop.sync_gradients(params)
         if scaler:
-            scaler.unscale_(opt)
+            scaler.unscale_(opt)  # gradients are true-scale from here on (clipping, checks)
         grads = [p.grad for p in params if p.grad is not None]
-        if not scaler and grads and not loop.all_finite(torch.stack([g.float().abs().max() for g in grads])):
+        if grads and not loop.all_finite(torch.stack([g.float().abs().max() for g in grads])):
+            if scaler:  # the scaler records the overflow, skips the step, and backs off at update()
+                scaler.step(opt)
+                self._scaled.add(optimizer)
+            else:
+                self.overflow_only = False
             opt.zero_grad(set_to_none=True)
             self.bad_in_step = True
             return False
@@ -187,7 +209,7 @@ class RunContext:
             torch.nn.utils.clip_grad_norm_(params, loop.cfg.grad_clip)
         if scaler:
             scaler.step(opt)
-            scaler.update()
+            self._scaled.add(optimizer)
         else:
             opt.step()
         opt.zero_grad(set_to_none=True)
@@ -343,15 +365,16 @@ class TrainingLoop:
         t_log, seen_log = t_start, self.images_seen
         try:
             while self.step < cfg.steps and not self._stop_agreed():
-                ctx.step, ctx.bad_in_step = self.step, False
+                ctx.begin_iteration(self.step)
                 scalars = self.task.step(ctx)
+                ctx.end_iteration()
                 self.step += 1
                 with warnings.catch_warnings():  # a skipped (non-finite) update is not a misuse
                     warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                     for sched in self.schedulers.values():
                         sched.step()
-                if ctx.bad_in_step:
-                    if self._handle_bad_step():  # reloaded: back at the checkpoint's step
+                if ctx.bad_in_step:  # a loss-scale overflow is counted, but is no reason to reload
+                    if self._handle_bad_step(allow_reload=not ctx.overflow_only):  # reloaded
                         bar.n = self.step
                         continue
                 else:
@@ -385,7 +408,7 @@ class TrainingLoop:
                 "images_per_s": (self.images_seen - seen_start) / max(elapsed, 1e-9),
                 "bad_steps": self.bad_steps, "reloads": self.reloads, "best": self.best}
 
-    def _handle_bad_step(self) -> bool:
+    def _handle_bad_step(self, allow_reload: bool = True) -> bool:
         """Count a non-finite step; returns True when it went back to a checkpoint."""
         self.bad_steps += 1
         self.bad_streak += 1
@@ -393,7 +416,7 @@ class TrainingLoop:
             raise GanforgeError(
                 f"training diverged: {self.bad_streak} steps in a row had non-finite losses or gradients "
                 f"(last good checkpoint kept in {self.ckpt_root}); lower the learning rate or use fp32")
-        if self.cfg.nan_policy == "reload":
+        if self.cfg.nan_policy == "reload" and allow_reload:
             found = checkpoint.load_latest(self.ckpt_root)
             if found is not None:
                 self._reload(*found)
