@@ -33,6 +33,9 @@ def _visible(action: argparse.Action) -> bool:
     return action.help != argparse.SUPPRESS
 
 
+# commands that can show progress bars: each hides them with --quiet
+WITH_PROGRESS_BARS = {("data", "check"), ("demo",), ("eval",), ("stylize",), ("train",), ("train-style",),
+                      ("weights", "fetch")}
 FULL = build_parser(full=True)
 LEAVES = dict(_leaves(FULL))
 
@@ -60,8 +63,8 @@ def test_vocabulary(path):
     for old in ("--no-progress", "--progress"):
         if old in opts:
             assert not _visible(opts[old]), f"{old} should be a hidden alias of --quiet"
-    if any(flag in opts for flag in ("--no-progress", "--progress")):
-        assert "--quiet" in opts
+    if any(flag in opts for flag in ("--no-progress", "--progress")) or path in WITH_PROGRESS_BARS:
+        assert "--quiet" in opts and opts["--quiet"].dest in ("quiet", "progress"), path
     # resume: --resume auto|never wherever a run directory is trained into
     if command in ("train", "train-style"):
         assert opts["--resume"].choices == ("auto", "never") and opts["--resume"].default == "auto"
