@@ -28,12 +28,13 @@ def _pixel_nn(queries: torch.Tensor, train: torch.Tensor, k: int, chunk: int = 5
         if q.shape[1] != train.shape[1]:
             q = q.mean(1, keepdim=True).expand(-1, train.shape[1], -1, -1)
         q = F.interpolate(q, size=train.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
-    qf = q.flatten(1)
+    # float64: cdist's matrix-product path in float32 reports ~2e-4 instead of 0 for an exact copy
+    qf = q.flatten(1).double()
     dims = qf.shape[1]
     dists, idxs = [], []
     for start in range(0, len(train), 8192):
-        t = train[start:start + 8192].float().flatten(1) / 255
-        d = torch.cdist(qf, t) / dims ** 0.5
+        t = train[start:start + 8192].double().flatten(1) / 255
+        d = (torch.cdist(qf, t) / dims ** 0.5).float()
         v, i = d.topk(min(k, d.shape[1]), dim=1, largest=False)
         dists.append(v)
         idxs.append(i + start)
