@@ -1,5 +1,6 @@
 """``ganforge eval`` / ``ganforge similarity`` end to end, the memorisation report, and the
-in-training evaluator, on real MNIST with the domain extractor (fast on CPU)."""
+in-training evaluator, with the domain extractor (fast on CPU): on scikit-learn's digits (always
+available) and on real MNIST (when the shared assets are)."""
 
 from __future__ import annotations
 
@@ -19,28 +20,65 @@ def mnist_test():
     return load_dataset("mnist:test", resolution=28, progress=False)
 
 
-def test_cli_eval_writes_protocol_json_and_one_line_per_metric(tmp_path, capsys, mnist_test):
+@pytest.fixture(scope="module")
+def digits_test():
+    from ganforge.data import load_dataset
+
+    return load_dataset("digits:test", resolution=8, progress=False)  # 360 images, native 8×8
+
+
+# dataset name -> (test-split fixture, its size, native resolution, minimum classifier accuracy)
+DATASETS = {"mnist": ("mnist_test", 10000, 28, 0.98), "digits": ("digits_test", 360, 8, 0.97)}
+
+
+@pytest.fixture(params=list(DATASETS))
+def domain(request):
+    """(name, test split, its size, resolution, minimum accuracy) for each dataset the checks run on."""
+    fixture, size, resolution, accuracy = DATASETS[request.param]
+    return request.param, request.getfixturevalue(fixture), size, resolution, accuracy
+
+
+def test_cli_eval_writes_protocol_json_and_one_line_per_metric(tmp_path, capsys, domain):
     from ganforge.cli import main
 
+    name, _, size, _, accuracy = domain
+    n = "400" if name == "mnist" else "300"
     out = tmp_path / "eval.json"
-    rc = main(["eval", "mnist:test", "mnist:train", "--n", "400", "--metrics", "fid,kid,pr", "--json", str(out),
+    rc = main(["eval", f"{name}:test", f"{name}:train", "--n", n, "--metrics", "fid,kid,pr", "--json", str(out),
                "--quiet"])
     captured = capsys.readouterr()
     assert rc == 0
     lines = [line for line in captured.out.splitlines() if not line.startswith("wrote")]
     assert [line.split()[0] for line in lines] == ["fid", "kid", "precision", "recall"]
-    assert "FID with n=400" in captured.err and "KID" in captured.err
+    assert f"FID with n={n}" in captured.err and "KID" in captured.err
     doc = json.loads(out.read_text())
     fid = doc["results"][0]
-    assert fid["metric"] == "fid" and fid["n_a"] == 400 and fid["n_b"] == 400
-    assert fid["extractor"]["extractor"] == "mnist" and fid["extractor"]["classifier_test_accuracy"] >= 0.98
-    assert fid["a"]["subset"].startswith("400 of 10000") and fid["seed"] == 0 and fid["ganforge_version"]
+    assert fid["metric"] == "fid" and fid["n_a"] == int(n) and fid["n_b"] == int(n)
+    assert fid["extractor"]["extractor"] == name and fid["extractor"]["classifier_test_accuracy"] >= accuracy
+    assert fid["a"]["subset"].startswith(f"{n} of {size}") and fid["seed"] == 0 and fid["ganforge_version"]
     kid = doc["results"][1]
     assert kid["std"] is not None and "subsets" in kid["details"]
     # Same command, same number: seeded subsets and a deterministic extractor.
-    main(["eval", "mnist:test", "mnist:train", "--n", "400", "--metrics", "fid", "--json", str(tmp_path / "b.json"),
+    main(["eval", f"{name}:test", f"{name}:train", "--n", n, "--metrics", "fid", "--json", str(tmp_path / "b.json"),
           "--quiet"])
     assert json.loads((tmp_path / "b.json").read_text())["results"][0]["value"] == pytest.approx(fid["value"], abs=1e-9)
+
+
+def test_cli_eval_explicit_digits_extractor_on_folders(tmp_path, capsys, digits_test):
+    """--extractor digits on two image folders (nothing to auto-detect it from)."""
+    from ganforge.cli import main
+    from ganforge.imageio import save_image
+
+    for folder, part in (("a", digits_test.images[:150]), ("b", digits_test.images[150:300])):
+        for i, img in enumerate(part):
+            save_image(img.float() / 255, tmp_path / folder / f"{i:03d}.png")
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(tmp_path / "a"), str(tmp_path / "b"), "--metrics", "kid", "--extractor", "digits",
+                 "--json", str(out), "--quiet"]) == 0
+    kid = json.loads(out.read_text())["results"][0]
+    assert kid["extractor"]["extractor"] == "digits" and kid["a"]["kind"] == "folder" and kid["n_a"] == 150
+    assert kid["a"]["size"] == "8x8" and kid["a"]["channels"] == 1  # read at native size, greyscale
+    assert capsys.readouterr().out.startswith("kid")
 
 
 def test_cli_eval_user_errors_are_one_line(capsys):
@@ -53,19 +91,20 @@ def test_cli_eval_user_errors_are_one_line(capsys):
     assert "no/such/dir" in capsys.readouterr().err
 
 
-def test_nearest_flags_copies_of_training_images(tmp_path, capsys, mnist_test):
+def test_nearest_flags_copies_of_training_images(tmp_path, capsys, domain):
     from ganforge.cli import main
     from ganforge.imageio import save_image
 
+    name, reference, *_ = domain
     folder = tmp_path / "generated"
     g = torch.Generator().manual_seed(0)
     for i in range(8):  # exact copies of "training" images
-        save_image(mnist_test.images[100 + i].float() / 255, folder / f"copy{i}.png")
+        save_image(reference.images[100 + i].float() / 255, folder / f"copy{i}.png")
     for i in range(8):  # genuinely new images: two training digits averaged, plus noise
-        x = (mnist_test.images[200 + i].float() + mnist_test.images[300 + i].float()) / 510
+        x = (reference.images[200 + i].float() + reference.images[300 + i].float()) / 510
         save_image((x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1), folder / f"new{i}.png")
     report_dir = tmp_path / "near"
-    rc = main(["eval", str(folder), "mnist:test", "--metrics", "kid", "--nearest", "3", "--out", str(report_dir),
+    rc = main(["eval", str(folder), f"{name}:test", "--metrics", "kid", "--nearest", "3", "--out", str(report_dir),
                "--quiet", "--json", str(tmp_path / "e.json")])
     assert rc == 0
     report = json.loads((report_dir / "nearest.json").read_text())
@@ -78,14 +117,23 @@ def test_nearest_flags_copies_of_training_images(tmp_path, capsys, mnist_test):
     assert "near-copies" in capsys.readouterr().out
 
 
-def test_in_training_evaluator_ranks_real_above_noise_and_caches_reference(mnist_test):
+def test_in_training_evaluator_ranks_real_above_noise_and_caches_reference(domain, monkeypatch):
     from ganforge import paths
     from ganforge.metrics import InTrainingEvaluator
 
-    real = mnist_test.images[5000:5500].float() / 255
-    ev = InTrainingEvaluator("mnist:train", metric="fid", n_samples=500, resolution=28, channels=1)
+    name, reference, _, res, _ = domain
+    # n=500 for MNIST; digits:test has 360 images, so 300 there (FID's small-n bias is larger).
+    n, bound, start = (500, 40, 5000) if name == "mnist" else (300, 60, 0)
+    real = reference.images[start:start + n].float() / 255
     cache = paths.home() / "cache" / "features"
-    assert any(cache.glob("mnist-*.safetensors"))
+    ev = InTrainingEvaluator(f"{name}:train", metric="fid", n_samples=n, resolution=res, channels=1)
+    assert any(cache.glob(f"{name}-*.safetensors"))
+    # The reference features come from that cache the second time: nothing is extracted again.
+    extracted = []
+    with monkeypatch.context() as patch:  # get_extractor is memoised: this is the same object
+        patch.setattr(ev.extractor, "extract", lambda images, **kw: extracted.append(len(images)))
+        again = InTrainingEvaluator(f"{name}:train", metric="fid", n_samples=n, resolution=res, channels=1)
+    assert extracted == [] and torch.equal(again.ref_features, ev.ref_features)
     calls = []
 
     def real_fn(n: int) -> torch.Tensor:
@@ -94,12 +142,13 @@ def test_in_training_evaluator_ranks_real_above_noise_and_caches_reference(mnist
         return real[start:start + n]
 
     good = ev(real_fn)
-    bad = ev(lambda n: torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(n)))
-    assert 0 <= good < 40 < bad  # real vs real at n=500 is ~20 (FID is biased upwards at small n)
+    bad = ev(lambda k: torch.rand(k, 1, res, res, generator=torch.Generator().manual_seed(k)))
+    # real vs real is ~20 for MNIST at n=500, ~28 for digits at n=300 (FID is biased upwards at small n)
+    assert 0 <= good < bound < bad
     assert bad > 5 * good
-    kid = InTrainingEvaluator("mnist:train", metric="kid", n_samples=500, resolution=28, channels=1)
+    kid = InTrainingEvaluator(f"{name}:train", metric="kid", n_samples=n, resolution=res, channels=1)
     calls.clear()
-    assert kid(real_fn) < kid(lambda n: torch.rand(n, 1, 28, 28))
+    assert kid(real_fn) < kid(lambda k: torch.rand(k, 1, res, res))
 
 
 def test_similarity_percentages(tmp_path, mnist_test, capsys):
@@ -132,25 +181,63 @@ def test_similarity_percentages(tmp_path, mnist_test, capsys):
     assert json.loads((tmp_path / "s.json").read_text())["ssim_percent"] == pytest.approx(s_noisy, abs=0.5)
 
 
-def test_eval_of_a_run_directory_samples_the_generator(tmp_path, monkeypatch, mnist_test):
+def _texture(seed: int) -> torch.Tensor:
+    """A photo stand-in: 3×256×256 smooth random texture (bicubic-upsampled 64×64 noise)."""
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
+    return torch.nn.functional.interpolate(x, size=256, mode="bicubic", align_corners=False).clamp(0, 1)[0]
+
+
+def test_similarity_percentages_on_made_images(tmp_path, digits_test, capsys):
+    """The same checks as above on images made here and scikit-learn's digits (no assets)."""
+    from ganforge.cli import main
+    from ganforge.imageio import save_image
+    from ganforge.metrics import similarity, ssim
+
+    x, other = _texture(0), _texture(1)
+    assert float(ssim(x[None], x[None])[0]) == pytest.approx(1.0, abs=1e-6)
+    noisy = (x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    s_noisy = similarity(x, noisy, features=None)["ssim_percent"]
+    s_other = similarity(x, other, features=None)["ssim_percent"]
+    assert 100 > s_noisy > 50 > s_other
+
+    digits = digits_test.images[:4].float() / 255
+    same_class = digits_test.images[digits_test.labels == digits_test.labels[0]][1:2].float() / 255
+    r = similarity(digits[:1], digits[:1], features="digits")
+    assert r["ssim_percent"] == pytest.approx(100) and r["feature_cosine_percent"] == pytest.approx(100, abs=1e-4)
+    close = similarity(digits[:1], same_class, features="digits")["feature_cosine_percent"]
+    far = similarity(digits[:1], torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(1)),
+                     features="digits")["feature_cosine_percent"]
+    assert close > far
+
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    save_image(x, a)
+    save_image(noisy, b)
+    assert main(["similarity", str(a), str(b), "--features", "none", "--json", str(tmp_path / "s.json")]) == 0
+    assert capsys.readouterr().out.startswith("ssim ")
+    assert json.loads((tmp_path / "s.json").read_text())["ssim_percent"] == pytest.approx(s_noisy, abs=0.5)
+
+
+def test_eval_of_a_run_directory_samples_the_generator(tmp_path, monkeypatch, domain):
     import ganforge.sample
     from ganforge.metrics.evaluation import evaluate
 
+    name, reference, _, res, _ = domain
     run = tmp_path / "run"
     run.mkdir()
     (run / "run.json").write_text("{}")
-    real = mnist_test.images[2000:2600].float() / 255
+    start = 2000 if name == "mnist" else 0
+    real = reference.images[start:start + 300].float() / 255
     seen = []
 
     class FakeGenerator:  # stands in for a trained run: returns real digits, records the call
-        num_classes, channels, resolution, step = 0, 1, 28, 7
+        num_classes, channels, resolution, step = 0, 1, res, 7
 
         def sample(self, n, labels=None, seed=0, truncation=1.0, ema=True):
             seen.append((n, seed, truncation, ema))
             return real[seed:seed + n]
 
     monkeypatch.setattr(ganforge.sample, "load_generator", lambda run_dir: FakeGenerator())
-    result = evaluate(str(run), "mnist:test", metrics="fid", n=300, progress=False)[0]
+    result = evaluate(str(run), f"{name}:test", metrics="fid", n=300, progress=False)[0]
     assert seen == [(256, 0, 1.0, True), (44, 256, 1.0, True)]
     a = result.protocol["a"]
     assert a["kind"] == "run" and a["step"] == 7 and a["n"] == 300 and "uint8" in a["quantised"]
