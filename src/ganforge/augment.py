@@ -71,11 +71,17 @@ class AdaptiveAugment:
         self.p, self.target, self.speed_images, self.interval = p, target, speed_images, interval
         self._sum, self._count, self.rt = 0.0, 0, 0.0
 
-    def observe(self, real_logits: torch.Tensor) -> None:
+    def observe(self, real_logits: torch.Tensor, all_reduce_sum=None) -> None:
+        """Accumulate sign(D(real)). ``all_reduce_sum`` (numbers -> their sums over processes):
+        every process accumulates the global statistic, so all keep the same p (and the
+        accumulators saved in a checkpoint by the main process are every rank's)."""
         if self.target is None:
             return
-        self._sum += float(real_logits.detach().float().sign().sum())
-        self._count += real_logits.numel()
+        total, count = float(real_logits.detach().float().sign().sum()), real_logits.numel()
+        if all_reduce_sum is not None:
+            total, count = all_reduce_sum([total, float(count)])
+        self._sum += total
+        self._count += int(count)
 
     def update(self, step: int, batch_size: int) -> None:
         if self.target is None or self._count == 0 or (step + 1) % self.interval:

@@ -138,7 +138,7 @@ def run_train_style(args: argparse.Namespace) -> int:
                              style_weight=args.style_weight, precision=args.precision,
                              seed=args.seed, sample_every=args.sample_every, ckpt_every=args.ckpt_every,
                              progress=not args.quiet)
-    summary = train_decoder(cfg, args.out, resume=args.resume == "auto", device=args.device)
+    summary = train_decoder(cfg, args.out, resume=args.resume == "auto", device=args.device, handle_signals=True)
     if args.json_path != "-":
         print(json.dumps({k: summary[k] for k in ("run_dir", "decoder", "steps", "seconds", "resumed_from")}))
     write_json(summary, args.json_path)

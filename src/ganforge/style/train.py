@@ -152,9 +152,10 @@ class AdaINDecoderTask:
 
 
 def train_decoder(cfg: DecoderTrainConfig, out: str | os.PathLike, *, resume: bool = True,
-                  device: str = "auto") -> dict[str, Any]:
+                  device: str = "auto", handle_signals: bool = False) -> dict[str, Any]:
     """Train (or resume) a decoder into run directory ``out``; writes ``decoder.safetensors``.
-    ``device``: 'auto', 'cpu' or 'cuda' (as ``ganforge train --device``)."""
+    ``device``: 'auto', 'cpu' or 'cuda' (as ``ganforge train --device``). ``handle_signals`` (the
+    CLI sets it): SIGINT/SIGTERM finish the step, save a checkpoint and stop."""
     from ..device import accelerate_cpu_flag
     from ..train.loop import LoopConfig, TrainingLoop, make_accelerator
 
@@ -172,13 +173,16 @@ def train_decoder(cfg: DecoderTrainConfig, out: str | os.PathLike, *, resume: bo
                           ckpt_every=cfg.ckpt_every, progress=cfg.progress, tensorboard=False)
     loop = TrainingLoop(task, batches, loop_cfg, run_dir, accelerator,
                         curve_groups={"losses": ["loss_content", "loss_style", "loss"]})
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "train_style.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    if accelerator.is_main_process:  # files are written by the main process only
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "train_style.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     resumed_from = loop.resume() if resume else 0
-    summary = loop.run()
+    summary = loop.run(handle_signals=handle_signals)
     final = run_dir / "decoder.safetensors"
-    save_decoder(task.decoder, final, encoder=cfg.encoder,
-                 card={"steps": loop.step, "config": asdict(cfg), "data": {"content": cfg.content, "style": cfg.style}})
+    if accelerator.is_main_process:
+        save_decoder(task.decoder, final, encoder=cfg.encoder,
+                     card={"steps": loop.step, "config": asdict(cfg), "data": {"content": cfg.content, "style": cfg.style}})
     summary.update({"run_dir": str(run_dir), "decoder": str(final), "resumed_from": resumed_from})
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if accelerator.is_main_process:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -134,7 +134,7 @@ class GanTask:
                     loss_d = loss_d + cfg.gp_weight * wgan_gradient_penalty(D, real, fake_d.float(), y_real, ctx.generator)
                 if cfg.r1_gamma > 0:
                     loss_d = loss_d + 0.5 * cfg.r1_gamma * r1
-            self.ada.observe(d_real)
+            self.ada.observe(d_real, getattr(ctx, "all_reduce_sum", None))  # summed over ranks: one p
             ctx.optimize(loss_d, "D", [self.D])
         self.D.requires_grad_(False)
         try:

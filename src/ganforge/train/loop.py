@@ -167,6 +167,15 @@ class RunContext:
         loop.images_seen += batch[0].shape[0] * loop.world
         return batch
 
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        """Sum numbers over processes (identity with one process), e.g. ADA's statistics."""
+        loop = self._loop
+        if not loop._distributed():
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return t.tolist()
+
     def randn(self, *shape: int) -> torch.Tensor:
         return torch.randn(*shape, device=self.device, generator=self.generator)
 
@@ -277,13 +286,30 @@ class TrainingLoop:
             offset += n
 
     # --- state -------------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
+    def _rng_state(self) -> dict[str, torch.Tensor]:
+        """This process's random streams: the run's generator, torch's CPU RNG, CUDA's if used."""
+        out = {"generator": self.generator.get_state(), "torch_rng": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            out["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return out
+
+    def _gather_rng_states(self) -> list[dict[str, torch.Tensor]]:
+        """Every rank's random streams, in rank order (a collective: all ranks call it)."""
+        mine = self._rng_state()
+        if not self._distributed():
+            return [mine]
+        gathered: list[Any] = [None] * self.world
+        dist.all_gather_object(gathered, mine)
+        return gathered
+
+    def state(self, rng_per_rank: list[dict[str, torch.Tensor]] | None = None) -> dict[str, Any]:
         return {
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "scaler": self.scaler.state_dict() if self.scaler else {},
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "rng_per_rank": rng_per_rank if rng_per_rank is not None else [self._rng_state()],
             "batch_index": self.batch_index,
             "images_seen": self.images_seen,
             "bad_steps": self.bad_steps,
@@ -298,8 +324,9 @@ class TrainingLoop:
         path = None
         if name is None:  # a new point to go back to: reloads start counting again
             self.reload_streak = 0
+        rng = self._gather_rng_states()  # every rank's streams, so each resumes its own
         if self.is_main:
-            path = checkpoint.save(self.ckpt_root, self.step, self.task.modules(), self.state(),
+            path = checkpoint.save(self.ckpt_root, self.step, self.task.modules(), self.state(rng),
                                    keep=self.cfg.keep_ckpts, name=name)
         if self._distributed():
             dist.barrier()
@@ -313,9 +340,17 @@ class TrainingLoop:
             sched.load_state_dict(state["schedulers"][k])
         if self.scaler and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        if self.rank == 0:  # other ranks keep their own seeded streams
-            self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        per_rank = state.get("rng_per_rank") or []
+        if self.rank < len(per_rank):  # this rank's own streams
+            mine = per_rank[self.rank]
+            self.generator.set_state(mine["generator"])
+            torch.set_rng_state(mine["torch_rng"])
+            if "cuda_rng" in mine and self.device.type == "cuda":
+                torch.cuda.set_rng_state(mine["cuda_rng"], self.device)
+        else:  # an older checkpoint (rank 0's streams only) or more processes than were saved
+            if self.rank == 0:
+                self.generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
         self.batch_index, self.images_seen = int(state["batch_index"]), int(state["images_seen"])
         self.bad_steps, self.reloads = int(state["bad_steps"]), int(state["reloads"])
@@ -451,7 +486,13 @@ class TrainingLoop:
         return path
 
     def _evaluate(self, logbook: Logbook | None) -> None:
-        value = float(self.eval_fn())
+        """Evaluate on the main process only; every rank gets its value (they must agree on
+        whether to save a 'best' checkpoint, which is a collective)."""
+        value = float(self.eval_fn()) if self.is_main else 0.0
+        if self._distributed():
+            t = torch.tensor([value], dtype=torch.float64, device=self.device)
+            dist.broadcast(t, src=0)
+            value = float(t.item())
         if logbook:
             logbook.log(self.step, {"eval": value})
         if math.isfinite(value) and (self.best is None or value < self.best):
