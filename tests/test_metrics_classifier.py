@@ -26,9 +26,13 @@ def test_classifier_accuracy_and_cache(classifier):
 
     assert clf.cache_path("mnist").is_file()
     images, labels = read_idx_split("mnist", "test")
-    acc = clf.evaluate_accuracy(classifier, images, labels)
+    with torch.no_grad():  # counted here, not by evaluate_accuracy (the function that wrote the metadata)
+        predicted = torch.cat([classifier(images[i:i + 1000].float() / 255).argmax(1) for i in range(0, len(images), 1000)])
+    acc = (predicted == labels).double().mean().item()
+    assert len(predicted) == len(labels) == 10000
     assert acc >= 0.98, acc
     assert abs(acc - classifier.test_accuracy) < 1e-6  # the metadata records the real figure
+    assert clf.evaluate_accuracy(classifier, images, labels) == pytest.approx(acc, abs=1e-9)
     clf._MEMO.clear()  # a second load comes from the safetensors cache, not from training
     start = time.perf_counter()
     again = clf.load_classifier("mnist", progress=False)

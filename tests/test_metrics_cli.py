@@ -242,3 +242,45 @@ def test_eval_of_a_run_directory_samples_the_generator(tmp_path, monkeypatch, do
     a = result.protocol["a"]
     assert a["kind"] == "run" and a["step"] == 7 and a["n"] == 300 and "uint8" in a["quantised"]
     assert result.value < 25  # real digits against real digits (FID at n=300 carries ~15 of bias)
+
+
+def _ssim_reference(a, b) -> float:
+    """Wang et al. 2004 written out independently in NumPy (float64, explicit window loop):
+    11×11 Gaussian σ=1.5, K1=0.01, K2=0.03, data range 1, valid windows, mean over windows."""
+    import numpy as np
+
+    g = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5 ** 2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    values = []
+    for i in range(a.shape[0] - 10):
+        for j in range(a.shape[1] - 10):
+            pa, pb = a[i:i + 11, j:j + 11], b[i:i + 11, j:j + 11]
+            ma, mb = (w * pa).sum(), (w * pb).sum()
+            va, vb = (w * (pa - ma) ** 2).sum(), (w * (pb - mb) ** 2).sum()
+            cov = (w * (pa - ma) * (pb - mb)).sum()
+            values.append((2 * ma * mb + c1) * (2 * cov + c2) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2)))
+    return float(np.mean(values))
+
+
+def test_ssim_equals_known_values():
+    """SSIM against values it must have, not only SSIM(x, x) = 1: two flat greys (closed form:
+    only the luminance term is left), and noisy / blurred / shifted images against an independent
+    NumPy implementation of the formula."""
+    from ganforge.metrics import ssim
+
+    c1 = 0.01 ** 2
+    for u, v in ((0.5, 0.6), (0.2, 0.8)):  # float32 variances of flat images are ~1e-8, not 0: abs 5e-4
+        flat_a, flat_b = torch.full((1, 3, 16, 16), u), torch.full((1, 3, 16, 16), v)
+        assert float(ssim(flat_a, flat_b)[0]) == pytest.approx((2 * u * v + c1) / (u ** 2 + v ** 2 + c1), abs=5e-4)
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.interpolate(torch.rand(1, 1, 6, 6, generator=g), size=24, mode="bicubic",
+                                        align_corners=False).clamp(0, 1)
+    noisy = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    shifted = torch.roll(x, 2, dims=3)
+    for y in (noisy, blurred, shifted, 1 - x):
+        expected = _ssim_reference(x[0, 0].double().numpy(), y[0, 0].double().numpy())
+        assert float(ssim(x, y)[0]) == pytest.approx(expected, abs=1e-4)
+    assert float(ssim(x, 1 - x)[0]) < 0  # anti-correlated structure

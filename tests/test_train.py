@@ -39,15 +39,19 @@ def test_every_loss_and_architecture_trains(tmp_path, arch, loss):
     assert summary["steps"] == 3 and summary["bad_steps"] == 0
     weights = _weights(tmp_path / "run")
     assert all(torch.isfinite(v.float()).all() for v in weights.values())
-    # G actually moved away from its initialisation
-    g0 = ganforge.GanConfig(**{**TINY, "arch": arch})
-    from ganforge.nets import GanNetSpec, build_gan
+    # G and D actually moved away from the run's own initialisation (its task built again from
+    # its saved options: the same seeded build and weight-init scheme the run started from)
+    from ganforge.nets import GanNetSpec
+    from ganforge.train.gan import GanTask
 
-    torch.manual_seed(g0.seed)
-    G, _ = build_gan(arch, GanNetSpec(16, 1, width=8, num_classes=10 if loss == "hinge" else 0))
-    before = G.state_dict()
-    key = next(k for k in before if k.endswith("weight") and before[k].ndim == 4)
-    assert not torch.equal(before[key], weights[f"G.{key}"])
+    run = tmp_path / "run"
+    spec = GanNetSpec(**json.loads((run / "run.json").read_text())["spec"])
+    task = GanTask(ganforge.GanConfig.load(run / "config.json"), spec, torch.device("cpu"))
+    for name, net in (("G", task.G), ("D", task.D)):
+        before = net.state_dict()
+        convs = [k for k in before if k.endswith(("weight", "weight.original")) and before[k].ndim == 4]
+        assert convs
+        assert all(not torch.equal(before[k], weights[f"{name}.{k}"]) for k in convs), name
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3] and {"loss_G", "loss_D", "D_real", "D_fake"} <= set(log[0])
 
@@ -174,6 +178,15 @@ def test_sample_api_and_class_control(tmp_path):
         gen.sample(2, labels=10)
     t = gen.sample(64, seed=3, truncation=0.5)
     assert t.shape[0] == 64
+    # truncation pulls latents (and so samples) toward the mean; 1.0 is no truncation
+    assert torch.equal(gen.latents(64, seed=3, truncation=1.0), gen.latents(64, seed=3))
+    assert torch.equal(gen.sample(64, seed=3, truncation=1.0), gen.sample(64, seed=3))
+    spread = {tr: gen.latents(512, seed=3, truncation=tr).abs().max().item() for tr in (0.25, 0.5, 2.0)}
+    assert spread[0.25] <= 0.25 < spread[0.5] <= 0.5 < spread[2.0]
+    std = {tr: gen.latents(512, seed=3, truncation=tr).std().item() for tr in (0.25, 0.5, 1.0)}
+    assert std[0.25] < std[0.5] < std[1.0] == pytest.approx(1.0, abs=0.05)
+    img_spread = {tr: gen.sample(256, seed=3, truncation=tr).std(dim=0).mean().item() for tr in (0.1, 1.0)}
+    assert img_spread[0.1] < img_spread[1.0]
 
 
 def test_eval_during_training_logs_metric_and_keeps_best(tmp_path):
