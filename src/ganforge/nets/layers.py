@@ -80,7 +80,10 @@ def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
     while n % g:
         g -= 1
     y = x.float().reshape(g, n // g, c, h, w)
-    y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // g,)
+    # var(dim=0) written out: the fused reduction over the leading dim is ~4x slower on the CPU
+    # (forward + backward; measured 42 vs 12 ms at 64x512x4x4, a few % of a DCGAN step).
+    y = y - y.mean(dim=0)
+    y = (y.square().mean(dim=0) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // g,)
     y = y.repeat(g).reshape(n, 1, 1, 1).expand(n, 1, h, w).to(x.dtype)
     return torch.cat([x, y], dim=1)
 
