@@ -31,6 +31,7 @@ HELP = {
     "nan_policy": "skip: drop a non-finite update; reload: also reload the last checkpoint",
     "eval_every": "compute --eval-metric every N steps and keep a 'best' checkpoint (0: off)",
     "eval_metric": "fid or kid",
+    "channels_last": "keep activations in the contiguous NCHW layout instead of channels-last (NHWC, faster convolutions on oneDNN CPUs and tensor-core GPUs)",
     "weight_init": "auto, dcgan (N(0, 0.02)) or default (PyTorch's)",
 }
 
@@ -55,6 +56,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             if default:
                 parser.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false",
                                     default=None, help=HELP.get(f.name, f"disable {f.name}"))
+                # an option that became the default keeps its old switch, hidden, for one release
+                hide_alias(parser, _flag(f.name), dest=f.name, action="store_true", default=None)
             else:
                 parser.add_argument(_flag(f.name), dest=f.name, action="store_true", default=None,
                                     help=HELP.get(f.name))
