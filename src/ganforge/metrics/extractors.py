@@ -81,15 +81,20 @@ class Extractor:
 
 @contextlib.contextmanager
 def _tf_loader_returns(state: dict[str, torch.Tensor]) -> Iterator[None]:
-    """Make torch-fidelity's constructor take our resolved state dict instead of downloading."""
+    """Make torch-fidelity's constructor take our resolved state dict instead of downloading, and
+    leave the loading to ``weights.load_into``: torch's own strict load would reject a file with a
+    renamed or missing key as a multi-line RuntimeError before ganforge's one-line check ran."""
     import torch_fidelity.feature_extractor_inceptionv3 as tfi
 
-    original = tfi.load_state_dict_from_url
+    cls = tfi.FeatureExtractorInceptionV3
+    original, original_load = tfi.load_state_dict_from_url, cls.load_state_dict
     tfi.load_state_dict_from_url = lambda *args, **kwargs: state
+    cls.load_state_dict = lambda self, *args, **kwargs: None
     try:
         yield
     finally:
         tfi.load_state_dict_from_url = original
+        cls.load_state_dict = original_load
 
 
 def inception_weights_name() -> str:
