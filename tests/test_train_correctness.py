@@ -61,6 +61,14 @@ def test_default_weight_init_keeps_conditional_bn_zero(arch):
     assert cbns
     for m in cbns:  # starts as plain BN (gain 1, bias 0), as nets/layers.py intends
         assert not m.gain.weight.any() and not m.bias.weight.any()
+    # the projection discriminator's class embedding keeps its small N(0, 1/features) scale
+    # (nn.Embedding's own reset would draw N(0, 1) rows that swamp the unconditional output)
+    from ganforge.nets.layers import ProjectionHead
+
+    heads = [m for m in task.D.modules() if isinstance(m, ProjectionHead)]
+    assert heads and heads[0].embed is not None
+    weight = heads[0].embed.weight
+    assert float(weight.std()) < 3 * weight.shape[1] ** -0.5
 
 
 # --- checkpoint order and run files ----------------------------------------------------------------

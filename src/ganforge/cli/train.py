@@ -29,6 +29,7 @@ HELP = {
     "lr_decay_steps": "length of the LR schedule in steps (0: --steps); fix it to change --steps on resume",
     "grad_clip": "max gradient norm (0: off)",
     "nan_policy": "skip: drop a non-finite update; reload: also reload the last checkpoint",
+    "max_reloads": "--nan-policy reload: reloads in a row without a newer checkpoint before the run stops with an error",
     "eval_every": "compute --eval-metric every N steps and keep a 'best' checkpoint (0: off)",
     "eval_metric": "fid or kid",
     "channels_last": "keep activations in the contiguous NCHW layout instead of channels-last (NHWC, faster convolutions on oneDNN CPUs and tensor-core GPUs)",

@@ -17,10 +17,18 @@ class ProjectionHead(nn.Module):
         self.linear = wrap(nn.Linear(features, 1))
         self.embed = None
         if num_classes > 0:
-            embed = nn.Embedding(num_classes, features)
-            # N(0, 1) rows would dominate the output (their dot product with h scales with sqrt(features)).
-            nn.init.normal_(embed.weight, 0.0, features ** -0.5)
-            self.embed = wrap(embed)
+            self.embed = wrap(nn.Embedding(num_classes, features))
+            self.reset_embedding()
+
+    def reset_embedding(self) -> None:
+        """N(0, 1/features) rows: N(0, 1) ones would dominate the output (their dot product with h
+        scales with sqrt(features)). Re-applied after any generic re-initialisation."""
+        if self.embed is None:
+            return
+        weight = (self.embed.parametrizations.weight.original
+                  if hasattr(self.embed, "parametrizations") else self.embed.weight)
+        with torch.no_grad():
+            nn.init.normal_(weight, 0.0, weight.shape[1] ** -0.5)
 
     def forward(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         out = self.linear(h).squeeze(1)

@@ -16,7 +16,7 @@ from ..augment import AdaptiveAugment, diff_augment
 from ..config import GanConfig
 from ..losses import LOSSES, d_real_and_r1, wgan_gradient_penalty
 from ..nets import GanNetSpec, build_gan
-from ..nets.layers import ConditionalBatchNorm2d, dcgan_init
+from ..nets.layers import ConditionalBatchNorm2d, ProjectionHead, dcgan_init
 from .task import StepContext
 
 PROBABILITY_LOSSES = ("minimax", "non-saturating")  # D outputs are logits of a probability
@@ -36,6 +36,8 @@ def _reinit(module: nn.Module, scheme: str) -> None:
             if isinstance(m, ConditionalBatchNorm2d):  # start as plain BN: gain 1, bias 0
                 nn.init.zeros_(m.gain.weight)
                 nn.init.zeros_(m.bias.weight)
+            elif isinstance(m, ProjectionHead):  # small class embedding, not nn.Embedding's N(0, 1)
+                m.reset_embedding()
 
 
 def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
