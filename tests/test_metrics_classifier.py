@@ -41,17 +41,22 @@ def test_classifier_accuracy_and_cache(classifier):
         assert torch.equal(a, b)
 
 
+def _check_any_size_and_rgb(model, x: torch.Tensor, labels: torch.Tensor) -> None:
+    """64 grey images at native size and upsampled to 64×64 RGB: right shapes, still classified."""
+    x = x[:64]
+    big_rgb = torch.nn.functional.interpolate(x, size=64, mode="bilinear").repeat(1, 3, 1, 1)
+    with torch.no_grad():
+        logits = model(big_rgb)
+        feats = model.features(x)
+    assert logits.shape == (64, 10) and feats.shape == (64, 128)
+    assert (logits.argmax(1) == labels[:64]).float().mean() > 0.95
+
+
 def test_classifier_accepts_any_size_and_rgb(classifier):
     from ganforge.metrics._sources import read_idx_split
 
     images, labels = read_idx_split("mnist", "test")
-    x = images[:64].float() / 255
-    big_rgb = torch.nn.functional.interpolate(x, size=64, mode="bilinear").repeat(1, 3, 1, 1)
-    with torch.no_grad():
-        logits = classifier(big_rgb)
-        feats = classifier.features(x)
-    assert logits.shape == (64, 10) and feats.shape == (64, 128)
-    assert (logits.argmax(1) == labels[:64]).float().mean() > 0.95
+    _check_any_size_and_rgb(classifier, images[:64].float() / 255, labels)
 
 
 def _sklearn_digits_test() -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,14 +102,7 @@ def test_digits_classifier_accuracy_and_cache(digits_classifier):
 
 
 def test_digits_classifier_accepts_any_size_and_rgb(digits_classifier):
-    images, labels = _sklearn_digits_test()
-    x = images[:64]
-    big_rgb = torch.nn.functional.interpolate(x, size=64, mode="bilinear").repeat(1, 3, 1, 1)
-    with torch.no_grad():
-        logits = digits_classifier(big_rgb)
-        feats = digits_classifier.features(x)
-    assert logits.shape == (64, 10) and feats.shape == (64, 128)
-    assert (logits.argmax(1) == labels[:64]).float().mean() > 0.95
+    _check_any_size_and_rgb(digits_classifier, *_sklearn_digits_test())
 
 
 def test_unknown_classifier_dataset_is_a_user_error():

@@ -151,26 +151,24 @@ def test_in_training_evaluator_ranks_real_above_noise_and_caches_reference(domai
     assert kid(real_fn) < kid(lambda k: torch.rand(k, 1, res, res))
 
 
-def test_similarity_percentages(tmp_path, mnist_test, capsys):
+def _check_similarity(x, other, digits, same_class, features, noise_shape, tmp_path, capsys) -> None:
+    """SSIM in % ranks identical > noisy > unrelated; classifier-feature cosine ranks a digit's own
+    class above noise; the CLI prints one line and writes the same number as JSON."""
     from ganforge.cli import main
-    from ganforge.imageio import load_image, save_image
+    from ganforge.imageio import save_image
     from ganforge.metrics import similarity, ssim
 
-    photo = require(CONTENT_DIR / "cornell.jpg")
-    x = load_image(photo)[:, :256, :256]
     assert float(ssim(x[None], x[None])[0]) == pytest.approx(1.0, abs=1e-6)
     noisy = (x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
-    other = load_image(require(CONTENT_DIR / "sailboat.jpg"))[:, :256, :256]
     s_noisy = similarity(x, noisy, features=None)["ssim_percent"]
     s_other = similarity(x, other, features=None)["ssim_percent"]
     assert 100 > s_noisy > 50 > s_other
 
-    digits = mnist_test.images[:4].float() / 255
-    same_class = mnist_test.images[mnist_test.labels == mnist_test.labels[0]][1:2].float() / 255
-    r = similarity(digits[:1], digits[:1], features="mnist")
+    r = similarity(digits[:1], digits[:1], features=features)
     assert r["ssim_percent"] == pytest.approx(100) and r["feature_cosine_percent"] == pytest.approx(100, abs=1e-4)
-    close = similarity(digits[:1], same_class, features="mnist")["feature_cosine_percent"]
-    far = similarity(digits[:1], torch.rand(1, 1, 28, 28), features="mnist")["feature_cosine_percent"]
+    close = similarity(digits[:1], same_class, features=features)["feature_cosine_percent"]
+    far = similarity(digits[:1], torch.rand(noise_shape, generator=torch.Generator().manual_seed(1)),
+                     features=features)["feature_cosine_percent"]
     assert close > far
 
     a, b = tmp_path / "a.png", tmp_path / "b.png"
@@ -179,6 +177,16 @@ def test_similarity_percentages(tmp_path, mnist_test, capsys):
     assert main(["similarity", str(a), str(b), "--features", "none", "--json", str(tmp_path / "s.json")]) == 0
     assert capsys.readouterr().out.startswith("ssim ")
     assert json.loads((tmp_path / "s.json").read_text())["ssim_percent"] == pytest.approx(s_noisy, abs=0.5)
+
+
+def test_similarity_percentages(tmp_path, mnist_test, capsys):
+    from ganforge.imageio import load_image
+
+    x = load_image(require(CONTENT_DIR / "cornell.jpg"))[:, :256, :256]
+    other = load_image(require(CONTENT_DIR / "sailboat.jpg"))[:, :256, :256]
+    digits = mnist_test.images[:4].float() / 255
+    same_class = mnist_test.images[mnist_test.labels == mnist_test.labels[0]][1:2].float() / 255
+    _check_similarity(x, other, digits, same_class, "mnist", (1, 1, 28, 28), tmp_path, capsys)
 
 
 def _texture(seed: int) -> torch.Tensor:
@@ -188,33 +196,10 @@ def _texture(seed: int) -> torch.Tensor:
 
 
 def test_similarity_percentages_on_made_images(tmp_path, digits_test, capsys):
-    """The same checks as above on images made here and scikit-learn's digits (no assets)."""
-    from ganforge.cli import main
-    from ganforge.imageio import save_image
-    from ganforge.metrics import similarity, ssim
-
-    x, other = _texture(0), _texture(1)
-    assert float(ssim(x[None], x[None])[0]) == pytest.approx(1.0, abs=1e-6)
-    noisy = (x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
-    s_noisy = similarity(x, noisy, features=None)["ssim_percent"]
-    s_other = similarity(x, other, features=None)["ssim_percent"]
-    assert 100 > s_noisy > 50 > s_other
-
+    """The same checks on images made here and scikit-learn's digits (no assets)."""
     digits = digits_test.images[:4].float() / 255
     same_class = digits_test.images[digits_test.labels == digits_test.labels[0]][1:2].float() / 255
-    r = similarity(digits[:1], digits[:1], features="digits")
-    assert r["ssim_percent"] == pytest.approx(100) and r["feature_cosine_percent"] == pytest.approx(100, abs=1e-4)
-    close = similarity(digits[:1], same_class, features="digits")["feature_cosine_percent"]
-    far = similarity(digits[:1], torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(1)),
-                     features="digits")["feature_cosine_percent"]
-    assert close > far
-
-    a, b = tmp_path / "a.png", tmp_path / "b.png"
-    save_image(x, a)
-    save_image(noisy, b)
-    assert main(["similarity", str(a), str(b), "--features", "none", "--json", str(tmp_path / "s.json")]) == 0
-    assert capsys.readouterr().out.startswith("ssim ")
-    assert json.loads((tmp_path / "s.json").read_text())["ssim_percent"] == pytest.approx(s_noisy, abs=0.5)
+    _check_similarity(_texture(0), _texture(1), digits, same_class, "digits", (1, 1, 8, 8), tmp_path, capsys)
 
 
 def test_eval_of_a_run_directory_samples_the_generator(tmp_path, monkeypatch, domain):
