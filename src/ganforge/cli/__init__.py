@@ -23,17 +23,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("data", "inspect training data"),
     "demo": ("demo", "train a small conditional GAN offline and write an HTML report"),
     "eval": ("eval", "FID, KID, IS, precision/recall of A against reference B, with the protocol"),
+    "eval-video": ("video", "flicker (warping error k=1, k=10) and style distance of a stylised video"),
     "interpolate": ("sample", "latent walk (slerp) between seeds as a GIF or MP4"),
     "sample": ("sample", "draw samples from a trained run"),
     "similarity": ("eval", "SSIM and feature cosine similarity (%%) of two images or folders"),
     "stylize": ("style", "restyle images (AdaIN, WCT or Gatys)"),
+    "stylize-video": ("video", "restyle a video with temporal consistency (resumable)"),
     "train": ("train", "train a GAN on an image folder or a standard dataset"),
     "train-style": ("style", "train an AdaIN decoder for an encoder"),
+    "video": ("video", "smooth random latent walk of a trained GAN as a video"),
     "weights": ("weights", "list, fetch and verify pretrained weights"),
 }
 
 # sub-commands that run a network: each has --device and --precision (default auto)
-NETWORK_COMMANDS = ("demo", "eval", "interpolate", "sample", "similarity", "stylize", "train", "train-style")
+NETWORK_COMMANDS = ("demo", "eval", "interpolate", "sample", "similarity", "stylize", "stylize-video", "train", "train-style",
+                    "video")
 
 
 def _chosen(argv: list[str]) -> str | None:

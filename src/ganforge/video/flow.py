@@ -31,7 +31,9 @@ def _gray(img: np.ndarray) -> np.ndarray:
 
 class FlowEstimator:
     """``flow(a, b)`` for RGB frames (uint8 or float in [0, 1]). ``method``: 'dis' (DIS, medium
-    preset; default) or 'farneback'. Deterministic and single-threaded by default
+    preset; default) or 'farneback'. DIS's medium preset stops at half resolution; on frames whose
+    short side is under 256 px it runs down to full resolution (finest scale 0), since at half of a
+    small frame its 8-px patches underestimate motion. Deterministic and single-threaded by default
     (``threads=1``; OpenCV's global thread count is restored after each call)."""
 
     def __init__(self, method: str = "dis", threads: int = 1) -> None:
@@ -50,6 +52,7 @@ class FlowEstimator:
         cv2.setNumThreads(self.threads)
         try:
             if self._dis is not None:
+                self._dis.setFinestScale(0 if min(ga.shape[:2]) < 256 else 1)
                 return self._dis.calc(ga, gb, None)
             return cv2.calcOpticalFlowFarneback(ga, gb, None, 0.5, 4, 15, 3, 5, 1.2, 0)
         finally:

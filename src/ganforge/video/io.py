@@ -78,7 +78,7 @@ def _open(path: str | Path):
         raise VideoError(f"{p}: a still image ({container.format.name}), not a video")
     if not container.streams.video:
         container.close()
-        raise VideoError(f"{p}: no video stream (format {container.format.name})")
+        raise VideoError(f"{p}: no video stream with frames (format {container.format.name})")
     return container
 
 

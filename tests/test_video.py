@@ -1,0 +1,348 @@
+"""Video: streamed I/O (frame count, fps, size, rotation, audio), optical flow and warping on a clip
+with known motion, temporal blending, the warping-error metric, resumable jobs, one-line errors,
+the CLI (random AdaIN weights in the official layout), latent-walk videos, and cutBunny with the
+shared assets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED, require
+from ganforge.cli import main
+from ganforge.errors import GanforgeError
+from ganforge.video.flow import FlowEstimator, flow_and_mask, warp
+from ganforge.video.io import VideoError, VideoWriter, iter_frames, part_path, probe
+from ganforge.video.metrics import StyleDistance, warping_error
+from ganforge.video.pipeline import process_video, work_dir_for
+from video_clips import H, STEP, W, frame, make_clip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("clips")
+    return {"moving": make_clip(d / "moving.mp4", 24, 12, audio="aac", rotation=90),
+            "static": make_clip(d / "static.mp4", 16, 12, static=True),
+            "pcm": make_clip(d / "pcm.avi", 12, 10, audio="pcm_s16le", codec="mpeg4")}
+
+
+def _frames(path: Path) -> np.ndarray:
+    return np.stack(list(iter_frames(path)))
+
+
+def noisy(seed: int = 0, amount: float = 0.15):
+    """A per-frame op with independent noise per frame: the flicker temporal blending should damp."""
+    g = torch.Generator().manual_seed(seed)
+
+    def op(x: torch.Tensor) -> torch.Tensor:
+        return (x + amount * torch.randn(x.shape, generator=g)).clamp(0, 1)
+
+    return op
+
+
+# -- I/O ------------------------------------------------------------------------------------------------
+
+def test_probe_and_roundtrip_keep_count_fps_size_rotation_audio(clips, tmp_path):
+    info = probe(clips["moving"])
+    assert (info.frames, float(info.fps), info.width, info.height, info.rotation, info.audio_codec) == (24, 12.0, W, H, 90, "aac")
+    out = tmp_path / "out.mp4"
+    summary = process_video(clips["moving"], out, lambda x: 1 - x, temporal_strength=0, progress=False, chunk_frames=10)
+    o = probe(out)
+    assert (o.frames, o.fps, o.width, o.height, o.rotation, o.audio_codec) == (24, info.fps, W, H, 90, "aac")
+    assert summary["frames"] == 24 and not work_dir_for(out).exists() and not part_path(out).exists()
+    import av
+
+    with av.open(str(clips["moving"])) as a, av.open(str(out)) as b:  # audio packets copied through
+        pa = [bytes(p) for p in a.demux(a.streams.audio[0]) if p.size]
+        pb = [bytes(p) for p in b.demux(b.streams.audio[0]) if p.size]
+    assert pa == pb
+    src, res = _frames(clips["moving"]).astype(float), _frames(out).astype(float)
+    assert np.abs(res - (255 - src)).mean() < 8  # H.264 crf 18 + 4:2:0 chroma on a 4-px colour texture
+
+
+def test_pcm_avi_audio_is_reencoded_and_png_sequence_output(clips, tmp_path):
+    out = tmp_path / "o.mp4"
+    process_video(clips["pcm"], out, lambda x: x, temporal_strength=0, progress=False)
+    o = probe(out)
+    assert (o.frames, float(o.fps), o.audio_codec) == (12, 10.0, "aac")
+    seq = tmp_path / "frames"
+    process_video(clips["pcm"], seq, lambda x: x, temporal_strength=0, progress=False)
+    assert len(list(seq.glob("frame_*.png"))) == 12
+    s = probe(seq)
+    assert (s.frames, float(s.fps), s.width, s.height) == (12, 10.0, W, H)
+    assert np.array_equal(_frames(seq), np.stack(list(iter_frames(clips["pcm"]))))  # lossless
+
+
+def test_odd_size_is_padded_for_h264(tmp_path):
+    with VideoWriter(tmp_path / "odd.mp4", 10) as w:
+        for _ in range(3):
+            w.write(np.zeros((7, 9, 3), np.uint8))
+    i = probe(tmp_path / "odd.mp4")
+    assert (i.width, i.height, i.frames) == (10, 8, 3)
+
+
+def test_memory_holds_one_chunk(clips, tmp_path):
+    """Streaming: the op sees at most one batch, and the pipeline never holds more than a chunk."""
+    seen = []
+
+    def op(x):
+        seen.append(x.shape[0])
+        return x
+
+    process_video(clips["moving"], tmp_path / "o.mp4", op, temporal_strength=0, chunk_frames=6, batch_size=4,
+                  progress=False)
+    assert seen == [4, 2] * 4
+
+
+# -- errors ---------------------------------------------------------------------------------------------
+
+def _bad_inputs(clips, d: Path) -> dict[str, Path]:
+    (d / "text.mp4").write_text("not a video at all\n" * 50)
+    data = clips["moving"].read_bytes()
+    (d / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    (d / "empty.mp4").write_bytes(b"")
+    bad_codec = data.replace(b"avc1", b"zzzz")  # an unknown codec tag: FFmpeg has no decoder for it
+    (d / "codec.mp4").write_bytes(bad_codec)
+    import av
+
+    for name in ("noframes.mp4", "noframes.mkv"):  # a video stream without a single frame
+        with av.open(str(d / name), "w") as c:
+            s = c.add_stream("libx264", rate=10)
+            s.width, s.height, s.pix_fmt = 16, 16, "yuv420p"
+            c.start_encoding()
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(d / "still.png")
+    return {p.name: p for p in (d / "text.mp4", d / "truncated.mp4", d / "empty.mp4", d / "codec.mp4",
+                                d / "noframes.mp4", d / "noframes.mkv", d / "still.png", d / "missing.mp4")}
+
+
+def test_bad_inputs_are_one_line_errors_and_leave_no_output(clips, tmp_path, capsys):
+    for name, path in _bad_inputs(clips, tmp_path).items():
+        with pytest.raises(VideoError) as exc:
+            probe(path)
+        assert "\n" not in str(exc.value), name
+        out = tmp_path / f"out_{name}.mp4"
+        with pytest.raises(GanforgeError):
+            process_video(path, out, lambda x: x, progress=False)
+        assert not out.exists() and not part_path(out).exists(), name
+        assert main(["eval-video", str(path), str(clips["moving"])]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("ganforge: error:") and "\n" not in err, (name, err)
+
+
+def test_failing_op_leaves_no_complete_looking_output(clips, tmp_path):
+    def op(x):
+        raise RuntimeError("boom")
+
+    out = tmp_path / "o.mp4"
+    with pytest.raises(RuntimeError):
+        process_video(clips["moving"], out, op, progress=False)
+    assert not out.exists() and not part_path(out).exists()
+
+
+# -- flow, warping, temporal consistency -------------------------------------------------------------------
+
+def test_warping_with_the_known_motion_reproduces_frames():
+    est = FlowEstimator("dis")
+    for t in (3, 10):
+        prev, cur = frame(t - 1), frame(t)
+        flow, mask = flow_and_mask(est, cur, prev)
+        # inside the square (away from its edges) the flow is the known motion back to t-1
+        y, x = 4 + STEP[1] * t, 4 + STEP[0] * t
+        inner = flow[y + 4:y + 12, x + 4:x + 12]
+        assert np.allclose(inner.reshape(-1, 2).mean(0), [-STEP[0], -STEP[1]], atol=0.25)
+        warped = warp(prev.astype(np.float32), flow)
+        err = np.abs(warped - cur.astype(np.float32)).mean(-1)
+        assert mask.mean() > 0.8
+        assert (err * mask).sum() / mask.sum() < 6  # 8-bit units
+        # the exact known flow reproduces the frame exactly where the square was already visible
+        exact = np.zeros((H, W, 2), np.float32)
+        exact[y:y + 16, x:x + 16] = [-STEP[0], -STEP[1]]
+        w2 = warp(prev.astype(np.float32), exact)
+        assert np.array_equal(w2[y:y + 16, x:x + 16], cur[y:y + 16, x:x + 16].astype(np.float32))
+
+
+def test_flicker_metric_static_zero_noisy_larger(clips, tmp_path):
+    r = warping_error(clips["static"], clips["static"], (1, 10))
+    assert r["E_warp_k1"] < 1e-6 and r["E_warp_k10"] < 1e-6
+    process_video(clips["static"], tmp_path / "noisy.mp4", noisy(), temporal_strength=0, progress=False)
+    n = warping_error(clips["static"], tmp_path / "noisy.mp4", (1, 10))
+    assert n["E_warp_k1"] > 0.005 and "Lai et al. 2018" in n["formula"]
+    moving = warping_error(clips["moving"], clips["moving"], (1,))
+    assert moving["E_warp_k1"] < 0.05 * n["E_warp_k1"]  # the source moves with its own flow (~1e-3: codec, sub-pixel edges)
+
+
+def test_temporal_blending_reduces_warping_error(clips, tmp_path):
+    per = process_video(clips["moving"], tmp_path / "per.mp4", noisy(1), temporal_strength=0, progress=False)
+    tmp = process_video(clips["moving"], tmp_path / "tmp.mp4", noisy(1), temporal_strength=0.6, progress=False)
+    assert tmp["trusted_fraction"] > 0.8
+    e_per = warping_error(clips["moving"], tmp_path / "per.mp4", (1, 10))
+    e_tmp = warping_error(clips["moving"], tmp_path / "tmp.mp4", (1, 10))
+    assert e_tmp["E_warp_k1"] < 0.6 * e_per["E_warp_k1"]
+    assert e_tmp["E_warp_k10"] < e_per["E_warp_k10"]
+
+
+def test_bad_temporal_strength(clips, tmp_path):
+    with pytest.raises(VideoError, match="temporal-strength"):
+        process_video(clips["static"], tmp_path / "o.mp4", lambda x: x, temporal_strength=1.0)
+    assert not (tmp_path / "o.mp4").exists() and not work_dir_for(tmp_path / "o.mp4").exists()
+
+
+# -- resume ---------------------------------------------------------------------------------------------
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_a_kill_gives_the_same_output(clips, tmp_path):
+    def op_factory(kill_after: int | None):
+        calls = {"n": 0}
+
+        def op(x):
+            calls["n"] += 1
+            if kill_after is not None and calls["n"] > kill_after:
+                raise Killed
+            return (x * 0.8 + 0.1 * torch.sin(x * 20)).clamp(0, 1)
+
+        return op, calls
+
+    ref = tmp_path / "ref"
+    process_video(clips["moving"], ref, op_factory(None)[0], chunk_frames=5, batch_size=2, progress=False)
+    out = tmp_path / "out"
+    with pytest.raises(Killed):  # dies in the third chunk (batches of 2: 3 per chunk of 5)
+        process_video(clips["moving"], out, op_factory(7)[0], chunk_frames=5, batch_size=2, progress=False)
+    assert not out.exists() and sorted(p.name for p in work_dir_for(out).glob("chunk_*.npz")) == \
+        ["chunk_00000.npz", "chunk_00001.npz"]
+    op, calls = op_factory(None)
+    summary = process_video(clips["moving"], out, op, chunk_frames=5, batch_size=2, progress=False)
+    assert summary["resumed_from_frame"] == 10 and summary["processed_frames"] == 14 and calls["n"] == 8
+    assert np.array_equal(_frames(out), _frames(ref))
+    # a changed setting does not reuse chunks
+    with pytest.raises(Killed):
+        process_video(clips["moving"], tmp_path / "o2", op_factory(3)[0], chunk_frames=5, batch_size=2, progress=False)
+    s = process_video(clips["moving"], tmp_path / "o2", op_factory(None)[0], chunk_frames=5, batch_size=2,
+                      progress=False, temporal_strength=0.3)
+    assert s["resumed_from_frame"] == 0
+
+
+# -- style distance and CLI ---------------------------------------------------------------------------------
+
+def test_colour_style_distance_orders_styles(tmp_path):
+    red = np.zeros((H, W, 3), np.uint8)
+    red[..., 0] = 200
+    d = StyleDistance(torch.tensor([0.8, 0.0, 0.0])[:, None, None].expand(3, 32, 32), encoder=None)
+    if d.encoder is None:
+        assert d.kind == "colour"
+    assert d(red) < d(np.full((H, W, 3), 128, np.uint8))
+
+
+@pytest.fixture(scope="module")
+def adain_files(tmp_path_factory):
+    """Random encoder/decoder in pytorch-AdaIN's file layout (as tests/test_style.py makes them)."""
+    from ganforge.nets.adain_decoder import AdaINDecoder
+    from ganforge.nets.vgg import VGGEncoder
+
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("adain_video")
+    enc, dec = VGGEncoder("adain", "none"), AdaINDecoder()
+    for m in list(enc.modules()) + list(dec.modules()):
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            torch.nn.init.zeros_(m.bias)
+    state = enc.file_state()
+    for idx in (45, 48, 51):
+        state[f"{idx}.weight"] = torch.randn(512, 512, 3, 3) * 0.01
+        state[f"{idx}.bias"] = torch.zeros(512)
+    torch.save(state, d / "vgg_normalised.pth")
+    with torch.no_grad():
+        x = torch.rand(1, 3, 32, 32)
+        dec[-1].weight.mul_(0.12 / dec(enc.encode(x)).std())
+        dec[-1].bias.add_(0.5 - dec(enc.encode(x)).mean())
+    torch.save(dec.state_dict(), d / "decoder.pth")
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(d / "a.png")
+    Image.fromarray(np.kron(rng.random((4, 4, 3)), np.ones((8, 8, 1))).__mul__(255).astype(np.uint8)).save(d / "b.png")
+    return d
+
+
+def test_stylize_video_cli_mixing_json_and_eval(clips, adain_files, tmp_path, capsys):
+    d = adain_files
+    out = tmp_path / "styl.mp4"
+    args = ["stylize-video", str(clips["moving"]), "--style", f"{d / 'a.png'}:0.7", "--style", f"{d / 'b.png'}:0.3",
+            "--encoder", str(d / "vgg_normalised.pth"), "--decoder", str(d / "decoder.pth"), "--out", str(out),
+            "--alpha", "0.8", "--colour", "luminance", "--quiet", "--json", str(tmp_path / "s.json"), "--chunk", "8"]
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    o = probe(out)
+    assert (o.frames, float(o.fps), o.width, o.height, o.audio_codec, summary["frames"]) == (24, 12.0, W, H, "aac", 24)
+    capsys.readouterr()
+    assert main(["eval-video", str(clips["moving"]), str(out), "--style", str(d / "a.png"), "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["E_warp_k1"] > 0 and report["E_warp_k10"] > 0 and report["style_distance"] > 0
+    assert "E_warp(k=1)" in captured.err and "scale:" in captured.err and "style distance" in captured.err
+    # colour=match recolours the style once (first frame); style statistics are cached across frames
+    assert main(args[:-4] + ["--colour", "match", "--out", str(tmp_path / "m.mp4"), "--temporal-strength", "0"]) == 0
+    assert probe(tmp_path / "m.mp4").frames == 24
+
+
+def test_stylizer_op_batches_equal_single_frames(clips, adain_files):
+    from ganforge.style import Stylizer
+    from ganforge.video.stylize import stylizer_op
+
+    d = adain_files
+    st = Stylizer("adain", encoder=str(d / "vgg_normalised.pth"), decoder=str(d / "decoder.pth"))
+    op = stylizer_op(st, [(d / "a.png", 0.5), (d / "b.png", 0.5)], alpha=0.9)
+    x = torch.from_numpy(np.stack([frame(0), frame(5), frame(9)])).permute(0, 3, 1, 2).float() / 255
+    together = op(x)
+    single = torch.cat([op(f[None]) for f in x])
+    assert torch.allclose(together, single, atol=1e-4)
+    assert st.cache_hits >= 6  # style statistics were computed once
+
+
+# -- latent walk ------------------------------------------------------------------------------------------
+
+def test_latent_walk_video_with_class_morph(tmp_path, capsys):
+    import ganforge
+
+    run = tmp_path / "run"
+    ganforge.train_gan(ganforge.GanConfig(data="digits", max_images=256, resolution=16, width=8, batch_size=16,
+                                          steps=2, conditional=True, sample_every=0, progress=False,
+                                          tensorboard=False), out=run)
+    out = tmp_path / "walk.mp4"
+    assert main(["video", str(run), "--seconds", "1.5", "--fps", "8", "--key-seconds", "0.5", "--classes", "1,7",
+                 "--out", str(out), "--quiet", "--json", str(tmp_path / "w.json")]) == 0
+    info = probe(out)
+    assert (info.frames, float(info.fps), info.width) == (12, 8.0, 256)
+    assert json.loads((tmp_path / "w.json").read_text())["classes"] == [1, 7, 1, 7]
+    frames = _frames(out).astype(float)
+    steps = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))
+    assert steps.max() < 40  # no jumps between frames
+
+
+# -- shared assets --------------------------------------------------------------------------------------
+
+def test_cut_bunny_reads_with_its_frame_count_and_fps():
+    path = require(SHARED / "video" / "cutBunny.mp4")
+    info = probe(path)
+    assert (info.frames, float(info.fps), info.width, info.height, info.audio_codec) == (240, 24.0, 640, 360, "aac")
+    n = 0
+    for f in iter_frames(path):
+        assert f.shape == (360, 640, 3)
+        n += 1
+    assert n == 240
