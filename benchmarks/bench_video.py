@@ -1,0 +1,123 @@
+"""Video style transfer on CPU: frames/s at the clip's size (cutBunny: 640×360) for per-frame and
+temporal modes, peak RSS of a 240-frame vs a 24-frame clip (streaming: they should be about
+equal), and the warping error E_warp (k=1, k=10) of temporal vs per-frame output with the mean
+per-frame style distance, so that steadiness is not bought by dropping the style.
+
+The AdaIN decoder is a real one, trained here first by ``ganforge train-style`` (short run, encoder
+``vgg19-caffe``: the offline VGG19 in GANFORGE_WEIGHTS_DIR) on the shared content photos and the
+style image; never random weights. Every step is the installed ``ganforge`` command in a
+subprocess, so each run's peak RSS is its own (``os.wait4``).
+
+    GANFORGE_WEIGHTS_DIR=../shared/assets/weights python benchmarks/bench_video.py \
+        [--video ../shared/assets/video/cutBunny.mp4] [--train-steps 400] [--threads 2] [--out bench-video]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "assets"
+
+
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run ``cmd``; return (wall seconds, peak RSS in MiB) of that process alone."""
+    print("$", " ".join(cmd), flush=True)
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}")
+    return time.perf_counter() - t, usage.ru_maxrss / 1024  # Linux: KiB
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--video", default=str(SHARED / "video" / "cutBunny.mp4"))
+    p.add_argument("--style", default=str(SHARED / "images" / "style" / "starry_night.jpg"))
+    p.add_argument("--content", default=str(SHARED / "images" / "content"), help="photos for train-style")
+    p.add_argument("--decoder", help="an AdaIN decoder for vgg19-caffe (default: train one here)")
+    p.add_argument("--train-steps", type=int, default=400)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--strength", type=float, default=0.6)
+    p.add_argument("--out", default="bench-video")
+    args = p.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    exe = shutil.which("ganforge") or str(Path(sys.executable).with_name("ganforge"))
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    env.setdefault("GANFORGE_WEIGHTS_DIR", str(SHARED / "weights"))
+    env.setdefault("GANFORGE_OFFLINE", "1")
+    results: dict = {"video": args.video, "style": args.style, "threads": args.threads, "cpu": os.cpu_count()}
+
+    # 1. a real decoder: ganforge train-style, short run (resumes if the folder exists)
+    decoder = args.decoder
+    if decoder is None:
+        styles = out / "style-dir"
+        styles.mkdir(exist_ok=True)
+        shutil.copy(args.style, styles / Path(args.style).name)
+        wall, _ = run([exe, "train-style", "--content", args.content, "--style", str(styles), "--encoder", "vgg19-caffe",
+                       "--steps", str(args.train_steps), "--batch-size", "4", "--crop", "128", "--load-size", "256",
+                       "--lr", "5e-4", "--sample-every", "0", "--ckpt-every", "100", "--quiet",
+                       "--out", str(out / "decoder-run")], env)
+        decoder = str(out / "decoder-run" / "decoder.safetensors")
+        results["decoder_training"] = {"steps": args.train_steps, "batch": 4, "crop": 128, "lr": 5e-4,
+                                       "encoder": "vgg19-caffe", "seconds": round(wall, 1)}
+    results["decoder"] = decoder
+
+    # 2. a 24-frame cut of the same clip (same size and codec settings)
+    sys.path.insert(0, str(REPO / "src"))
+    from ganforge.video.io import VideoWriter, iter_frames, probe
+
+    info = probe(args.video)
+    results["clip"] = info.to_dict()
+    short = out / "clip24.mp4"
+    if not short.exists():
+        with VideoWriter(short, info.fps) as w:
+            for i, f in enumerate(iter_frames(args.video)):
+                if i == 24:
+                    break
+                w.write(f)
+
+    # 3. stylise: per-frame and temporal on the whole clip, per-frame on the 24-frame cut
+    base = ["stylize-video", "--style", args.style, "--encoder", "vgg19-caffe", "--decoder", decoder,
+            "--precision", "fp32", "--device", "cpu", "--quiet", "--resume", "never"]
+    runs = {"per_frame": (args.video, 0.0), "temporal": (args.video, args.strength), "per_frame_24": (str(short), 0.0)}
+    for name, (video, strength) in runs.items():
+        target = out / f"{name}.mp4"
+        wall, rss = run([exe, *base, video, "--temporal-strength", str(strength), "--out", str(target),
+                         "--json", str(out / f"{name}.json")], env)
+        s = json.loads((out / f"{name}.json").read_text())
+        results[name] = {"frames": s["frames"], "temporal_strength": strength, "wall_s": round(wall, 1),
+                         "fps_end_to_end": round(s["frames"] / wall, 3), "fps_processing": s["processing_fps"],
+                         "peak_rss_mib": round(rss, 1), "trusted_fraction": s.get("trusted_fraction")}
+
+    # 4. flicker and style distance (flow on the original)
+    for name in ("per_frame", "temporal"):
+        run([exe, "eval-video", args.video, str(out / f"{name}.mp4"), "--style", args.style,
+             "--json", str(out / f"{name}_eval.json")], env)
+        e = json.loads((out / f"{name}_eval.json").read_text())
+        results[name].update({k: e[k] for k in ("E_warp_k1", "E_warp_k10", "style_distance", "style_distance_kind")})
+    results["formula"], results["scale"] = e["formula"], e["scale"]
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    print(f"\n{'run':<14}{'frames':>7}{'fps(proc)':>10}{'fps(e2e)':>9}{'RSS MiB':>9}{'E_warp k1':>11}{'E_warp k10':>11}{'style d':>9}")
+    for name in ("per_frame", "temporal", "per_frame_24"):
+        r = results[name]
+        ew = f"{r['E_warp_k1']:.5f}" if "E_warp_k1" in r else "-"
+        ew10 = f"{r['E_warp_k10']:.5f}" if "E_warp_k10" in r else "-"
+        sd = f"{r['style_distance']:.4f}" if "style_distance" in r else "-"
+        print(f"{name:<14}{r['frames']:>7}{r['fps_processing']:>10}{r['fps_end_to_end']:>9}{r['peak_rss_mib']:>9}{ew:>11}{ew10:>11}{sd:>9}")
+    print(f"wrote {out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
