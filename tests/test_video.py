@@ -238,6 +238,36 @@ def test_resume_after_a_kill_gives_the_same_output(clips, tmp_path):
     assert s["resumed_from_frame"] == 0
 
 
+def _steady_op(x: torch.Tensor) -> torch.Tensor:
+    return (x * 0.8 + 0.1 * torch.sin(x * 20)).clamp(0, 1)
+
+
+def test_resume_after_sigkill_of_a_real_process(clips, tmp_path):
+    """The process is killed (SIGKILL, no clean-up) after its second chunk; the same call resumes."""
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out.mp4"
+    code = (f"import sys, time, torch\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "from test_video import _steady_op\nfrom ganforge.video.pipeline import process_video\n"
+            "def op(x):\n    time.sleep(0.1)\n    return _steady_op(x)\n"
+            f"process_video({str(clips['moving'])!r}, {str(out)!r}, op, chunk_frames=4, batch_size=2, progress=False)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    work = work_dir_for(out)
+    deadline = time.monotonic() + 60
+    while not (work / "chunk_00001.npz").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert (work / "chunk_00001.npz").exists() and not out.exists() and not part_path(out).exists()
+    summary = process_video(clips["moving"], out, _steady_op, chunk_frames=4, batch_size=2, progress=False)
+    assert summary["resumed_from_frame"] >= 8
+    ref = tmp_path / "ref.mp4"
+    process_video(clips["moving"], ref, _steady_op, chunk_frames=4, batch_size=2, progress=False)
+    assert np.array_equal(_frames(out), _frames(ref))
+
+
 # -- style distance and CLI ---------------------------------------------------------------------------------
 
 def test_colour_style_distance_orders_styles(tmp_path):
