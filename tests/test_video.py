@@ -85,6 +85,19 @@ def test_pcm_avi_audio_is_reencoded_and_png_sequence_output(clips, tmp_path):
     assert np.array_equal(_frames(seq), np.stack(list(iter_frames(clips["pcm"]))))  # lossless
 
 
+@pytest.mark.parametrize("name,codec,audio,out_audio", [("vp9.webm", "libvpx-vp9", "libopus", "opus"),
+                                                       ("mjpeg.mov", "mjpeg", "pcm_s16le", "aac")])
+def test_other_containers_and_codecs(tmp_path, name, codec, audio, out_audio):
+    import av
+
+    if codec not in av.codecs_available or audio not in av.codecs_available:
+        pytest.skip(f"this FFmpeg build lacks {codec} or {audio}")
+    src = make_clip(tmp_path / name, 10, 10, audio=audio, codec=codec)
+    summary = process_video(src, tmp_path / "o.mp4", lambda x: x, progress=False)
+    o = probe(tmp_path / "o.mp4")
+    assert (summary["frames"], o.frames, float(o.fps), o.width, o.height, o.audio_codec) == (10, 10, 10.0, W, H, out_audio)
+
+
 def test_odd_size_is_padded_for_h264(tmp_path):
     with VideoWriter(tmp_path / "odd.mp4", 10) as w:
         for _ in range(3):

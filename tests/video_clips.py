@@ -38,7 +38,7 @@ def make_clip(path: Path, n: int = 24, fps: int = 12, *, audio: str | None = Non
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=fps)
         s.width, s.height = W, H
-        s.pix_fmt = "yuv420p"
+        s.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         if codec == "libx264":
             s.options = {"crf": str(crf)}
         if rotation:
