@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval-video": ("video", "flicker (warping error k=1, k=10) and style distance of a stylised video"),
     "interpolate": ("sample", "latent walk (slerp) between seeds as a GIF or MP4"),
     "sample": ("sample", "draw samples from a trained run"),
+    "serve": ("serve", "web page and REST API for style transfer and sampling"),
     "similarity": ("eval", "SSIM and feature cosine similarity (%%) of two images or folders"),
     "stylize": ("style", "restyle images (AdaIN, WCT or Gatys)"),
     "stylize-video": ("video", "restyle a video with temporal consistency (resumable)"),
@@ -36,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # sub-commands that run a network: each has --device and --precision (default auto)
-NETWORK_COMMANDS = ("demo", "eval", "interpolate", "sample", "similarity", "stylize", "stylize-video", "train", "train-style",
+NETWORK_COMMANDS = ("demo", "eval", "interpolate", "sample", "serve", "similarity", "stylize", "stylize-video", "train", "train-style",
                     "video")
 
 

@@ -1,0 +1,75 @@
+"""``ganforge serve``: the REST API and web page (:mod:`ganforge.server`) under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import GanforgeError
+from ._common import add_network_options, add_quiet
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="web page and REST API for style transfer and sampling",
+                       description="Serve a web page (/) and a JSON/HTTP API (OpenAPI at /docs) for style "
+                                   "transfer and for sampling the GAN runs under --runs. Binds to loopback by "
+                                   "default; there is no authentication, so expose it only behind a proxy that "
+                                   "adds one. Weights come from GANFORGE_WEIGHTS_DIR / the cache as everywhere.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
+    p.add_argument("--runs", nargs="+", action="extend", default=[], metavar="DIR",
+                   help="GAN run directories, or folders holding them, to serve for /v1/generate")
+    add_network_options(p)
+    p.add_argument("--encoder", help="style encoder weights name or path (default: per method, as ganforge stylize)")
+    p.add_argument("--decoder", help="AdaIN/WCT decoder weights name or path (default: as ganforge stylize)")
+    p.add_argument("--workers", type=int, default=1, help="model worker threads (default 1)")
+    p.add_argument("--queue-size", type=int, default=16, help="jobs waiting before requests get 503 (default 16)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest request body in MB (default 25)")
+    p.add_argument("--max-pixels", type=int, default=16_000_000, help="largest uploaded image in pixels (default 16M)")
+    p.add_argument("--max-size", type=int, default=1024,
+                   help="largest processing size (long side) a client may ask for (default 1024)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds a synchronous request may take before 504 (default 120; jobs get 5x)")
+    p.add_argument("--cache-mb", type=float, default=2048.0, help="model cache size in MB (LRU, default 2048)")
+    add_quiet(p)
+    p.set_defaults(func=run_serve)
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise GanforgeError(f"--{name} must be positive, got {value}")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from ..server import ServerConfig, create_app
+    except ImportError as exc:
+        raise GanforgeError(f"ganforge serve needs the serve extra ({exc.name} is missing): "
+                            f"pip install 'ganforge[serve]'") from None
+    for name in ("workers", "queue_size", "max_upload_mb", "max_pixels", "max_size", "timeout", "cache_mb"):
+        _positive(name.replace("_", "-"), getattr(args, name))
+    runs = [Path(r) for r in args.runs]
+    for r in runs:
+        if not r.is_dir():
+            raise GanforgeError(f"--runs {r}: not a folder")
+    config = ServerConfig(runs=runs, device=args.device, precision=args.precision, encoder=args.encoder,
+                          decoder=args.decoder, workers=args.workers, max_queue=args.queue_size,
+                          max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
+                          max_size=args.max_size, default_max_size=min(512, args.max_size),
+                          request_timeout=args.timeout, job_timeout=5 * args.timeout,
+                          cache_bytes=int(args.cache_mb * 2**20))
+    app = create_app(config)
+    service = app.state.service
+    if args.host not in LOOPBACK:
+        print(f"ganforge serve: warning: binding {args.host}: anyone who can reach this address can use the "
+              f"server (no authentication)", file=sys.stderr)
+    print(f"ganforge serve: {len(service.runs.all())} run(s), device {service.device}, precision "
+          f"{service.precision}; open http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info",
+                access_log=not args.quiet, timeout_graceful_shutdown=5)
+    return 0

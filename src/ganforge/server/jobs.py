@@ -1,0 +1,222 @@
+"""A bounded job queue served by a fixed number of worker threads (not a thread per request).
+
+``submit`` refuses work when the queue is full (the app answers 503 with Retry-After). Jobs report
+progress through :meth:`Job.report`, which is also where a cancelled or overdue job stops. Finished
+jobs keep their result for ``keep_s`` seconds, at most ``max_jobs`` of them. Waiting for a job from
+asyncio uses a future completed by the worker (``call_soon_threadsafe``): no thread is parked per
+waiting request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import GanforgeError, WeightsError
+
+log = logging.getLogger("ganforge.server")
+
+
+class QueueFull(Exception):
+    pass
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass
+class Result:
+    body: bytes
+    media_type: str
+    filename: str
+
+
+@dataclass
+class Job:
+    kind: str
+    fn: Callable[["Job"], Result]
+    timeout: float
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created: float = field(default_factory=time.time)
+    status: str = "queued"  # queued, running, done, failed, cancelled
+    progress: float = 0.0
+    stage: str = "queued"
+    started: float | None = None
+    finished: float | None = None
+    result: Result | None = None
+    error: tuple[int, str] | None = None  # (HTTP status, message)
+    cancelled: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _waiters: list = field(default_factory=list, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("done", "failed", "cancelled")
+
+    def report(self, fraction: float, stage: str | None = None) -> None:
+        """Progress in [0, 1]; raises :class:`Cancelled` when the job was cancelled or ran too long."""
+        self.progress = max(self.progress, min(1.0, float(fraction)))
+        if stage:
+            self.stage = stage
+        if self.cancelled:
+            raise Cancelled("cancelled")
+        if self.started is not None and time.time() - self.started > self.timeout:
+            raise Cancelled(f"took longer than the {self.timeout:g} s limit")
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "kind": self.kind, "status": self.status,
+                               "progress": round(self.progress, 4), "stage": self.stage,
+                               "created": self.created, "started": self.started, "finished": self.finished}
+        if self.status == "done":
+            out["result"] = f"/v1/jobs/{self.id}/result"
+        if self.error:
+            out["error"] = self.error[1]
+        return out
+
+    # -- completion -----------------------------------------------------------------------------------
+
+    def _finish(self, status: str, *, result: Result | None = None, error: tuple[int, str] | None = None) -> None:
+        with self._lock:
+            self.status, self.result, self.error = status, result, error
+            if status == "done":
+                self.progress, self.stage = 1.0, "done"
+            else:
+                self.stage = status
+            self.finished = time.time()
+            waiters, self._waiters = self._waiters, []
+        for loop, fut in waiters:
+            try:
+                loop.call_soon_threadsafe(_resolve, fut)
+            except RuntimeError:  # that event loop is closed: nobody waits any more
+                pass
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; True when the job finished."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._lock:
+            if self.done:
+                return True
+            self._waiters.append((loop, fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            return self.done
+        return True
+
+
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class JobQueue:
+    def __init__(self, *, workers: int = 1, max_queue: int = 16, max_jobs: int = 256, keep_s: float = 600.0) -> None:
+        self.workers, self.max_queue, self.max_jobs, self.keep_s = workers, max_queue, max_jobs, keep_s
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.completed = self.failed = self.rejected = 0
+
+    def start(self) -> None:
+        with self._lock:
+            if self._threads:
+                return
+            for i in range(self.workers):
+                t = threading.Thread(target=self._work, name=f"ganforge-worker-{i}", daemon=True)
+                t.start()
+                self._threads.append(t)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            threads, self._threads = self._threads, []
+            for job in self._jobs.values():
+                if not job.done:
+                    job.cancel()
+        for _ in threads:
+            try:
+                self._queue.put(None, timeout=timeout)
+            except queue.Full:
+                break
+        for t in threads:
+            t.join(timeout)
+
+    def submit(self, kind: str, fn: Callable[[Job], Result], timeout: float) -> Job:
+        job = Job(kind, fn, timeout)
+        with self._lock:
+            self._prune()
+            if len(self._jobs) >= self.max_jobs:
+                self.rejected += 1
+                raise QueueFull(f"too many jobs kept ({self.max_jobs}); try again when some have expired")
+            try:
+                self._queue.put_nowait(job)
+            except queue.Full:
+                self.rejected += 1
+                raise QueueFull(f"the queue is full ({self.max_queue} jobs waiting)") from None
+            self._jobs[job.id] = job
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def _prune(self) -> None:
+        """Drop expired finished jobs, then the oldest finished ones while over the bound (lock held)."""
+        now = time.time()
+        for jid in [j.id for j in self._jobs.values() if j.done and now - (j.finished or now) > self.keep_s]:
+            del self._jobs[jid]
+        if len(self._jobs) >= self.max_jobs:
+            for job in sorted((j for j in self._jobs.values() if j.done), key=lambda j: j.finished or 0):
+                del self._jobs[job.id]
+                if len(self._jobs) < self.max_jobs:
+                    break
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            active = sum(1 for j in self._jobs.values() if not j.done)
+        return {"workers": self.workers, "queued": self._queue.qsize(), "max_queue": self.max_queue,
+                "active": active, "completed": self.completed, "failed": self.failed, "rejected": self.rejected}
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if job.cancelled:
+                job._finish("cancelled", error=(499, "cancelled before it started"))
+                continue
+            job.status, job.stage, job.started = "running", "running", time.time()
+            try:
+                result = job.fn(job)
+            except Cancelled as exc:
+                job._finish("cancelled", error=(504, f"job stopped: {exc}"))
+            except WeightsError as exc:
+                job._finish("failed", error=(503, f"model unavailable: {exc}"))
+            except GanforgeError as exc:
+                job._finish("failed", error=(422, str(exc)))
+            except MemoryError:
+                job._finish("failed", error=(503, "out of memory; try a smaller max_size"))
+            except Exception as exc:  # a bug or a device error: logged here, never sent to the client
+                if "out of memory" in str(exc).lower():
+                    job._finish("failed", error=(503, "out of memory; try a smaller max_size"))
+                else:
+                    log.exception("job %s (%s) failed", job.id, job.kind)
+                    job._finish("failed", error=(500, f"internal error ({type(exc).__name__}); see the server log"))
+            else:
+                job._finish("done", result=result)
+            with self._lock:
+                if job.status == "done":
+                    self.completed += 1
+                else:
+                    self.failed += 1
