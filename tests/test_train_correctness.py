@@ -201,9 +201,9 @@ def test_reload_skips_a_batch_that_is_always_nan(tmp_path, monkeypatch):
     seen = []
 
     def poisoned(self, index, *args, **kwargs):
-        x, y = original(self, index, *args, **kwargs)
+        batch = original(self, index, *args, **kwargs)
         seen.append(index)
-        return (x * float("nan"), y) if index == 5 else (x, y)
+        return {**batch, "image": batch["image"] * float("nan")} if index == 5 else batch
 
     monkeypatch.setattr(loop_mod.TensorBatches, "get", poisoned)
     with pytest.warns(UserWarning, match="reloaded step-0000004"):
@@ -278,7 +278,7 @@ def test_penalties_run_in_fp32_outside_autocast():
         step, device, generator = 0, torch.device("cpu"), torch.Generator().manual_seed(0)
 
         def next_batch(self):
-            return real, torch.zeros(4, dtype=torch.long)
+            return {"image": real, "label": torch.zeros(4, dtype=torch.long)}
 
         def randn(self, *shape):
             return torch.randn(*shape, generator=self.generator)
@@ -311,7 +311,7 @@ class _Toy:
         return self.opt
 
     def step(self, ctx):
-        x, _ = ctx.next_batch()
+        x = ctx.next_batch()["image"]
         boost = 1e36 if ctx.step in self.poisoned else 1.0  # finite loss, inf once scaled
         ctx.optimize(self.D(x).mean() * boost, "D", [self.D])
         if ctx.optimize(self.G(x).square().mean() * boost, "G", [self.G]):

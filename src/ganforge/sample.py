@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from .config import GanConfig
-from .errors import CheckpointError, GanforgeError
+from .errors import GanforgeError
 from .imageio import save_image, tensor_to_pil
 from .nets import GanNetSpec, build_gan
 from .train import checkpoint
@@ -83,30 +82,15 @@ class Generator:
 
 
 def load_generator(run_dir: str | Path, *, checkpoint_name: str = "latest") -> Generator:
-    """Load the generator of a run directory; ``checkpoint_name``: 'latest', 'best' or 'step-N'."""
+    """Load the generator of a GAN run directory; ``checkpoint_name``: 'latest', 'best' or 'step-N'.
+    Runs of other tasks load through :func:`ganforge.runs.load_run`."""
+    from .runs import load_checkpoint, require_task
+
     run_dir = Path(run_dir)
-    run_file = run_dir / "run.json"
-    if not run_file.is_file():
-        raise CheckpointError(f"{run_dir} is not a ganforge run directory (no run.json)")
-    try:
-        meta = json.loads(run_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"cannot read {run_file} (truncated or corrupt): {exc}") from exc
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"cannot read {run_file}: not a JSON object")
-    if meta.get("task") != "gan":
-        raise CheckpointError(f"{run_dir} is a {meta.get('task')!r} run, not a GAN")
+    meta = require_task(run_dir, "gan")  # another task's run: a one-line error naming its command
     cfg = GanConfig.load(run_dir / "config.json")
     spec = GanNetSpec(**meta["spec"])
-    root = run_dir / "checkpoints"
-    if checkpoint_name == "latest":
-        found = checkpoint.load_latest(root)
-        if found is None:
-            raise CheckpointError(f"no usable checkpoint in {root}")
-        path, tensors, state = found
-    else:
-        path = root / checkpoint_name
-        tensors, state = checkpoint.load(path)
+    path, tensors, state = load_checkpoint(run_dir, checkpoint_name)
     G, _ = build_gan(cfg.arch, spec)
     G_ema, _ = build_gan(cfg.arch, spec)
     checkpoint.restore_modules({"G": G, "G_ema": G_ema}, tensors, path)

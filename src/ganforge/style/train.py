@@ -79,10 +79,12 @@ class CropBatches:
             out.append(img[:, y:y + self.crop, x:x + self.crop])
         return torch.stack(out).float() / 255
 
+    count_key = "content"
+
     def get(self, index: int, rank: int, world: int, generator: torch.Generator,
-            device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+            device: torch.device) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator, device=generator.device)))
-        return self._crops(self.content, g).to(device), self._crops(self.style, g).to(device)
+        return {"content": self._crops(self.content, g).to(device), "style": self._crops(self.style, g).to(device)}
 
 
 class AdaINDecoderTask:
@@ -122,7 +124,8 @@ class AdaINDecoderTask:
         return loss_c, loss_s, out
 
     def step(self, ctx: Any) -> dict[str, float]:
-        content, style = ctx.next_batch()
+        batch = ctx.next_batch()
+        content, style = batch["content"], batch["style"]
         with ctx.autocast():
             loss_c, loss_s, _ = self.losses(content, style)
             loss = self.cfg.content_weight * loss_c + self.cfg.style_weight * loss_s
@@ -151,38 +154,48 @@ class AdaINDecoderTask:
         pass
 
 
+RESUMABLE_CHANGES = ("steps", "log_every", "sample_every", "ckpt_every", "progress")  # they do not change the maths
+LEGACY_CONFIG = "train_style.json"  # options file of runs made before config.json (still written)
+
+
 def train_decoder(cfg: DecoderTrainConfig, out: str | os.PathLike, *, resume: bool = True,
                   device: str = "auto", handle_signals: bool = False) -> dict[str, Any]:
     """Train (or resume) a decoder into run directory ``out``; writes ``decoder.safetensors``.
+    ``resume``: False refuses to reuse a run directory (``--resume never``), as ``ganforge train``.
     ``device``: 'auto', 'cpu' or 'cuda' (as ``ganforge train --device``). ``handle_signals`` (the
-    CLI sets it): SIGINT/SIGTERM finish the step, save a checkpoint and stop."""
-    from ..device import accelerate_cpu_flag
-    from ..train.loop import LoopConfig, TrainingLoop, make_accelerator
+    CLI sets it): SIGINT/SIGTERM finish the step, save a checkpoint and stop.
+
+    The run (resume check, config.json / run.json, loop, summary) is
+    :func:`ganforge.train.run.run_task`, the same path as GAN training; run.json's task is
+    ``style-decoder``, which :func:`ganforge.runs.load_run` loads."""
+    from ..train.loop import LoopConfig
+    from ..train.run import Prepared, run_task
 
     run_dir = Path(out)
-    accelerator = make_accelerator(cpu=accelerate_cpu_flag(device))
-    batches = CropBatches(cfg.content, cfg.style, cfg.batch_size, cfg.crop, cfg.load_size)
-    if not batches.content or not batches.style:
-        raise DataError("train-style needs at least one content and one style image")
-    g = torch.Generator().manual_seed(12345)
-    fixed = tuple(x[:4].to(accelerator.device) for x in (batches._crops(batches.content, g), batches._crops(batches.style, g)))
-    task = AdaINDecoderTask(cfg, accelerator.device, fixed)  # type: ignore[arg-type]
-    loop_cfg = LoopConfig(steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed, precision=cfg.precision,
-                          lr_schedule=cfg.lr_schedule, lr_decay_steps=cfg.lr_decay_steps,
-                          log_every=cfg.log_every, sample_every=cfg.sample_every,
-                          ckpt_every=cfg.ckpt_every, progress=cfg.progress, tensorboard=False)
-    loop = TrainingLoop(task, batches, loop_cfg, run_dir, accelerator,
-                        curve_groups={"losses": ["loss_content", "loss_style", "loss"]})
-    if accelerator.is_main_process:  # files are written by the main process only
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "train_style.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    resumed_from = loop.resume() if resume else 0
-    summary = loop.run(handle_signals=handle_signals)
     final = run_dir / "decoder.safetensors"
-    if accelerator.is_main_process:
-        save_decoder(task.decoder, final, encoder=cfg.encoder,
-                     card={"steps": loop.step, "config": asdict(cfg), "data": {"content": cfg.content, "style": cfg.style}})
-    summary.update({"run_dir": str(run_dir), "decoder": str(final), "resumed_from": resumed_from})
-    if accelerator.is_main_process:
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+
+    def prepare(accelerator) -> Prepared:
+        batches = CropBatches(cfg.content, cfg.style, cfg.batch_size, cfg.crop, cfg.load_size)
+        if not batches.content or not batches.style:
+            raise DataError("train-style needs at least one content and one style image")
+        g = torch.Generator().manual_seed(12345)
+        fixed = tuple(x[:4].to(accelerator.device) for x in (batches._crops(batches.content, g), batches._crops(batches.style, g)))
+        task = AdaINDecoderTask(cfg, accelerator.device, fixed)  # type: ignore[arg-type]
+        loop_cfg = LoopConfig(steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed, precision=cfg.precision,
+                              lr_schedule=cfg.lr_schedule, lr_decay_steps=cfg.lr_decay_steps,
+                              log_every=cfg.log_every, sample_every=cfg.sample_every,
+                              ckpt_every=cfg.ckpt_every, progress=cfg.progress, tensorboard=False)
+
+        def write_outputs(loop) -> None:
+            save_decoder(task.decoder, final, encoder=cfg.encoder,
+                         card={"steps": loop.step, "config": asdict(cfg), "data": {"content": cfg.content, "style": cfg.style}})
+
+        return Prepared(task=task, batches=batches, loop_config=loop_cfg,
+                        curve_groups={"losses": ["loss_content", "loss_style", "loss"]},
+                        run_info={"encoder": cfg.encoder, "layer": cfg.layer, "decoder": final.name},
+                        summary={"decoder": str(final)}, write_outputs=write_outputs)
+
+    return run_task("style-decoder", cfg, run_dir, prepare, resumable=RESUMABLE_CHANGES,
+                    resume="auto" if resume else "never", device=device, handle_signals=handle_signals,
+                    legacy_config=LEGACY_CONFIG,
+                    extra_files={LEGACY_CONFIG: json.dumps(asdict(cfg), indent=2) + "\n"})

@@ -111,7 +111,8 @@ class GanTask:
         real_target = 1.0 - cfg.label_smoothing
         fake = None
         for i in range(cfg.n_critic):
-            real, labels = ctx.next_batch()
+            batch = ctx.next_batch()
+            real, labels = batch["image"], batch["label"]
             if cfg.channels_last:
                 real = real.contiguous(memory_format=torch.channels_last)
             y_real = y = self._labels(labels)

@@ -16,7 +16,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -25,6 +25,7 @@ from torch import nn
 from ..errors import GanforgeError
 from ..imageio import save_image
 from . import checkpoint
+from .batches import Batch, BatchSource, TensorBatches, batch_size_of  # noqa: F401 (re-exported)
 from .logbook import Logbook, plot_curves
 from .task import Task
 
@@ -86,40 +87,6 @@ class LoopConfig:
                 raise GanforgeError(f"--{name.replace('_', '-')} must be at least 1")
 
 
-class BatchSource(Protocol):
-    def get(self, index: int, rank: int, world: int, generator: torch.Generator,
-            device: torch.device) -> tuple[torch.Tensor, ...]:
-        """Batch number ``index`` (a global, checkpointed counter) for this process."""
-
-
-class TensorBatches:
-    """Deterministic batches from an in-memory uint8 image tensor: a fresh seeded permutation per
-    epoch, split across processes, optional horizontal flips drawn from the run's generator."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
-                 hflip: bool = False) -> None:
-        self.images, self.labels, self.batch_size, self.seed, self.hflip = images, labels, batch_size, seed, hflip
-        self._perm_epoch, self._perm = -1, None
-
-    def get(self, index, rank, world, generator, device):
-        per_epoch = len(self.images) // (self.batch_size * world)
-        if per_epoch < 1:
-            raise GanforgeError(
-                f"the dataset has {len(self.images)} images, fewer than one batch of "
-                f"{self.batch_size} x {world} process(es); lower --batch-size")
-        epoch, k = divmod(index, per_epoch)
-        if epoch != self._perm_epoch:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm, self._perm_epoch = torch.randperm(len(self.images), generator=g), epoch
-        start = (k * world + rank) * self.batch_size
-        idx = self._perm[start:start + self.batch_size]
-        x = self.images[idx].to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
-        if self.hflip:
-            flip = torch.rand(len(idx), device=device, generator=generator) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        return x, self.labels[idx].to(device)
-
-
 def lr_factor(schedule: str, step: int, total: int) -> float:
     progress = min(step / max(total, 1), 1.0)
     if schedule == "linear":
@@ -160,11 +127,12 @@ class RunContext:
             self._loop.scaler.update()
             self._scaled.clear()
 
-    def next_batch(self):
+    def next_batch(self) -> Batch:
+        """The next dict of named tensors; images seen grow by its counted tensor's length."""
         loop = self._loop
         batch = loop.batches.get(loop.batch_index, loop.rank, loop.world, self.generator, self.device)
         loop.batch_index += 1
-        loop.images_seen += batch[0].shape[0] * loop.world
+        loop.images_seen += batch_size_of(batch, getattr(loop.batches, "count_key", None)) * loop.world
         return batch
 
     def all_reduce_sum(self, values: list[float]) -> list[float]:

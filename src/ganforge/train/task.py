@@ -22,8 +22,10 @@ class StepContext(Protocol):
     device: torch.device
     generator: torch.Generator  # the run's checkpointed RNG: use it for *all* randomness
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next (images float in [-1, 1] on device, labels int64 on device)."""
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        """The next batch as named tensors on the device, as the run's batch source makes them
+        (see ``batches.py``): e.g. ``{"image": float in [-1, 1], "label": int64}`` for a GAN,
+        ``{"A": ..., "B": ...}`` for paired or unpaired image-to-image data."""
 
     def autocast(self) -> Any:
         """Context manager for the run's mixed precision (a no-op in fp32)."""
