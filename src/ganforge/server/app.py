@@ -553,7 +553,10 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         summary = info.files()["summary"]
         if summary.is_file():
             try:
-                out["summary"] = json.loads(summary.read_text())
+                data = json.loads(summary.read_text())
+                # the server's own folders are not the client's business
+                out["summary"] = {k: v for k, v in data.items() if k not in ("run_dir", "out", "path")} \
+                    if isinstance(data, dict) else data
             except (OSError, ValueError):
                 pass
         log_file = info.path / "log.jsonl"

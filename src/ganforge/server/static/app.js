@@ -224,6 +224,7 @@ async function loadRuns() {
       const fig = document.createElement("figure");
       const img = document.createElement("img");
       img.src = run[key];
+      if (key === "samples") img.className = "pixelated";
       img.alt = run.name + " " + label;
       const cap = document.createElement("figcaption");
       cap.textContent = label;
