@@ -133,3 +133,57 @@ def test_resume_gives_the_same_next_batch(cls):
 def test_too_little_data_is_a_clear_error():
     with pytest.raises(GanforgeError, match="fewer than one batch"):
         EpochShards(7, batch_size=4, seed=0).indices(0, 0, 2)
+
+
+# --- pairs from disk ---------------------------------------------------------------------------------
+
+def _solid(path, size, colour, mode="RGB"):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, colour).save(path)
+
+
+def test_paired_folder_matches_a_and_b_by_name(tmp_path):
+    from ganforge.data.paired import load_paired_folder
+
+    for k, name in enumerate(["x/1", "2", "3"]):
+        _solid(tmp_path / "A" / f"{name}.png", (12, 10), (10 * k, 0, 0))
+        _solid(tmp_path / "B" / f"{name}.jpg" if k == 2 else tmp_path / "B" / f"{name}.png", (12, 10), 40 * k, "L")
+    _solid(tmp_path / "A" / "lonely.png", (12, 10), (0, 0, 0))
+    with pytest.warns(UserWarning, match="1 file.*no counterpart"):
+        a, b, names = load_paired_folder(tmp_path, resolution=8, channels=3, channels_b=1)
+    assert names == ["2", "3", "x/1"] and a.shape == (3, 3, 8, 8) and b.shape == (3, 1, 8, 8)
+    assert a.dtype == b.dtype == torch.uint8
+    assert [int(v) for v in a[:, 0, 0, 0]] == [10, 20, 0] and [int(v) for v in b[:2, 0, 0, 0]] == [40, 80]
+    src = PairedBatches(a, b, batch_size=3, seed=0)  # straight into the paired source
+    assert src.get(0, 0, 1, _gen(), CPU)["B"].shape == (3, 1, 8, 8)
+
+
+def test_side_by_side_ab_images_split_into_halves(tmp_path):
+    from PIL import Image
+
+    from ganforge.data.paired import load_paired_folder
+
+    img = Image.new("RGB", (20, 10), (255, 0, 0))
+    img.paste((0, 0, 255), (10, 0, 20, 10))
+    img.save(tmp_path / "p.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        a, b, names = load_paired_folder(tmp_path, resolution=8)
+    assert names == ["p"] and a[0, :, 4, 4].tolist() == [255, 0, 0] and b[0, :, 4, 4].tolist() == [0, 0, 255]
+
+
+def test_unpaired_folder_and_errors(tmp_path):
+    from ganforge.data.paired import load_paired_folder, load_unpaired_folder
+
+    for k in range(3):
+        _solid(tmp_path / "A" / f"{k}.png", (9, 9), (k, k, k))
+    _solid(tmp_path / "B" / "z.png", (9, 9), (1, 2, 3))
+    a, b = load_unpaired_folder(tmp_path, resolution=8)
+    assert a.shape == (3, 3, 8, 8) and b.shape == (1, 3, 8, 8)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no image pairs"):
+        load_paired_folder(tmp_path / "empty", resolution=8)
+    with pytest.raises(DataError, match="channels"):
+        load_paired_folder(tmp_path, resolution=8, channels=2)

@@ -175,3 +175,24 @@ def test_gan_run_loads_through_the_registry(tmp_path):
     gen = load_run(tmp_path / "g")
     assert isinstance(gen, ganforge.sample.Generator) and gen.step == 1
     assert gen.sample(2).shape == (2, 1, 16, 16)
+
+
+def test_train_style_gets_the_resume_guards(tmp_path):
+    """train_decoder goes through run_task: changed options and --resume never are refused before
+    any weights or images are loaded (so no VGG is needed here), also for runs that only have the
+    older train_style.json."""
+    from dataclasses import asdict
+
+    from ganforge.style.train import DecoderTrainConfig, train_decoder
+
+    run = _fake_decoder_run(tmp_path)
+    cfg = DecoderTrainConfig(content="c", style="s", steps=3, lr_decay_steps=3)
+    (run / "train_style.json").write_text(json.dumps(asdict(cfg)))  # a run from before config.json
+    changed = DecoderTrainConfig(content="c", style="s", steps=3, lr_decay_steps=3, style_weight=5.0)
+    with pytest.raises(CheckpointError, match=r"options differ from the saved run \(style_weight\)"):
+        train_decoder(changed, run, device="cpu")
+    with pytest.raises(GanforgeError, match="already holds a run"):
+        train_decoder(cfg, run, resume=False, device="cpu")
+    longer = DecoderTrainConfig(content="c", style="s", steps=5)  # linear schedule follows --steps
+    with pytest.raises(CheckpointError, match="lr-decay-steps"):
+        train_decoder(longer, run, device="cpu")
