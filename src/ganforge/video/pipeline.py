@@ -42,6 +42,13 @@ def _job_key(src: Path, settings: dict[str, Any]) -> dict[str, Any]:
             "input_mtime_ns": st.st_mtime_ns, **settings}
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)
@@ -97,11 +104,13 @@ def process_video(src: str | os.PathLike, out: str | os.PathLike, op: FrameOp, *
     key = _job_key(src, {"temporal_strength": float(temporal_strength), "flow": flow, "chunk_frames": chunk_frames,
                          "batch_size": batch_size, **(settings or {})})
     job_file = work / "job.json"
-    if work.is_dir() and (not resume or not job_file.is_file() or json.loads(job_file.read_text() or "{}") != key):
+    if work.is_dir() and (not resume or _read_json(job_file) != key):
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     if not job_file.is_file():
-        job_file.write_text(json.dumps(key, indent=2) + "\n")
+        tmp = job_file.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(key, indent=2) + "\n")
+        os.replace(tmp, job_file)
     done = _finished_chunks(work)
     start = done * chunk_frames
     if done:
