@@ -288,3 +288,16 @@ def test_model_cache_is_lru_by_bytes():
     assert builds == ["a", "b", "c"] and cache.stats()["evictions"] == 1 and cache.total_bytes == 90
     cache.get(("huge",), build("huge", 500))  # alone over the bound: kept, everything else dropped
     assert cache.stats()["entries"] == ["huge"]
+
+
+def test_missing_weights_is_503_with_the_fix(tmp_path, monkeypatch):
+    """A user's machine without style weights: the method is listed as unavailable and a request
+    says which file is missing (503), as the CLI would."""
+    monkeypatch.setenv("GANFORGE_WEIGHTS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("GANFORGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GANFORGE_OFFLINE", "1")
+    (tmp_path / "empty").mkdir()
+    with TestClient(create_app(ServerConfig())) as c:
+        assert c.get("/v1/models").json()["methods"]["adain"]["available"] is False
+        _json_error(c.post("/v1/stylize", files=_files()), 503, "not found")
+        _json_error(c.post("/v1/generate", json={"run": "anything"}), 404, "unknown run")
