@@ -42,7 +42,7 @@ def hide_alias(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> N
 def add_resume(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", default="auto", choices=RESUME,
                         help="auto: continue from the newest good checkpoint in the run directory; "
-                             "never: start over")
+                             "never: refuse a directory that already holds a run")
     hide_alias(parser, "--no-resume", dest="resume", action="store_const", const="never")
 
 
