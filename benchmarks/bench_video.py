@@ -69,8 +69,10 @@ def main() -> None:
                        "--lr", "5e-4", "--sample-every", "0", "--ckpt-every", "100", "--quiet",
                        "--out", str(out / "decoder-run")], env)
         decoder = str(out / "decoder-run" / "decoder.safetensors")
-        results["decoder_training"] = {"steps": args.train_steps, "batch": 4, "crop": 128, "lr": 5e-4,
-                                       "encoder": "vgg19-caffe", "seconds": round(wall, 1)}
+        done = json.loads((out / "decoder-run" / "summary.json").read_text())  # steps actually run (Ctrl-C stops early)
+        results["decoder_training"] = {"steps": done["steps"], "batch": 4, "crop": 128, "lr": 5e-4,
+                                       "precision": done.get("precision"), "encoder": "vgg19-caffe",
+                                       "seconds": round(wall, 1)}
     results["decoder"] = decoder
 
     # 2. a 24-frame cut of the same clip (same size and codec settings)
