@@ -9,7 +9,8 @@ style image; never random weights. Every step is the installed ``ganforge`` comm
 subprocess, so each run's peak RSS is its own (``os.wait4``).
 
     GANFORGE_WEIGHTS_DIR=../shared/assets/weights python benchmarks/bench_video.py \
-        [--video ../shared/assets/video/cutBunny.mp4] [--train-steps 400] [--threads 2] [--out bench-video]
+        [--video ../shared/assets/video/cutBunny.mp4] [--train-steps 400] [--threads 2] [--out bench-video] \
+        [--frames 48] [--rss-max-size 128] [--decoder RUN/decoder.safetensors]
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def main() -> None:
     p.add_argument("--train-steps", type=int, default=400)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--strength", type=float, default=0.6)
+    p.add_argument("--frames", type=int, default=0,
+                   help="frames of the clip for the fps and E_warp runs (0: all); a shorter cut is re-encoded once (crf 18)")
+    p.add_argument("--rss-max-size", type=int, default=0,
+                   help="process the RSS runs (whole clip vs its first 24 frames) at this long side (0: full size); "
+                        "the output keeps the clip's size either way")
     p.add_argument("--out", default="bench-video")
     args = p.parse_args()
     out = Path(args.out)
@@ -81,21 +87,31 @@ def main() -> None:
 
     info = probe(args.video)
     results["clip"] = info.to_dict()
-    short = out / "clip24.mp4"
-    if not short.exists():
-        with VideoWriter(short, info.fps) as w:
-            for i, f in enumerate(iter_frames(args.video)):
-                if i == 24:
-                    break
-                w.write(f)
+    def cut(n: int) -> str:
+        if not n or n >= info.frames:
+            return args.video
+        path = out / f"clip{n}.mp4"
+        if not path.exists():
+            with VideoWriter(path, info.fps) as w:
+                for i, f in enumerate(iter_frames(args.video)):
+                    if i == n:
+                        break
+                    w.write(f)
+        return str(path)
+
+    clip, short = cut(args.frames), cut(24)
+    results["frames_measured"] = probe(clip).frames
 
     # 3. stylise: per-frame and temporal on the whole clip, per-frame on the 24-frame cut
     base = ["stylize-video", "--style", args.style, "--encoder", "vgg19-caffe", "--decoder", decoder,
             "--precision", "fp32", "--device", "cpu", "--quiet", "--resume", "never"]
-    runs = {"per_frame": (args.video, 0.0), "temporal": (args.video, args.strength), "per_frame_24": (str(short), 0.0)}
-    for name, (video, strength) in runs.items():
+    small = ["--max-size", str(args.rss_max_size)] if args.rss_max_size else []
+    runs = {"per_frame": (clip, 0.0, []), "temporal": (clip, args.strength, []),
+            "rss_all_frames": (args.video, 0.0, small), "rss_24_frames": (short, 0.0, small)}
+    results["rss_max_size"] = args.rss_max_size or None
+    for name, (video, strength, extra) in runs.items():
         target = out / f"{name}.mp4"
-        wall, rss = run([exe, *base, video, "--temporal-strength", str(strength), "--out", str(target),
+        wall, rss = run([exe, *base, *extra, video, "--temporal-strength", str(strength), "--out", str(target),
                          "--json", str(out / f"{name}.json")], env)
         s = json.loads((out / f"{name}.json").read_text())
         results[name] = {"frames": s["frames"], "temporal_strength": strength, "wall_s": round(wall, 1),
@@ -104,20 +120,20 @@ def main() -> None:
 
     # 4. flicker and style distance (flow on the original)
     for name in ("per_frame", "temporal"):
-        run([exe, "eval-video", args.video, str(out / f"{name}.mp4"), "--style", args.style,
+        run([exe, "eval-video", clip, str(out / f"{name}.mp4"), "--style", args.style,
              "--json", str(out / f"{name}_eval.json")], env)
         e = json.loads((out / f"{name}_eval.json").read_text())
         results[name].update({k: e[k] for k in ("E_warp_k1", "E_warp_k10", "style_distance", "style_distance_kind")})
     results["formula"], results["scale"] = e["formula"], e["scale"]
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
-    print(f"\n{'run':<14}{'frames':>7}{'fps(proc)':>10}{'fps(e2e)':>9}{'RSS MiB':>9}{'E_warp k1':>11}{'E_warp k10':>11}{'style d':>9}")
-    for name in ("per_frame", "temporal", "per_frame_24"):
+    print(f"\n{'run':<16}{'frames':>7}{'fps(proc)':>10}{'fps(e2e)':>9}{'RSS MiB':>9}{'E_warp k1':>11}{'E_warp k10':>11}{'style d':>12}")
+    for name in ("per_frame", "temporal", "rss_all_frames", "rss_24_frames"):
         r = results[name]
         ew = f"{r['E_warp_k1']:.5f}" if "E_warp_k1" in r else "-"
         ew10 = f"{r['E_warp_k10']:.5f}" if "E_warp_k10" in r else "-"
         sd = f"{r['style_distance']:.4f}" if "style_distance" in r else "-"
-        print(f"{name:<14}{r['frames']:>7}{r['fps_processing']:>10}{r['fps_end_to_end']:>9}{r['peak_rss_mib']:>9}{ew:>11}{ew10:>11}{sd:>9}")
+        print(f"{name:<16}{r['frames']:>7}{r['fps_processing']:>10}{r['fps_end_to_end']:>9}{r['peak_rss_mib']:>9}{ew:>11}{ew10:>11}{sd:>12}")
     print(f"wrote {out / 'results.json'}")
 
 
