@@ -344,18 +344,28 @@ def test_stylize_video_cli_mixing_json_and_eval(clips, adain_files, tmp_path, ca
     assert probe(tmp_path / "m.mp4").frames == 24
 
 
-def test_stylizer_op_batches_equal_single_frames(clips, adain_files):
+@pytest.mark.parametrize("method", ["adain", "wct"])
+def test_stylizer_op_batches_equal_single_frames(clips, adain_files, method):
     from ganforge.style import Stylizer
     from ganforge.video.stylize import stylizer_op
 
     d = adain_files
-    st = Stylizer("adain", encoder=str(d / "vgg_normalised.pth"), decoder=str(d / "decoder.pth"))
+    st = Stylizer(method, encoder=str(d / "vgg_normalised.pth"), decoder=str(d / "decoder.pth"))
     op = stylizer_op(st, [(d / "a.png", 0.5), (d / "b.png", 0.5)], alpha=0.9)
     x = torch.from_numpy(np.stack([frame(0), frame(5), frame(9)])).permute(0, 3, 1, 2).float() / 255
     together = op(x)
     single = torch.cat([op(f[None]) for f in x])
     assert torch.allclose(together, single, atol=1e-4)
     assert st.cache_hits >= 6  # style statistics were computed once
+
+
+def test_stylize_video_gatys_runs_per_frame(adain_files, tmp_path):
+    d = adain_files
+    src = make_clip(tmp_path / "short.mp4", 3, 6)
+    out = tmp_path / "g.mp4"
+    assert main(["stylize-video", str(src), "--style", str(d / "a.png"), "--method", "gatys", "--iterations", "1",
+                 "--encoder", str(d / "vgg_normalised.pth"), "--out", str(out), "--quiet"]) == 0
+    assert probe(out).frames == 3
 
 
 # -- latent walk ------------------------------------------------------------------------------------------

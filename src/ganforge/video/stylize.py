@@ -29,7 +29,7 @@ def stylizer_op(stylizer, styles: Sequence[tuple[Any, float]], *, first_frame: n
         colour = "none"
     styles = [(str(s) if isinstance(s, Path) else s, w) for s, w in styles]
     options = dict(alpha=alpha, colour=colour, max_size=max_size, tile=tile, overlap=overlap, **gatys_options)
-    batchable = stylizer.method != "gatys" and not tile
+    batchable = stylizer.method == "adain" and not tile  # WCT's and Gatys' transforms take one image at a time
 
     def op(frames: torch.Tensor) -> torch.Tensor:
         if batchable:
