@@ -55,7 +55,12 @@ def main() -> None:
                    help="process the RSS runs (whole clip vs its first 24 frames) at this long side (0: full size); "
                         "the output keeps the clip's size either way")
     p.add_argument("--out", default="bench-video")
+    p.add_argument("--speed-frames", type=int, default=0,
+                   help="only the speed comparison: per-frame vs temporal on the first N frames, in one process, "
+                        "alternating (A B A B), needs --decoder")
     args = p.parse_args()
+    if args.speed_frames:
+        return speed(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     exe = shutil.which("ganforge") or str(Path(sys.executable).with_name("ganforge"))
@@ -135,6 +140,40 @@ def main() -> None:
         sd = f"{r['style_distance']:.4f}" if "style_distance" in r else "-"
         print(f"{name:<16}{r['frames']:>7}{r['fps_processing']:>10}{r['fps_end_to_end']:>9}{r['peak_rss_mib']:>9}{ew:>11}{ew10:>11}{sd:>12}")
     print(f"wrote {out / 'results.json'}")
+
+
+def speed(args: argparse.Namespace) -> None:
+    """frames/s of the whole path (decode, network, flow + blend, chunk files, encode) for both
+    modes in one process, alternating so that a change in machine load hits both alike."""
+    import torch
+
+    sys.path.insert(0, str(REPO / "src"))
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("GANFORGE_WEIGHTS_DIR", str(SHARED / "weights"))
+    from ganforge.style import Stylizer
+    from ganforge.video.io import VideoWriter, iter_frames, probe
+    from ganforge.video.pipeline import process_video
+    from ganforge.video.stylize import stylizer_op
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    info = probe(args.video)
+    clip = out / f"speed{args.speed_frames}.mp4"
+    with VideoWriter(clip, info.fps) as w:
+        for i, f in enumerate(iter_frames(args.video)):
+            if i == args.speed_frames:
+                break
+            w.write(f)
+    st = Stylizer("adain", encoder="vgg19-caffe", decoder=args.decoder, precision="fp32")
+    op = stylizer_op(st, [(args.style, 1.0)])
+    times: dict[float, list[float]] = {0.0: [], args.strength: []}
+    for strength in (0.0, args.strength, 0.0, args.strength):
+        t = time.perf_counter()
+        process_video(clip, out / "speed_out.mp4", op, temporal_strength=strength, progress=False, resume=False)
+        times[strength].append(args.speed_frames / (time.perf_counter() - t))
+    for strength, fps in times.items():
+        print(f"temporal_strength {strength}: {[round(f, 3) for f in fps]} frames/s ({info.width}x{info.height}, "
+              f"{args.threads} threads, fp32)")
 
 
 if __name__ == "__main__":
