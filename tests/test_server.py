@@ -178,6 +178,8 @@ def test_generate_errors(client):
     _json_error(client.post("/v1/generate", content=b"{not json", headers={"content-type": "application/json"}), 422)
     _json_error(client.get("/v1/runs/..%2F..%2Fetc/summary"), 404)
     _json_error(client.get("/v1/runs/nope/samples.png"), 404, "unknown run")
+    _json_error(client.post("/v1/jobs", data={"task": "generate", "run": "digits-tiny", "class": "12"}), 422, "class")
+    _json_error(client.post("/v1/jobs", data={"task": "generate", "run": "/etc"}), 404, "unknown run")
 
 
 def test_stylize_errors(client):
