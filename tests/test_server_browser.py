@@ -128,3 +128,33 @@ def test_page_stylizes_generates_and_lists_runs(browser, server, tmp_path):
     page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
     assert not errors, errors
     assert (tmp_path / "stylize.png").stat().st_size > 0
+
+
+def test_real_server_fifty_parallel_requests(server):
+    """50 parallel requests over real sockets to the uvicorn server: each succeeds or is told the
+    queue is full (503 with a JSON message), none fails with 500; the server stays healthy."""
+    httpx = pytest.importorskip("httpx")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from server_fixtures import image_bytes
+
+    url, _ = server
+    content, style = image_bytes(smooth_image(5, 24, 32)), image_bytes(smooth_image(6, 24, 24))
+
+    def one(i: int) -> int:
+        with httpx.Client(timeout=120) as c:
+            if i % 5 == 0:
+                r = c.post(url + "/v1/generate", json={"run": "digits-tiny", "n": 2, "seed": i})
+            else:
+                r = c.post(url + "/v1/stylize", data={"max_size": "32"},
+                           files=[("content", ("c.png", content, "image/png")), ("style", ("s.png", style, "image/png"))])
+            if r.status_code != 200:
+                assert r.json()["error"]
+            return r.status_code
+
+    with ThreadPoolExecutor(50) as pool:
+        codes = list(pool.map(one, range(50)))
+    print("status codes:", {c: codes.count(c) for c in sorted(set(codes))})
+    assert set(codes) <= {200, 503}, codes
+    assert codes.count(200) >= 16, codes  # at least a full queue's worth were served
+    assert httpx.get(url + "/healthz").json()["status"] == "ok"
