@@ -302,5 +302,6 @@ def test_missing_weights_is_503_with_the_fix(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     with TestClient(create_app(ServerConfig())) as c:
         assert c.get("/v1/models").json()["methods"]["adain"]["available"] is False
-        _json_error(c.post("/v1/stylize", files=_files()), 503, "not found")
+        err = _json_error(c.post("/v1/stylize", files=_files()), 503, "not found")
+        assert "weights fetch" in err and str(tmp_path) not in err  # the fix, without the server's folders
         _json_error(c.post("/v1/generate", json={"run": "anything"}), 404, "unknown run")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import re
 import threading
 import time
 import uuid
@@ -115,6 +116,15 @@ class Job:
         return True
 
 
+def _weights_message(text: str) -> str:
+    found = re.match(r"weights '([^']+)' not found", text)
+    if found:
+        return (f"model unavailable: weights {found.group(1)!r} not found on the server (its operator can run "
+                f"`ganforge weights fetch {found.group(1)}` or set GANFORGE_WEIGHTS_DIR; GET /v1/models shows "
+                f"which methods are available)")
+    return "model unavailable: the server's weights for this method cannot be loaded (details in the server log)"
+
+
 def _resolve(fut: asyncio.Future) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -201,8 +211,9 @@ class JobQueue:
                 result = job.fn(job)
             except Cancelled as exc:
                 job._finish("cancelled", error=(504, f"job stopped: {exc}"))
-            except WeightsError as exc:
-                job._finish("failed", error=(503, f"model unavailable: {exc}"))
+            except WeightsError as exc:  # the full text names server folders: to the log, not the client
+                log.warning("job %s: %s", job.id, exc)
+                job._finish("failed", error=(503, _weights_message(str(exc))))
             except GanforgeError as exc:
                 job._finish("failed", error=(422, str(exc)))
             except MemoryError:
