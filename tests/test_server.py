@@ -305,3 +305,89 @@ def test_missing_weights_is_503_with_the_fix(tmp_path, monkeypatch):
         err = _json_error(c.post("/v1/stylize", files=_files()), 503, "not found")
         assert "weights fetch" in err and str(tmp_path) not in err  # the fix, without the server's folders
         _json_error(c.post("/v1/generate", json={"run": "anything"}), 404, "unknown run")
+
+
+# -- batching ---------------------------------------------------------------------------------------------
+
+def _submit_jobs(c, requests) -> list[str]:
+    ids = []
+    for content, data in requests:
+        resp = c.post("/v1/jobs", files=_files(content=content), data={"task": "stylize", **data})
+        assert resp.status_code == 202, resp.text
+        ids.append(resp.json()["id"])
+    return ids
+
+
+def _results(c, ids) -> list[bytes]:
+    import time
+
+    out = []
+    for jid in ids:
+        deadline = time.time() + 60
+        while c.get(f"/v1/jobs/{jid}").json()["status"] in ("queued", "running"):
+            assert time.time() < deadline, "job did not finish"
+            time.sleep(0.02)
+        resp = c.get(f"/v1/jobs/{jid}/result")
+        assert resp.status_code == 200, resp.text
+        out.append(resp.content)
+    return out
+
+
+def test_batching_same_size_requests_share_one_forward_pass(setup, monkeypatch):
+    """Forced on for CPU (max_batch=4): queued AdaIN/WCT requests with the same style, options and
+    processed size run through one stylize_batch call each group, and every job gets exactly the image
+    it gets served alone (the same float tensor within 1e-5 before PNG encoding)."""
+    import numpy as np
+
+    import ganforge.imageio
+    from ganforge.style.stylizer import Stylizer
+
+    small, large = smooth_image(5, 40, 56), smooth_image(6, 80, 112)  # both become 23×32 at max_size 32
+    adain = {"alpha": "0.8", "max_size": "32"}
+    wct = {"method": "wct", "alpha": "0.6", "preserve_color": "luminance", "max_size": "32"}
+    requests = [(CONTENT, adain), (image_bytes(large), adain), (image_bytes(small), adain),
+                (image_bytes(smooth_image(7, 40, 56)), adain),  # a group of 4 (max_batch)
+                (CONTENT, {**adain, "max_size": "64"}),  # 40×56: another processed size, alone
+                (CONTENT, wct), (image_bytes(small), wct)]  # a second group, 2 jobs
+
+    calls, pixels = [], []
+    real_batch, real_to_pil = Stylizer.stylize_batch, ganforge.imageio.tensor_to_pil
+
+    def counting_batch(self, contents, *args, **kw):
+        calls.append(tuple(contents.shape))
+        return real_batch(self, contents, *args, **kw)
+
+    def recording_to_pil(x):
+        pixels.append(x.detach().float().cpu().clone())
+        return real_to_pil(x)
+
+    monkeypatch.setattr(Stylizer, "stylize_batch", counting_batch)
+    monkeypatch.setattr(ganforge.imageio, "tensor_to_pil", recording_to_pil)
+
+    # served alone: batching is off on CPU by default
+    with TestClient(create_app(_config(setup))) as c:
+        assert c.get("/healthz").json()["queue"]["max_batch"] == 1
+        alone = _results(c, _submit_jobs(c, requests))
+    alone_pixels, pixels[:] = list(pixels), []
+    assert calls == []
+
+    app = create_app(_config(setup, max_batch=4, batch_window_ms=20))
+    with TestClient(app) as c:
+        release = _block_worker(app)  # everything queues up behind it, in order
+        try:
+            ids = _submit_jobs(c, requests)
+        finally:
+            release.set()
+        batched = _results(c, ids)
+        stats = c.get("/healthz").json()["queue"]
+    assert sorted(calls) == sorted([(4, 3, 23, 32), (2, 3, 23, 32)]), calls
+    assert stats["batches"] == 2 and stats["batched_jobs"] == 6 and stats["max_batch"] == 4, stats
+    assert len(pixels) == len(alone_pixels) == len(requests)
+    for a, b in zip(alone_pixels, pixels):
+        assert a.shape == b.shape
+        assert torch.allclose(a, b, atol=1e-5, rtol=0), (a - b).abs().max()
+    for a, b, (content, _) in zip(alone, batched, requests):
+        ia, ib = Image.open(io.BytesIO(a)), Image.open(io.BytesIO(b))
+        assert ia.size == ib.size == Image.open(io.BytesIO(content)).size
+        diff = np.abs(np.asarray(ia, dtype=np.int16) - np.asarray(ib, dtype=np.int16))
+        assert diff.max() <= 1, diff.max()  # float rounding can move a value across a quantisation step

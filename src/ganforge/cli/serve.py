@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="largest processing size (long side) a client may ask for (default 1024)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds a synchronous request may take before 504 (default 120; jobs get 5x)")
+    p.add_argument("--max-batch", type=int, default=None,
+                   help="stylise requests (AdaIN/WCT, same style, options and processing size) run together in one "
+                        "forward pass, at most this many (default 8 on CUDA, 1 = off on CPU)")
+    p.add_argument("--batch-window-ms", type=float, default=None,
+                   help="how long a worker waits for more requests to batch (default 10 ms on CUDA, 0 elsewhere: "
+                        "only requests already queued)")
     p.add_argument("--cache-mb", type=float, default=2048.0, help="model cache size in MB (LRU, default 2048)")
     add_quiet(p)
     p.set_defaults(func=run_serve)
@@ -53,6 +59,10 @@ def run_serve(args: argparse.Namespace) -> int:
                             f"pip install 'ganforge[serve]'") from None
     for name in ("workers", "queue_size", "max_upload_mb", "max_pixels", "max_size", "timeout", "cache_mb"):
         _positive(name.replace("_", "-"), getattr(args, name))
+    if args.max_batch is not None:
+        _positive("max-batch", args.max_batch)
+    if args.batch_window_ms is not None and not 0 <= args.batch_window_ms <= 10_000:
+        raise GanforgeError(f"--batch-window-ms must be between 0 and 10000, got {args.batch_window_ms}")
     runs = [Path(r) for r in args.runs]
     for r in runs:
         if not r.is_dir():
@@ -62,7 +72,8 @@ def run_serve(args: argparse.Namespace) -> int:
                           max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
                           max_size=args.max_size, default_max_size=min(512, args.max_size),
                           request_timeout=args.timeout, job_timeout=5 * args.timeout,
-                          cache_bytes=int(args.cache_mb * 2**20))
+                          cache_bytes=int(args.cache_mb * 2**20), max_batch=args.max_batch,
+                          batch_window_ms=args.batch_window_ms)
     app = create_app(config)
     service = app.state.service
     if args.host not in LOOPBACK:

@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..errors import GanforgeError
 from . import images
-from .jobs import Job, JobQueue, QueueFull, Result
+from .jobs import Cancelled, Job, JobQueue, QueueFull, Result
 from .models import ModelCache, module_bytes
 from .runs import RunIndex, RunInfo, load_ema_generator
 
@@ -62,6 +62,9 @@ class ServerConfig:
     job_timeout: float = 600.0
     cache_bytes: int = 2 * 2**30
     keep_results_s: float = 600.0
+    # batching of same-size stylise requests into one forward pass (None: on for CUDA, off elsewhere)
+    max_batch: int | None = None  # None: 8 on CUDA, 1 (off) elsewhere
+    batch_window_ms: float | None = None  # how long a worker waits for more; None: 10 on CUDA, 0 elsewhere
 
 
 class ApiError(Exception):
@@ -131,8 +134,12 @@ class Service:
         self.device = resolve_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
         self.cache = ModelCache(config.cache_bytes)
+        cuda = self.device.type == "cuda"
+        max_batch = config.max_batch if config.max_batch is not None else (8 if cuda else 1)
+        window_ms = config.batch_window_ms if config.batch_window_ms is not None else (10.0 if cuda else 0.0)
         self.queue = JobQueue(workers=config.workers, max_queue=config.max_queue, keep_s=config.keep_results_s,
-                              max_jobs=max(64, 4 * (config.max_queue + config.workers)))
+                              max_jobs=max(64, 4 * (config.max_queue + config.workers)),
+                              max_batch=max_batch, batch_window_s=window_ms / 1000.0)
         self.runs = RunIndex(config.runs)
         self.started = time.time()
 
@@ -210,6 +217,77 @@ class Service:
         ext = "jpg" if spec.fmt == "jpeg" else "png"
         return Result(body, images.OUTPUT_FORMATS[spec.fmt][1], f"stylized-{spec.method}.{ext}")
 
+    def stylize_batch_key(self, spec: StylizeSpec) -> tuple | None:
+        """Requests with equal keys can share one :meth:`Stylizer.stylize_batch` pass: AdaIN/WCT, one
+        style (same pixels), same alpha and colour option (none or luminance, applied per image
+        afterwards), no mask, and the same content size after ``max_size`` limiting. None: not
+        batchable, or batching is off."""
+        if self.queue.max_batch <= 1 or spec.method not in ("adain", "wct") or len(spec.styles) != 1:
+            return None
+        if spec.mask is not None or spec.colour not in ("none", "luminance", "luminance-ycbcr"):
+            return None
+        from ..style.stylizer import _identity
+
+        w, h = spec.content.size
+        scale = spec.max_size / max(h, w)
+        size = (h, w) if scale >= 1 else (max(1, round(h * scale)), max(1, round(w * scale)))  # as limit_size
+        return ("stylize", spec.method, _identity(spec.styles[0]), float(spec.alpha), spec.colour, size)
+
+    def run_stylize_batch(self, jobs: list[Job]) -> list[Any]:
+        """Jobs with one :meth:`stylize_batch_key`: one forward pass, then each job's own colour
+        step, resize back to its content's size and encoding, as :meth:`run_stylize` does per image.
+        Answers one Result (or the exception that job ended with) per job."""
+        import torch
+
+        from ..imageio import tensor_to_pil
+        from ..style.controls import limit_size, preserve_colour, resize_to, to_batch
+
+        outcomes: list[Any] = [None] * len(jobs)
+
+        def live(fraction: float, stage: str) -> list[int]:
+            keep = []
+            for i, job in enumerate(jobs):
+                if outcomes[i] is not None:
+                    continue
+                try:
+                    job.report(fraction, stage)
+                except Cancelled as exc:
+                    outcomes[i] = exc
+                else:
+                    keep.append(i)
+            return keep
+
+        idx = live(0.02, "loading model")
+        if not idx:
+            return outcomes
+        spec0: StylizeSpec = jobs[idx[0]].batch_item
+        entry = self.stylizer(spec0.method)
+        stylizer = entry.value
+        if set(stylizer.decoders) != {"relu4_1"}:
+            raise GanforgeError("batching needs a single-level decoder")
+        originals = {i: to_batch(jobs[i].batch_item.content) for i in idx}
+        contents = {i: limit_size(originals[i], jobs[i].batch_item.max_size) for i in idx}
+        with entry.lock:
+            idx = live(0.1, f"stylising (batch of {len(idx)})")
+            if not idx:
+                return outcomes
+            out = stylizer.stylize_batch(torch.cat([contents[i] for i in idx]), spec0.styles[0],
+                                         alpha=spec0.alpha, clamp=False).cpu()
+        for row, i in enumerate(idx):
+            job, spec = jobs[i], jobs[i].batch_item
+            try:
+                job.report(0.97, "encoding")
+                y = preserve_colour(out[row:row + 1], contents[i], spec.colour)
+                if tuple(y.shape[-2:]) != tuple(originals[i].shape[-2:]):
+                    y = resize_to(y, originals[i].shape[-2:])
+                body = images.encode(tensor_to_pil(y.clamp(0, 1)[0]), spec.fmt, method=f"stylize/{spec.method}",
+                                     params=spec.params())
+                ext = "jpg" if spec.fmt == "jpeg" else "png"
+                outcomes[i] = Result(body, images.OUTPUT_FORMATS[spec.fmt][1], f"stylized-{spec.method}.{ext}")
+            except Exception as exc:
+                outcomes[i] = exc
+        return outcomes
+
     def run_generate(self, job: Job, spec: GenerateSpec) -> Result:
         import contextlib
 
@@ -247,10 +325,10 @@ class Service:
         body = images.encode(tensor_to_pil(grid), "png", method="generate", params=params)
         return Result(body, "image/png", f"{spec.run.name}-seed{spec.seed}.png")
 
-    def submit(self, kind: str, fn) -> Job:
+    def submit(self, kind: str, fn, **batch: Any) -> Job:
         self.queue.start()
         try:
-            return self.queue.submit(kind, fn, self.config.job_timeout)
+            return self.queue.submit(kind, fn, self.config.job_timeout, **batch)
         except QueueFull as exc:
             raise ApiError(503, f"server busy: {exc}", {"Retry-After": "2"}) from None
 
@@ -366,8 +444,16 @@ def generate_spec(service: Service, run: str | None, n: int, seed: int, label: A
     return GenerateSpec(info, n, seed, label, float(truncation), fmt)
 
 
-async def _run_now(service: Service, kind: str, fn) -> Response:
-    job = service.submit(kind, fn)
+def submit_stylize(service: Service, spec: StylizeSpec) -> Job:
+    key = service.stylize_batch_key(spec)
+    batch: dict[str, Any] = {}
+    if key is not None:
+        batch = {"batch_key": key, "batch_fn": service.run_stylize_batch, "batch_item": spec}
+    return service.submit("stylize", lambda job: service.run_stylize(job, spec), **batch)
+
+
+async def _run_now(service: Service, kind: str, fn, job: Job | None = None) -> Response:
+    job = job or service.submit(kind, fn)
     if not await job.wait(service.config.request_timeout):
         job.cancel()
         raise ApiError(504, f"the request took longer than {service.config.request_timeout:g} s; use POST /v1/jobs "
@@ -591,7 +677,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                       iterations: Annotated[int | None, Form(description="gatys iterations")] = None) -> Response:
         spec = await stylize_spec(s, content, style, style_weights, alpha, preserve_color, method, max_size, mask,
                                   format, iterations)
-        return await _run_now(s, "stylize", lambda job: s.run_stylize(job, spec))
+        return await _run_now(s, "stylize", None, submit_stylize(s, spec))
 
     @app.post("/v1/generate", tags=["generate"], summary="samples of a served GAN run (PNG grid or ZIP)",
               response_class=Response,
@@ -624,7 +710,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         if task == "stylize":
             spec = await stylize_spec(s, content, style, style_weights, alpha, preserve_color, method, max_size,
                                       mask, format or "png", iterations)
-            job = s.submit("stylize", lambda job: s.run_stylize(job, spec))
+            job = submit_stylize(s, spec)
         else:
             gspec = generate_spec(s, run, n, seed, class_, truncation, format or "png")
             job = s.submit("generate", lambda job: s.run_generate(job, gspec))

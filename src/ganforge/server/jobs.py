@@ -5,17 +5,22 @@ progress through :meth:`Job.report`, which is also where a cancelled or overdue 
 jobs keep their result for ``keep_s`` seconds, at most ``max_jobs`` of them. Waiting for a job from
 asyncio uses a future completed by the worker (``call_soon_threadsafe``): no thread is parked per
 waiting request.
+
+Batching: a job may carry a ``batch_key`` and a ``batch_fn``. With ``max_batch`` > 1, a worker that
+takes such a job also takes the queued jobs with the same key (waiting at most ``batch_window_s``
+for more to arrive), up to ``max_batch`` in all, and runs them with one ``batch_fn(jobs)`` call,
+which answers one result (or exception) per job. A batch of one runs ``fn`` as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import re
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -54,6 +59,9 @@ class Job:
     result: Result | None = None
     error: tuple[int, str] | None = None  # (HTTP status, message)
     cancelled: bool = False
+    batch_key: Any = None  # jobs with equal keys may share one batch_fn call
+    batch_fn: Callable[[list["Job"]], list[Any]] | None = None
+    batch_item: Any = None  # what batch_fn needs of this job (its request spec)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _waiters: list = field(default_factory=list, repr=False)
 
@@ -131,18 +139,25 @@ def _resolve(fut: asyncio.Future) -> None:
 
 
 class JobQueue:
-    def __init__(self, *, workers: int = 1, max_queue: int = 16, max_jobs: int = 256, keep_s: float = 600.0) -> None:
+    def __init__(self, *, workers: int = 1, max_queue: int = 16, max_jobs: int = 256, keep_s: float = 600.0,
+                 max_batch: int = 1, batch_window_s: float = 0.0) -> None:
         self.workers, self.max_queue, self.max_jobs, self.keep_s = workers, max_queue, max_jobs, keep_s
-        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
+        self.max_batch, self.batch_window_s = max(1, int(max_batch)), max(0.0, float(batch_window_s))
+        self._pending: deque[Job] = deque()
+        self._cond = threading.Condition()  # guards _pending and _closing
+        self._closing = False
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.completed = self.failed = self.rejected = 0
+        self.batches = self.batched_jobs = 0  # batch_fn calls, and the jobs they served
 
     def start(self) -> None:
         with self._lock:
             if self._threads:
                 return
+            with self._cond:
+                self._closing = False
             for i in range(self.workers):
                 t = threading.Thread(target=self._work, name=f"ganforge-worker-{i}", daemon=True)
                 t.start()
@@ -154,26 +169,26 @@ class JobQueue:
             for job in self._jobs.values():
                 if not job.done:
                     job.cancel()
-        for _ in threads:
-            try:
-                self._queue.put(None, timeout=timeout)
-            except queue.Full:
-                break
+        with self._cond:  # workers drain what is queued (all cancelled now), then exit
+            self._closing = True
+            self._cond.notify_all()
         for t in threads:
             t.join(timeout)
 
-    def submit(self, kind: str, fn: Callable[[Job], Result], timeout: float) -> Job:
-        job = Job(kind, fn, timeout)
+    def submit(self, kind: str, fn: Callable[[Job], Result], timeout: float, *, batch_key: Any = None,
+               batch_fn: Callable[[list[Job]], list[Any]] | None = None, batch_item: Any = None) -> Job:
+        job = Job(kind, fn, timeout, batch_key=batch_key, batch_fn=batch_fn, batch_item=batch_item)
         with self._lock:
             self._prune()
             if len(self._jobs) >= self.max_jobs:
                 self.rejected += 1
                 raise QueueFull(f"too many jobs kept ({self.max_jobs}); try again when some have expired")
-            try:
-                self._queue.put_nowait(job)
-            except queue.Full:
-                self.rejected += 1
-                raise QueueFull(f"the queue is full ({self.max_queue} jobs waiting)") from None
+            with self._cond:
+                if len(self._pending) >= self.max_queue:
+                    self.rejected += 1
+                    raise QueueFull(f"the queue is full ({self.max_queue} jobs waiting)")
+                self._pending.append(job)
+                self._cond.notify_all()
             self._jobs[job.id] = job
         return job
 
@@ -195,39 +210,116 @@ class JobQueue:
     def stats(self) -> dict[str, Any]:
         with self._lock:
             active = sum(1 for j in self._jobs.values() if not j.done)
-        return {"workers": self.workers, "queued": self._queue.qsize(), "max_queue": self.max_queue,
-                "active": active, "completed": self.completed, "failed": self.failed, "rejected": self.rejected}
+        with self._cond:
+            queued = len(self._pending)
+        return {"workers": self.workers, "queued": queued, "max_queue": self.max_queue,
+                "active": active, "completed": self.completed, "failed": self.failed, "rejected": self.rejected,
+                "max_batch": self.max_batch, "batch_window_ms": round(self.batch_window_s * 1000, 3),
+                "batches": self.batches, "batched_jobs": self.batched_jobs}
+
+    # -- the workers ----------------------------------------------------------------------------------
+
+    def _take(self) -> list[Job] | None:
+        """The next job, plus queued jobs that can share its batch; None when stopping and drained."""
+        with self._cond:
+            while not self._pending:
+                if self._closing:
+                    return None
+                self._cond.wait()
+            first = self._pending.popleft()
+            batch = [first]
+            if first.batch_key is None or first.batch_fn is None or self.max_batch <= 1 or first.cancelled:
+                return batch
+            deadline = time.monotonic() + self.batch_window_s
+            while True:
+                for job in list(self._pending):
+                    if len(batch) >= self.max_batch:
+                        break
+                    if job.batch_key == first.batch_key and not job.cancelled:
+                        self._pending.remove(job)
+                        batch.append(job)
+                left = deadline - time.monotonic()
+                if len(batch) >= self.max_batch or left <= 0 or self._closing:
+                    return batch
+                self._cond.wait(left)  # woken by submit: look again
 
     def _work(self) -> None:
         while True:
-            job = self._queue.get()
-            if job is None:
+            batch = self._take()
+            if batch is None:
                 return
-            if job.cancelled:
-                job._finish("cancelled", error=(499, "cancelled before it started"))
-                continue
-            job.status, job.stage, job.started = "running", "running", time.time()
-            try:
-                result = job.fn(job)
-            except Cancelled as exc:
-                job._finish("cancelled", error=(504, f"job stopped: {exc}"))
-            except WeightsError as exc:  # the full text names server folders: to the log, not the client
-                log.warning("job %s: %s", job.id, exc)
-                job._finish("failed", error=(503, _weights_message(str(exc))))
-            except GanforgeError as exc:
-                job._finish("failed", error=(422, str(exc)))
-            except MemoryError:
-                job._finish("failed", error=(503, "out of memory; try a smaller max_size"))
-            except Exception as exc:  # a bug or a device error: logged here, never sent to the client
-                if "out of memory" in str(exc).lower():
-                    job._finish("failed", error=(503, "out of memory; try a smaller max_size"))
-                else:
-                    log.exception("job %s (%s) failed", job.id, job.kind)
-                    job._finish("failed", error=(500, f"internal error ({type(exc).__name__}); see the server log"))
+            if len(batch) == 1:
+                self._run_one(batch[0])
             else:
-                job._finish("done", result=result)
-            with self._lock:
-                if job.status == "done":
-                    self.completed += 1
-                else:
-                    self.failed += 1
+                self._run_batch(batch)
+
+    def _start(self, job: Job) -> bool:
+        if job.cancelled:
+            job._finish("cancelled", error=(499, "cancelled before it started"))
+            return False
+        job.status, job.stage, job.started = "running", "running", time.time()
+        return True
+
+    def _run_one(self, job: Job) -> None:
+        if not self._start(job):
+            return
+        try:
+            result = job.fn(job)
+        except Exception as exc:  # mapped to the client's answer in _fail
+            self._fail(job, exc)
+        else:
+            job._finish("done", result=result)
+        self._count(job)
+
+    def _run_batch(self, batch: list[Job]) -> None:
+        jobs = [j for j in batch if self._start(j)]
+        if not jobs:
+            return
+        try:
+            outcomes = jobs[0].batch_fn(jobs)  # type: ignore[misc]
+            if len(outcomes) != len(jobs):
+                raise RuntimeError(f"batch_fn answered {len(outcomes)} results for {len(jobs)} jobs")
+        except Exception as exc:  # the whole batch failed (e.g. out of memory): each job alone, as usual
+            log.warning("batch of %d %s jobs failed (%s: %s); running them one by one", len(jobs), jobs[0].kind,
+                        type(exc).__name__, exc)
+            for job in jobs:
+                if job.done:
+                    continue
+                try:
+                    job._finish("done", result=job.fn(job))
+                except Exception as one:
+                    self._fail(job, one)
+                self._count(job)
+            return
+        with self._lock:
+            self.batches += 1
+            self.batched_jobs += len(jobs)
+        for job, outcome in zip(jobs, outcomes):
+            if job.done:  # batch_fn finished it (e.g. cancelled mid-way)
+                pass
+            elif isinstance(outcome, Exception):
+                self._fail(job, outcome)
+            else:
+                job._finish("done", result=outcome)
+            self._count(job)
+
+    def _fail(self, job: Job, exc: Exception) -> None:
+        if isinstance(exc, Cancelled):
+            job._finish("cancelled", error=(504, f"job stopped: {exc}"))
+        elif isinstance(exc, WeightsError):  # the full text names server folders: to the log, not the client
+            log.warning("job %s: %s", job.id, exc)
+            job._finish("failed", error=(503, _weights_message(str(exc))))
+        elif isinstance(exc, GanforgeError):
+            job._finish("failed", error=(422, str(exc)))
+        elif isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+            job._finish("failed", error=(503, "out of memory; try a smaller max_size"))
+        else:  # a bug or a device error: logged here, never sent to the client
+            log.error("job %s (%s) failed", job.id, job.kind, exc_info=exc)
+            job._finish("failed", error=(500, f"internal error ({type(exc).__name__}); see the server log"))
+
+    def _count(self, job: Job) -> None:
+        with self._lock:
+            if job.status == "done":
+                self.completed += 1
+            else:
+                self.failed += 1

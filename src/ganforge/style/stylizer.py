@@ -346,10 +346,13 @@ class Stylizer:
 
         return _run_tiled_boxes(x, one_tile, tile=tile, overlap=overlap, halo=halo)
 
-    def stylize_batch(self, contents: torch.Tensor, style: ImageLike, *, alpha: float = 1.0) -> torch.Tensor:
+    def stylize_batch(self, contents: torch.Tensor, style: ImageLike, *, alpha: float = 1.0,
+                      clamp: bool = True) -> torch.Tensor:
         """Throughput path for AdaIN/WCT: N same-size contents (N×3×H×W in [0, 1]) with one style in
         one forward pass (the style statistics come from the cache). No masks, tiling or colour
-        options here; the result equals calling :meth:`stylize_tensor` per image."""
+        options here; the result equals calling :meth:`stylize_tensor` per image. ``clamp=False``
+        returns the decoder's raw output (what :meth:`stylize_tensor` post-processes before its
+        final clamp), for callers that apply colour preservation or resizing themselves."""
         if self.method == "gatys":
             raise StyleError("stylize_batch is for adain/wct; Gatys optimises one image at a time")
         layer = "relu4_1"
@@ -362,7 +365,8 @@ class Stylizer:
             target = adain_ops.mix_features(feat, [stats], [1.0], alpha)
         else:
             target = torch.cat([wct_ops.mix_features(f[None].cpu(), [stats], [1.0], alpha) for f in feat]).to(feat.device)
-        return crop_to(self._decode(layer, target), size).clamp(0, 1)
+        out = crop_to(self._decode(layer, target), size)
+        return out.clamp(0, 1) if clamp else out
 
     # -- batch and reports --------------------------------------------------------------------------
 
