@@ -8,6 +8,7 @@ that need a real asset call ``require(...)`` and skip with a one-line reason whe
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -46,3 +47,30 @@ def require(path: Path) -> Path:
 @pytest.fixture
 def assets() -> Path:
     return require(SHARED)
+
+
+@contextlib.contextmanager
+def _intra_op_threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread per test: on the shared 2-core machines (several jobs, each with 2 OpenMP
+    threads) oversubscribed threads spin at barriers, and a VGG forward+backward measured 3-14x
+    slower with 2 threads than with 1. On an idle machine 1 thread costs at most ~2x. Modules use it
+    with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    with _intra_op_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """``one_thread`` for module-scoped fixtures (e.g. a network built once per module)."""
+    with _intra_op_threads(1):
+        yield

@@ -17,7 +17,8 @@ from ganforge.cli import main
 from ganforge.errors import WeightsError
 from ganforge.nets.vgg import DEFAULT_ENCODER, ENCODERS, VGGEncoder, load_vgg
 
-from test_style import one_thread  # noqa: F401  (fixture reuse: one intra-op thread)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _official_vgg19_state(seed: int = 0) -> dict[str, torch.Tensor]:

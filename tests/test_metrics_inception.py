@@ -18,17 +18,10 @@ from conftest import SHARED, require
 N = 16  # per folder
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    # Inception on a shared 2-core machine: one intra-op thread avoids oversubscription stalls.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory, one_thread):
+def folders(tmp_path_factory, one_thread_module):
     require(SHARED / "datasets" / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz")
     from ganforge.data import load_dataset
     from ganforge.imageio import save_image
@@ -45,7 +38,7 @@ def folders(tmp_path_factory, one_thread):
 
 
 @pytest.fixture(scope="module")
-def inception(one_thread):
+def inception(one_thread_module):
     require(SHARED / "weights" / "pt_inception-2015-12-05-nofc.pth")
     from ganforge.metrics.extractors import get_extractor
 
@@ -144,7 +137,7 @@ def _official_layout_state(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def random_files(tmp_path_factory, one_thread):
+def random_files(tmp_path_factory, one_thread_module):
     """The random state saved as both registered files (with fc, and the no-fc variant); -> info."""
     pytest.importorskip("torch_fidelity")
     from ganforge import weights

@@ -24,12 +24,7 @@ from ganforge.server.models import ModelCache  # noqa: E402
 from server_fixtures import image_bytes, make_gan_run, make_style_weights, smooth_image  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -22,15 +22,7 @@ from ganforge.style.controls import (auto_foreground_mask, luminance_transfer, m
                                      to_batch, _RGB2YIQ)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread per test: on the shared 2-core machines (several jobs, each with 2 OpenMP
-    threads) oversubscribed threads spin at barriers, and a VGG forward+backward measured 3-14x
-    slower with 2 threads than with 1. On an idle machine 1 thread costs at most ~2x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smooth_image(seed: int, h: int, w: int) -> torch.Tensor:

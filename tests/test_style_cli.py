@@ -14,7 +14,9 @@ from conftest import CONTENT_DIR, SHARED, STYLE_DIR, require
 from ganforge.cli import main
 from ganforge.imageio import open_image, save_image
 
-from test_style import official_files, one_thread, smooth_image  # noqa: F401  (fixture reuse)
+from test_style import official_files, smooth_image  # noqa: F401  (fixture reuse)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 CAFFE = SHARED / "weights" / "vgg19_imagenet_caffe_conv1_1-conv5_1_rgb_fp16.pth"

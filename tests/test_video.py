@@ -22,12 +22,7 @@ from ganforge.video.pipeline import process_video, work_dir_for
 from video_clips import H, STEP, W, frame, make_clip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
