@@ -81,3 +81,13 @@ def write_json(data: Any, path: str | None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
     print(f"wrote {target}")
+
+
+def add_style_controls(parser: argparse.ArgumentParser, *, style_help: str, colour_help: str) -> None:
+    """The image-stylisation controls ``stylize`` and ``stylize-video`` share, spelled alike."""
+    parser.add_argument("--style", action="append", required=True, help=style_help)
+    parser.add_argument("--out", required=True, help="output file, or folder for batches / PNG sequences")
+    parser.add_argument("--method", default="adain", choices=["adain", "wct", "gatys"])
+    parser.add_argument("--alpha", type=float, default=1.0, help="0 = content, 1 = full style")
+    parser.add_argument("--colour", "--color", dest="colour", default="none",
+                        choices=["none", "match", "luminance", "luminance-ycbcr"], help=colour_help)

@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import add_json, add_network_options, add_quiet, add_resume, hide_alias, write_json
+from ._common import (add_json, add_network_options, add_quiet, add_resume, add_style_controls, hide_alias,
+                      write_json)
 
 
 DEFAULT_ENCODER = "vgg19-torchvision"  # == ganforge.nets.vgg.DEFAULT_ENCODER (not imported: no torch at start-up)
@@ -18,14 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Stylise CONTENT (file or folder) with one or more --style images. "
                                    "Folder x folder runs a batch with a progress bar.")
     p.add_argument("content", help="content image or folder")
-    p.add_argument("--style", action="append", required=True,
-                   help="style image[:weight] (repeat for several), or a folder (batch)")
-    p.add_argument("--out", required=True, help="output file, or folder for batches")
-    p.add_argument("--method", default="adain", choices=["adain", "wct", "gatys"])
-    p.add_argument("--alpha", type=float, default=1.0, help="0 = content, 1 = full style")
-    p.add_argument("--colour", "--color", dest="colour", default="none",
-                   choices=["none", "match", "luminance", "luminance-ycbcr"],
-                   help="colour preservation: match (recolour style to content), luminance (YIQ) / luminance-ycbcr")
+    add_style_controls(p, style_help="style image[:weight] (repeat for several), or a folder (batch)",
+                       colour_help="colour preservation: match (recolour style to content), luminance (YIQ) / "
+                                   "luminance-ycbcr")
     p.add_argument("--mask", help="mask image (first style inside, second outside) or 'auto' (foreground split)")
     p.add_argument("--max-size", type=int, help="cap the long side for processing (output keeps input size)")
     p.add_argument("--no-preserve-size", dest="preserve_size", action="store_false",

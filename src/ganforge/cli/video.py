@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from ._common import add_json, add_network_options, add_quiet, add_resume, write_json
+from ._common import add_json, add_network_options, add_quiet, add_resume, add_style_controls, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,14 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "rotation and audio. Style statistics are computed once per clip. The job is "
                                    "resumable: run the same command again after a kill.")
     p.add_argument("input", metavar="IN", help="input video")
-    p.add_argument("--style", action="append", required=True,
-                   help="style image[:weight] (repeat to mix styles, e.g. --style a.jpg:0.7 --style b.jpg:0.3)")
-    p.add_argument("--out", required=True, help="output .mp4 (or a folder name: PNG sequence)")
-    p.add_argument("--method", default="adain", choices=["adain", "wct", "gatys"])
-    p.add_argument("--alpha", type=float, default=1.0, help="0 = content, 1 = full style")
-    p.add_argument("--colour", "--color", dest="colour", default="none",
-                   choices=["none", "match", "luminance", "luminance-ycbcr"],
-                   help="colour preservation (match: styles recoloured to the first frame once)")
+    add_style_controls(p, style_help="style image[:weight] (repeat to mix styles, e.g. --style a.jpg:0.7 "
+                                     "--style b.jpg:0.3); --out: .mp4, or a folder name for a PNG sequence",
+                       colour_help="colour preservation (match: styles recoloured to the first frame once)")
     p.add_argument("--max-size", type=int, help="cap the long side for processing (output keeps input size)")
     p.add_argument("--tile", type=int, help="tiled inference with tiles of this size (adain/wct)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap blended linearly (px)")

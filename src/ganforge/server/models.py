@@ -53,20 +53,24 @@ class ModelCache:
         self._building: dict[tuple, threading.Lock] = {}
         self.hits = self.misses = self.evictions = 0
 
+    def _hit(self, key: tuple) -> Entry | None:
+        """The cached entry, marked most recently used (call with ``self._lock`` held)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return entry
+
     def get(self, key: tuple, build: Callable[[], tuple[Any, int]]) -> Entry:
         with self._lock:
-            entry = self._entries.get(key)
+            entry = self._hit(key)
             if entry is not None:
-                self._entries.move_to_end(key)
-                self.hits += 1
                 return entry
             key_lock = self._building.setdefault(key, threading.Lock())
         with key_lock:  # one build per key; others wait for it
             with self._lock:
-                entry = self._entries.get(key)
+                entry = self._hit(key)
                 if entry is not None:
-                    self._entries.move_to_end(key)
-                    self.hits += 1
                     return entry
             value, nbytes = build()
             entry = Entry(key, value, int(nbytes))
