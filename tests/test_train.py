@@ -56,9 +56,9 @@ def test_every_loss_and_architecture_trains(tmp_path, arch, loss):
     assert [r["step"] for r in log] == [1, 2, 3] and {"loss_G", "loss_D", "D_real", "D_fake"} <= set(log[0])
 
 
-def test_options_r1_augment_ada_ncritic_smoothing_bf16_schedule(tmp_path):
+def test_options_r1_augment_ada_ncritic_smoothing_auto_precision_schedule(tmp_path):
     summary = _train(tmp_path, "run", steps=6, r1_gamma=1.0, augment="color,translation,cutout", augment_p=0.5,
-                     ada_target=0.6, n_critic=2, label_smoothing=0.1, precision="bf16", lr_schedule="cosine",
+                     ada_target=0.6, n_critic=2, label_smoothing=0.1, precision="auto", lr_schedule="cosine",
                      grad_clip=1.0, hflip=True, conditional=True, weight_init="default")
     assert summary["steps"] == 6 and summary["bad_steps"] == 0
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
