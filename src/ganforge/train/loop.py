@@ -9,7 +9,6 @@ step, R1 and gradient-penalty double backward, G steps through a frozen D — co
 
 from __future__ import annotations
 
-import contextlib
 import math
 import signal
 import time
@@ -22,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..device import PRECISIONS, autocast
 from ..errors import GanforgeError
 from ..imageio import save_image
 from . import checkpoint
@@ -29,7 +29,6 @@ from .batches import Batch, BatchSource, TensorBatches, batch_size_of  # noqa: F
 from .logbook import Logbook, plot_curves
 from .task import Task
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def _cpu_has_native_bf16() -> bool:
@@ -148,11 +147,7 @@ class RunContext:
         return torch.randn(*shape, device=self.device, generator=self.generator)
 
     def autocast(self):
-        precision = self._loop.precision
-        if precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return autocast(self._loop.precision, self.device)
 
     def optimize(self, loss: torch.Tensor, optimizer: str, modules: list[nn.Module]) -> bool:
         loop = self._loop
