@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..train.checkpoint import write_text_atomic
 from .io import VideoError, VideoWriter, iter_frames, probe
 from .temporal import TemporalBlender
 
@@ -108,9 +109,7 @@ def process_video(src: str | os.PathLike, out: str | os.PathLike, op: FrameOp, *
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     if not job_file.is_file():
-        tmp = job_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(key, indent=2) + "\n")
-        os.replace(tmp, job_file)
+        write_text_atomic(job_file, json.dumps(key, indent=2) + "\n")
     done = _finished_chunks(work)
     start = done * chunk_frames
     if done:
