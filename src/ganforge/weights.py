@@ -261,3 +261,5 @@ register_weights(WeightsEntry(
     description=("AdaIN decoder trained for vgg-normalised-adain. No sha256 is published upstream, so "
                  "only the strict key/shape check guards this file"),
 ))
+
+from .translate import zoo as _zoo  # noqa: E402,F401  (registers the translation zoo)

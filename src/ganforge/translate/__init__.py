@@ -1,0 +1,1 @@
+"""Image-to-image translation (pix2pix, CycleGAN): training tasks and the pretrained-generator zoo."""
