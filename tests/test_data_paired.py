@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ganforge.cli import main
@@ -90,7 +91,7 @@ def test_label_pairs_stay_aligned(tmp_path, resolution):
     labels, images, names = load_label_pairs(tmp_path, resolution=resolution, num_classes=3)
     assert names == ["halfres", "tall", "wide"]
     assert labels.shape == (3, 1, resolution, resolution) and images.shape == (3, 3, resolution, resolution)
-    assert labels.dtype == images.dtype == np.dtype("uint8") or str(labels.dtype) == "torch.uint8"
+    assert labels.dtype == images.dtype == torch.uint8
     assert set(labels.unique().tolist()) <= {1, 2}  # NEAREST: no interpolated ids such as 0 or 3
     for i in range(3):
         square = labels[i, 0] == 2

@@ -29,11 +29,11 @@ def one_hot(label: torch.Tensor, num_classes: int) -> torch.Tensor:
         raise DataError("class ids must be integers; pass a float one-hot N×C×H×W map instead")
     label = label.long()
     if label.numel():
-        lo, hi = int(label.min()), int(label.max())
-        if lo < 0 or hi >= num_classes:
-            bad = hi if hi >= num_classes else lo
-            raise DataError(f"label map has class id {bad} (max id {hi}), outside 0..{num_classes - 1} "
-                            f"for num_classes={num_classes}")
+        lo, hi = torch.stack(torch.aminmax(label)).tolist()  # one device sync
+        if lo < 0:
+            raise DataError(f"label map has a negative class id ({lo}); ids must be 0..{num_classes - 1}")
+        if hi >= num_classes:
+            raise DataError(f"label map has max id {hi}, outside 0..{num_classes - 1} for num_classes={num_classes}")
     out = torch.zeros((label.shape[0], num_classes, *label.shape[1:]), dtype=torch.float32, device=label.device)
     return out.scatter_(1, label.unsqueeze(1), 1.0)
 
@@ -206,7 +206,7 @@ class NLayerDiscriminator(nn.Module):
             stride = 1 if n == n_layers - 1 else 2
             layers: list[nn.Module] = [wrap(nn.Conv2d(prev, nf, k, stride=stride, padding=pad, bias=norm == "none"))]
             if norm != "none":
-                layers.append(_param_free_norm(norm, nf) if norm == "batch" else nn.InstanceNorm2d(nf, affine=False))
+                layers.append(_param_free_norm(norm, nf))
             layers.append(nn.LeakyReLU(0.2))
             blocks.append(nn.Sequential(*layers))
         blocks.append(nn.Sequential(nn.Conv2d(nf, 1, k, stride=1, padding=pad)))
