@@ -35,7 +35,7 @@ def _visible(action: argparse.Action) -> bool:
 
 # commands that can show progress bars: each hides them with --quiet
 WITH_PROGRESS_BARS = {("data", "check"), ("demo",), ("eval",), ("stylize",), ("train",), ("train-style",),
-                      ("weights", "fetch")}
+                      ("translate", "train"), ("translate", "apply"), ("weights", "fetch")}
 FULL = build_parser(full=True)
 LEAVES = dict(_leaves(FULL))
 
@@ -66,7 +66,7 @@ def test_vocabulary(path):
     if any(flag in opts for flag in ("--no-progress", "--progress")) or path in WITH_PROGRESS_BARS:
         assert "--quiet" in opts and opts["--quiet"].dest in ("quiet", "progress"), path
     # resume: --resume auto|never wherever a run directory is trained into
-    if command in ("train", "train-style"):
+    if command in ("train", "train-style") or path == ("translate", "train"):
         assert opts["--resume"].choices == ("auto", "never") and opts["--resume"].default == "auto"
     if "--no-resume" in opts:
         assert not _visible(opts["--no-resume"])
@@ -78,6 +78,10 @@ def test_vocabulary(path):
             from ganforge.config import GanConfig
 
             precision = GanConfig().precision
+        if path == ("translate", "train") and precision is None:  # likewise: TranslateConfig's default
+            from ganforge.translate.config import TranslateConfig
+
+            precision = TranslateConfig().precision
         assert precision == "auto", path
         assert tuple(opts["--precision"].choices) == PRECISIONS, path
     elif "--precision" in opts:

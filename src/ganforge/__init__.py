@@ -15,6 +15,9 @@ __all__ = [
     "GanConfig",
     "train_gan",
     "load_generator",
+    "TranslateConfig",
+    "train_translator",
+    "load_translator",
 ]
 
 
@@ -32,4 +35,8 @@ def __getattr__(name: str):
         from .sample import load_generator
 
         return load_generator
+    if name in ("TranslateConfig", "train_translator", "load_translator"):
+        from . import translate
+
+        return getattr(translate, name)
     raise AttributeError(f"module 'ganforge' has no attribute {name!r}")

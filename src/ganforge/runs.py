@@ -117,3 +117,13 @@ def _load_style_decoder(run_dir: Path, meta: dict[str, Any], *, checkpoint_name:
 RUN_TASKS.register("gan", RunKind(_load_gan, "ganforge sample RUN / ganforge.load_generator"))
 RUN_TASKS.register("style-decoder", RunKind(
     _load_style_decoder, "ganforge stylize --method adain --decoder RUN/decoder.safetensors / ganforge.runs.load_run"))
+
+
+def _load_translator(run_dir: Path, meta: dict[str, Any], *, checkpoint_name: str = "latest"):
+    from .translate.apply import load_translator
+
+    return load_translator(run_dir, checkpoint=checkpoint_name)
+
+
+RUN_TASKS.register("translator", RunKind(
+    _load_translator, "ganforge translate apply RUN INPUT… --out DIR / ganforge.load_translator"))

@@ -32,13 +32,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stylize-video": ("video", "restyle a video with temporal consistency (resumable)"),
     "train": ("train", "train a GAN on an image folder or a standard dataset"),
     "train-style": ("style", "train an AdaIN decoder for an encoder"),
+    "translate": ("translate", "image-to-image: train or apply pix2pix, CycleGAN, SPADE"),
     "video": ("video", "smooth random latent walk of a trained GAN as a video"),
     "weights": ("weights", "list, fetch and verify pretrained weights"),
 }
 
 # sub-commands that run a network: each has --device and --precision (default auto)
 NETWORK_COMMANDS = ("demo", "eval", "interpolate", "sample", "serve", "similarity", "stylize", "stylize-video", "train", "train-style",
-                    "video")
+                    "translate", "video")
 
 
 def _chosen(argv: list[str]) -> str | None:

@@ -41,8 +41,13 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    for f in fields(GanConfig):
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type = GanConfig,
+                         helps: dict[str, str] | None = None, float_optionals: tuple[str, ...] = ("ada_target", "mode_seeking")) -> None:
+    """One flag per field of the options dataclass ``cls`` (default None: the dataclass default
+    applies, so a resumed run compares what was really asked). Shared by ``train`` and
+    ``translate train``."""
+    helps = HELP if helps is None else {**HELP, **helps}
+    for f in fields(cls):
         default = f.default if f.default is not MISSING else None
         if f.name == "progress":  # the shared vocabulary: --quiet (old spelling --no-progress, hidden)
             parser.add_argument("--quiet", dest="progress", action="store_false", default=None,
@@ -51,23 +56,23 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         if f.name == "precision":
             parser.add_argument("--precision", dest="precision", default=None, choices=PRECISIONS,
-                                help=f"{HELP['precision']} (default: {default})")
+                                help=f"{helps['precision']} (default: {default})")
             continue
         if isinstance(default, bool):
             if default:
                 parser.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false",
-                                    default=None, help=HELP.get(f.name, f"disable {f.name}"))
+                                    default=None, help=helps.get(f.name, f"disable {f.name}"))
                 # an option that became the default keeps its old switch, hidden, for one release
                 hide_alias(parser, _flag(f.name), dest=f.name, action="store_true", default=None)
             else:
                 parser.add_argument(_flag(f.name), dest=f.name, action="store_true", default=None,
-                                    help=HELP.get(f.name))
+                                    help=helps.get(f.name))
             continue
         kind = {int: int, float: float, str: str}.get(type(default), None)
         if kind is None:  # Optional fields default to None
-            kind = float if f.name in ("ada_target", "mode_seeking") else int
+            kind = float if f.name in float_optionals else int
         parser.add_argument(_flag(f.name), dest=f.name, type=kind, default=None,
-                            help=f"{HELP.get(f.name, '')} (default: {default})".strip())
+                            help=f"{helps.get(f.name, '')} (default: {default})".strip())
 
 
 def register(sub: argparse._SubParsersAction) -> None:

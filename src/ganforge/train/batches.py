@@ -70,23 +70,39 @@ def _apply_flip(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
-def _crop_offsets(n: int, h: int, w: int, crop: int, generator: torch.Generator) -> list[tuple[int, int]]:
+def _hw(crop: int | tuple[int, int]) -> tuple[int, int]:
+    return (crop, crop) if isinstance(crop, int) else (int(crop[0]), int(crop[1]))
+
+
+def _crop_offsets(n: int, h: int, w: int, crop: int | tuple[int, int],
+                  generator: torch.Generator) -> list[tuple[int, int]]:
     """Top-left corners of ``n`` random ``crop``-sized windows, from the run's generator."""
     dev = generator.device
-    ys = torch.randint(h - crop + 1, (n,), generator=generator, device=dev).tolist()
-    xs = torch.randint(w - crop + 1, (n,), generator=generator, device=dev).tolist()
+    ch, cw = _hw(crop)
+    ys = torch.randint(h - ch + 1, (n,), generator=generator, device=dev).tolist()
+    xs = torch.randint(w - cw + 1, (n,), generator=generator, device=dev).tolist()
     return list(zip(ys, xs))
 
 
-def _crop(x: torch.Tensor, offsets: list[tuple[int, int]], crop: int) -> torch.Tensor:
-    return torch.stack([img[:, y:y + crop, x0:x0 + crop] for img, (y, x0) in zip(x, offsets)])
+def _crop(x: torch.Tensor, offsets: list[tuple[int, int]], crop: int | tuple[int, int]) -> torch.Tensor:
+    ch, cw = _hw(crop)
+    return torch.stack([img[:, y:y + ch, x0:x0 + cw] for img, (y, x0) in zip(x, offsets)])
 
 
-def _check_images(name: str, x: torch.Tensor, crop: int | None) -> None:
+def _check_images(name: str, x: torch.Tensor, crop: int | tuple[int, int] | None) -> None:
     if x.dtype != torch.uint8 or x.dim() != 4:
         raise DataError(f"{name} must be a uint8 N×C×H×W tensor, got {x.dtype} with shape {tuple(x.shape)}")
-    if crop is not None and (crop > x.shape[-2] or crop > x.shape[-1]):
-        raise DataError(f"crop {crop} is larger than the {name} images ({x.shape[-2]}×{x.shape[-1]})")
+    if crop is not None:
+        ch, cw = _hw(crop)
+        if ch > x.shape[-2] or cw > x.shape[-1]:
+            raise DataError(f"crop {ch}×{cw} is larger than the {name} images ({x.shape[-2]}×{x.shape[-1]})")
+
+
+def _to_device(x: torch.Tensor, device: torch.device, as_ids: bool) -> torch.Tensor:
+    """Images to [-1, 1]; a class-id map (one channel) to int64 N×H×W, values untouched."""
+    if as_ids:
+        return x[:, 0].to(device, non_blocking=True).long()
+    return to_unit_range(x, device)
 
 
 class TensorBatches:
@@ -111,15 +127,19 @@ class TensorBatches:
 class PairedBatches:
     """Aligned pairs (pix2pix-style data): item i of ``a`` goes with item i of ``b``, and both get
     the SAME random crop and flip, drawn from the run's generator. ``a`` and ``b`` are uint8
-    N×C×H×W with the same N, H and W (channels may differ, e.g. a label map and a photo)."""
+    N×C×H×W with the same N, H and W (channels may differ, e.g. a label map and a photo).
+    ``ids_a``: ``a`` holds class ids (a one-channel label map), returned as int64 N×H×W."""
 
     def __init__(self, a: torch.Tensor, b: torch.Tensor, batch_size: int, seed: int, *,
-                 crop: int | None = None, hflip: bool = False, keys: tuple[str, str] = ("A", "B")) -> None:
+                 crop: int | tuple[int, int] | None = None, hflip: bool = False,
+                 keys: tuple[str, str] = ("A", "B"), ids_a: bool = False) -> None:
         _check_images(keys[0], a, crop)
         _check_images(keys[1], b, crop)
         if len(a) != len(b) or a.shape[-2:] != b.shape[-2:]:
             raise DataError(f"paired data must match: {keys[0]} is {tuple(a.shape)}, {keys[1]} is {tuple(b.shape)}")
-        self.a, self.b, self.crop, self.hflip, self.keys = a, b, crop, hflip, keys
+        if ids_a and a.shape[1] != 1:
+            raise DataError(f"a label map must have one channel of class ids, got {a.shape[1]}")
+        self.a, self.b, self.crop, self.hflip, self.keys, self.ids_a = a, b, crop, hflip, keys, ids_a
         self.count_key = keys[0]
         self.shards = EpochShards(len(a), batch_size, seed)
 
@@ -129,11 +149,10 @@ class PairedBatches:
         if self.crop is not None:
             offsets = _crop_offsets(len(idx), a.shape[-2], a.shape[-1], self.crop, generator)
             a, b = _crop(a, offsets, self.crop), _crop(b, offsets, self.crop)
-        a, b = to_unit_range(a, device), to_unit_range(b, device)
-        if self.hflip:
-            flip = _flip_mask(len(idx), generator, device)
+        if self.hflip:  # on uint8, before conversion: class ids are flipped like pixels
+            flip = _flip_mask(len(idx), generator, device).cpu()
             a, b = _apply_flip(a, flip), _apply_flip(b, flip)
-        return {self.keys[0]: a, self.keys[1]: b}
+        return {self.keys[0]: _to_device(a, device, self.ids_a), self.keys[1]: to_unit_range(b, device)}
 
 
 class UnpairedBatches:
@@ -142,7 +161,8 @@ class UnpairedBatches:
     accident), and independent random crops and flips."""
 
     def __init__(self, a: torch.Tensor, b: torch.Tensor, batch_size: int, seed: int, *,
-                 crop: int | None = None, hflip: bool = False, keys: tuple[str, str] = ("A", "B")) -> None:
+                 crop: int | tuple[int, int] | None = None, hflip: bool = False,
+                 keys: tuple[str, str] = ("A", "B")) -> None:
         _check_images(keys[0], a, crop)
         _check_images(keys[1], b, crop)
         self.data, self.crop, self.hflip, self.keys = (a, b), crop, hflip, keys

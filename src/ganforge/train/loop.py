@@ -49,7 +49,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if device.type == "cpu" and _cpu_has_native_bf16() else "fp32"
-SCHEDULES = ("constant", "linear", "cosine")
+SCHEDULES = ("constant", "linear", "cosine", "constant-then-linear")
 
 
 @dataclass
@@ -92,6 +92,8 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
         return 1.0 - progress
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "constant-then-linear":  # pix2pix/CycleGAN: constant for the first half, then linear to 0
+        return min(1.0, 2.0 * (1.0 - progress))
     return 1.0
 
 

@@ -1,0 +1,206 @@
+"""Using a trained or published translator on images of any size.
+
+``load_translator(run_dir | zoo name | .pth)`` returns a :class:`Translator`: call it on a PIL
+image, a path or a tensor. Any H×W works: the input is reflect-padded to the generator's multiple
+(4 for ResNet generators, 2**downs for U-Nets, 32 for SPADE) and the output cropped back, so the
+output has exactly the input's size (upstream pix2pix/CycleGAN resize to squares of multiples of
+4). Large images go tile by tile with blended overlaps (``tile``), so memory is one tile.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+import torch.nn.functional as F
+from torch import nn
+
+from ..device import autocast, resolve_device, resolve_precision
+from ..errors import CheckpointError, GanforgeError
+
+AUTO_TILE_PIXELS = 1536 * 1536  # above this many pixels, --tile defaults to 512
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad bottom/right by reflection until H and W are multiples of ``multiple``. Reflection
+    needs a pad smaller than the image, so a small image grows in steps (a 100 px input to a
+    U-Net-256 reflects 99 px, then 57); a 1 px side is replicated."""
+    h, w = x.shape[-2:]
+    th, tw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    while x.shape[-2] < th or x.shape[-1] < tw:
+        h, w = x.shape[-2:]
+        ph, pw = min(th - h, h - 1), min(tw - w, w - 1)
+        if ph == 0 and pw == 0:
+            return F.pad(x, (0, tw - w, 0, th - h), mode="replicate")
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+    return x
+
+
+def _batch_stats_norms(net: nn.Module) -> None:
+    """BatchNorm layers normalise with the image's own statistics and keep no running stats: what
+    upstream pix2pix does at test time (it never calls eval() unless --eval)."""
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train()
+            m.track_running_stats = False
+
+
+@dataclass
+class Translator:
+    """An image -> image generator with what it needs to be used correctly."""
+
+    net: nn.Module
+    in_channels: int
+    out_channels: int
+    multiple: int
+    labels: bool = False  # input is a label map of class ids (SPADE)
+    num_classes: int = 0
+    name: str = ""
+    device: torch.device = torch.device("cpu")
+    precision: str = "fp32"
+
+    def to(self, device: str | torch.device = "auto", precision: str = "auto") -> "Translator":
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.net = self.net.to(self.device, memory_format=torch.channels_last)
+        return self
+
+    # -- tensors ---------------------------------------------------------------------------------
+    def _net_input(self, x: torch.Tensor) -> torch.Tensor:
+        if self.labels:
+            from ..nets.spade import one_hot
+
+            return one_hot(x, self.num_classes)
+        return x * 2 - 1
+
+    @torch.inference_mode()
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """One padded forward: ``x`` N×C×H×W in [0, 1] (or N×H×W class ids) -> N×C×H×W in [0, 1]."""
+        x = x.to(self.device)
+        inp = self._net_input(x)
+        size = tuple(inp.shape[-2:])
+        inp = pad_to_multiple(inp, self.multiple)
+        inp = inp.contiguous(memory_format=torch.channels_last)
+        with autocast(self.precision, self.device):
+            out = self.net(inp)
+        return out.float()[..., : size[0], : size[1]].add(1).div(2).clamp(0, 1)
+
+    def translate_tensor(self, x: torch.Tensor, *, tile: int | None = None, overlap: int = 32) -> torch.Tensor:
+        """Batch in, batch out, same H×W. ``tile``: process in tiles of this size (None: only images
+        above ~2.4 Mpx, in 512 px tiles)."""
+        h, w = x.shape[-2:]
+        if tile is None and h * w > AUTO_TILE_PIXELS:
+            tile = 512
+        if not tile or (h <= tile and w <= tile):
+            return self._forward(x).cpu()
+        from ..style.controls import run_tiled
+
+        if self.labels:  # tiles of a label map: one-hot first so run_tiled sees float channels
+            raise GanforgeError("tiled translation of label maps is not supported; omit --tile")
+        return run_tiled(x, self._forward, tile=tile, overlap=overlap, halo=overlap, multiple=8)
+
+    # -- images ----------------------------------------------------------------------------------
+    def load_input(self, image: str | os.PathLike | Image.Image) -> torch.Tensor:
+        """A path or PIL image -> the network's input batch (1×C×H×W in [0, 1], or 1×H×W ids)."""
+        from ..imageio import open_image
+
+        if self.labels:
+            from ..data.labelmap import read_label_map
+
+            ids = read_label_map(image, self.num_classes) if not isinstance(image, Image.Image) else np.asarray(image)
+            if ids.max(initial=0) >= self.num_classes:
+                raise GanforgeError(f"label map holds class {int(ids.max())}, beyond the model's {self.num_classes} classes")
+            return torch.from_numpy(np.asarray(ids, dtype=np.int64))[None]
+        img = image if isinstance(image, Image.Image) else open_image(image)
+        img = img.convert("L" if self.in_channels == 1 else "RGB")
+        arr = np.asarray(img, dtype=np.float32) / 255.0
+        t = torch.from_numpy(arr)
+        t = t[None] if t.dim() == 2 else t.permute(2, 0, 1)
+        return t[None]
+
+    def __call__(self, image: Any, *, tile: int | None = None, overlap: int = 32) -> Any:
+        """PIL image or path -> PIL image of the same size; a tensor batch -> a tensor batch."""
+        if isinstance(image, torch.Tensor):
+            return self.translate_tensor(image, tile=tile, overlap=overlap)
+        out = self.translate_tensor(self.load_input(image), tile=tile, overlap=overlap)[0]
+        arr = (out.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        return Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+
+
+def _from_run(run_dir: Path, *, direction: str | None, checkpoint_name: str, ema: bool) -> Translator:
+    from ..runs import load_checkpoint, require_task
+    from ..train import checkpoint
+    from ..train.run import CONFIG_FILE, load_options
+    from .config import TranslateConfig
+    from .tasks import build_generator
+
+    meta = require_task(run_dir, "translator")
+    cfg = load_options(TranslateConfig, run_dir / CONFIG_FILE).resolved()
+    path, tensors, state = load_checkpoint(run_dir, checkpoint_name)
+    model = cfg.model
+    if model == "cyclegan":
+        direction = direction or "AtoB"
+        if direction not in ("AtoB", "BtoA"):
+            raise GanforgeError(f"--direction must be AtoB or BtoA, got {direction!r}")
+        # the run's A is the input side after its own --direction
+        forward = (direction == "AtoB")
+        name = "G_A" if forward else "G_B"
+        cin, cout = (cfg.channels_a, cfg.channels_b) if cfg.direction == "AtoB" else (cfg.channels_b, cfg.channels_a)
+        if not forward:
+            cin, cout = cout, cin
+    else:
+        if direction not in (None, cfg.direction) and model == "pix2pix":
+            raise GanforgeError(f"this pix2pix run was trained {cfg.direction}; it cannot translate {direction}")
+        name = "G"
+        if model == "spade":
+            cin, cout = cfg.num_classes, cfg.channels_b
+        else:
+            cin, cout = (cfg.channels_a, cfg.channels_b) if cfg.direction == "AtoB" else (cfg.channels_b, cfg.channels_a)
+    net = build_generator(cfg, cin, cout)
+    key = f"{name}_ema" if ema and any(k.startswith(f"{name}_ema.") for k in tensors) else name
+    checkpoint.restore_modules({key: net}, tensors, path)
+    net.eval()
+    if cfg.norm == "batch":
+        _batch_stats_norms(net)
+    return Translator(net, in_channels=cin, out_channels=cout, multiple=int(meta.get("multiple", cfg.multiple())),
+                      labels=model == "spade", num_classes=cfg.num_classes,
+                      name=f"{run_dir} ({model}, {direction or cfg.direction}, step {state['step']})")
+
+
+def _from_zoo(name_or_path: str, direction: str | None) -> Translator:
+    from .zoo import ZOO, build_zoo_generator
+
+    if direction not in (None, "AtoB"):
+        raise GanforgeError("a published generator translates one way only; omit --direction "
+                            "(use the opposite model, e.g. cyclegan-zebra2horse)")
+    net = build_zoo_generator(name_or_path)
+    entry = ZOO.get(str(name_or_path))
+    if entry is not None and not entry.norm_eval:
+        _batch_stats_norms(net)
+    cin = getattr(net, "in_channels", None) or (entry.in_channels if entry else 3)
+    cout = getattr(net, "out_channels", None) or (entry.out_channels if entry else 3)
+    return Translator(net, in_channels=cin, out_channels=cout, multiple=int(getattr(net, "multiple", 4)),
+                      name=str(name_or_path))
+
+
+def load_translator(source: str | os.PathLike, *, direction: str | None = None, checkpoint: str = "latest",
+                    ema: bool = True, device: str = "auto", precision: str = "auto") -> Translator:
+    """A :class:`Translator` from a ``ganforge translate train`` run directory, a registered zoo name
+    (``cyclegan-horse2zebra``, ``pix2pix-facades_label2photo``, …, see ``ganforge weights list``) or
+    a ``.pth`` file in the public pix2pix/CycleGAN layout. ``direction``: for CycleGAN runs, which
+    generator (AtoB or BtoA)."""
+    path = Path(source)
+    if path.is_dir():
+        if not (path / "run.json").is_file():
+            raise CheckpointError(f"{path} is not a ganforge run directory (no run.json)")
+        tr = _from_run(path, direction=direction, checkpoint_name=checkpoint, ema=ema)
+    else:
+        if path.suffix and not path.exists():
+            raise GanforgeError(f"no such file: {path}")
+        tr = _from_zoo(str(source), direction)
+    return tr.to(device, precision)
