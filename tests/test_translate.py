@@ -254,3 +254,27 @@ def test_cli_train_then_apply_to_a_folder(tmp_path):
     missing = subprocess.run(exe + ["translate", "apply", str(tmp_path / "nope"), str(tmp_path / "in"), "--out",
                                     str(tmp_path / "o2")] + common, capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+
+
+def test_a_zoo_name_applies_from_the_weights_dir(tmp_path, monkeypatch):
+    """`ganforge translate apply cyclegan-horse2zebra …` with the file in GANFORGE_WEIGHTS_DIR (the
+    official layout, random weights): output size == input size, and the CLI names the model."""
+    from ganforge.nets.translators import ResnetGenerator
+
+    torch.manual_seed(0)
+    torch.save(ResnetGenerator(3, 3, ngf=64, n_blocks=9).state_dict(), tmp_path / "cyclegan-horse2zebra.pth")
+    monkeypatch.setenv("GANFORGE_WEIGHTS_DIR", str(tmp_path))
+    with pytest.warns(UserWarning, match="no published sha256"):
+        tr = load_translator("cyclegan-horse2zebra", device="cpu", precision="fp32")
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))
+    assert tr(img).size == (70, 50)
+    with pytest.raises(GanforgeError, match="one way"):
+        load_translator("cyclegan-horse2zebra", direction="BtoA")
+
+
+def test_a_missing_zoo_model_offline_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("GANFORGE_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("GANFORGE_OFFLINE", "1")
+    with pytest.raises(GanforgeError, match="ganforge weights fetch cyclegan-monet2photo") as exc:
+        load_translator("cyclegan-monet2photo")
+    assert "\n" not in str(exc.value)
