@@ -278,3 +278,14 @@ def test_a_missing_zoo_model_offline_is_one_line(monkeypatch, tmp_path):
     with pytest.raises(GanforgeError, match="ganforge weights fetch cyclegan-monet2photo") as exc:
         load_translator("cyclegan-monet2photo")
     assert "\n" not in str(exc.value)
+
+
+def test_samples_page_shows_real_fake_and_reconstruction(tmp_path):
+    cfg = TranslateConfig(data=str(_unpaired(tmp_path / "data")), model="cyclegan", resnet_blocks=1,
+                          **{**TINY, "sample_every": 1})
+    train_translator(cfg, out=tmp_path / "run", steps=2)
+    page = (tmp_path / "run" / "samples" / "index.html").read_text()
+    assert "real A | fake B | rec A" in page
+    assert page.index("step-0000002.png") < page.index("step-0000001.png")  # newest first
+    grid = Image.open(tmp_path / "run" / "samples" / "latest.png")
+    assert grid.size[0] > 5 * 32  # six columns

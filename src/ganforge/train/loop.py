@@ -448,6 +448,7 @@ class TrainingLoop:
         grid = self.task.snapshot(ctx)
         path = save_image(grid, self.run_dir / "samples" / f"step-{self.step:07d}.png")
         save_image(grid, self.run_dir / "samples" / "latest.png")
+        write_samples_page(self.run_dir, getattr(self.task, "snapshot_columns", None))
         return path
 
     def _evaluate(self, logbook: Logbook | None) -> None:
@@ -463,6 +464,25 @@ class TrainingLoop:
         if math.isfinite(value) and (self.best is None or value < self.best):
             self.best = value
             self.save_checkpoint(name="best")
+
+
+def write_samples_page(run_dir: Path, columns: list[str] | None = None) -> Path:
+    """``samples/index.html``: every snapshot grid, newest first, with the task's column captions
+    (e.g. real A | fake B | rec A) and the loss curves: a run's progress in any browser, no server."""
+    import html
+
+    samples = Path(run_dir) / "samples"
+    grids = sorted(samples.glob("step-*.png"), reverse=True)
+    caption = f"<p>columns: {html.escape(' | '.join(columns))}</p>" if columns else ""
+    items = "\n".join(f'<figure><img src="{p.name}" alt="{p.stem}"><figcaption>{p.stem}</figcaption></figure>'
+                       for p in grids)
+    page = (f"<!doctype html><meta charset='utf-8'><title>{html.escape(Path(run_dir).name)} samples</title>"
+            f"<style>body{{font-family:sans-serif}} img{{image-rendering:pixelated;max-width:100%}}</style>"
+            f"<h1>{html.escape(Path(run_dir).name)}</h1>{caption}"
+            f"<p><img src='../loss_curves.png' alt='loss curves' onerror=\"this.remove()\"></p>\n{items}\n")
+    target = samples / "index.html"
+    checkpoint.write_text_atomic(target, page)
+    return target
 
 
 def _main_thread() -> bool:

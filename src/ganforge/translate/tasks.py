@@ -162,6 +162,8 @@ class _Base:
 
 
 class Pix2PixTask(_Base):
+    snapshot_columns = ["real A", "fake B", "real B"]
+
     def __init__(self, cfg: TranslateConfig, device: torch.device, fixed: dict[str, torch.Tensor]) -> None:
         super().__init__(cfg, device)
         from ..nets.translators import PatchDiscriminator
@@ -247,6 +249,8 @@ class ImagePool:
 
 
 class CycleGANTask(_Base):
+    snapshot_columns = ["real A", "fake B", "rec A", "real B", "fake A", "rec B"]
+
     def __init__(self, cfg: TranslateConfig, device: torch.device, fixed: dict[str, torch.Tensor]) -> None:
         super().__init__(cfg, device)
         from ..nets.translators import PatchDiscriminator
@@ -322,6 +326,8 @@ class CycleGANTask(_Base):
 
 
 class SpadeTask(_Base):
+    snapshot_columns = ["label map", "generated", "real"]
+
     def __init__(self, cfg: TranslateConfig, device: torch.device, fixed: dict[str, torch.Tensor]) -> None:
         super().__init__(cfg, device)
         from ..nets.spade import MultiscaleDiscriminator
