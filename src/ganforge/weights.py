@@ -263,3 +263,4 @@ register_weights(WeightsEntry(
 ))
 
 from .translate import zoo as _zoo  # noqa: E402,F401  (registers the translation zoo)
+from .restore import zoo as _restore_zoo  # noqa: E402,F401  (registers the restoration zoo)

@@ -33,13 +33,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "train a GAN on an image folder or a standard dataset"),
     "train-style": ("style", "train an AdaIN decoder for an encoder"),
     "translate": ("translate", "image-to-image: train or apply pix2pix, CycleGAN, SPADE"),
+    "upscale": ("upscale", "super-resolve images ×2/×4 with ESRGAN / Real-ESRGAN networks (tiled)"),
     "video": ("video", "smooth random latent walk of a trained GAN as a video"),
     "weights": ("weights", "list, fetch and verify pretrained weights"),
 }
 
 # sub-commands that run a network: each has --device and --precision (default auto)
 NETWORK_COMMANDS = ("demo", "eval", "interpolate", "sample", "serve", "similarity", "stylize", "stylize-video", "train", "train-style",
-                    "translate", "video")
+                    "translate", "upscale", "video")
 
 
 def _chosen(argv: list[str]) -> str | None:

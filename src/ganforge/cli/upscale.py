@@ -1,0 +1,117 @@
+"""``ganforge upscale``: super-resolve images with a registered or local RRDBNet / SRResNet
+(thin wrapper over :mod:`ganforge.restore`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ._common import add_json, add_network_options, add_quiet, write_json
+
+HELP = "super-resolve images ×2/×4 with ESRGAN / Real-ESRGAN networks (tiled)"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("upscale", help=HELP,
+                       description="Super-resolve images (files or folders of images) with a pretrained "
+                                   "RRDBNet/SRResNet: a registered name (see `ganforge weights list`, e.g. "
+                                   "realesrgan-x4plus; Real-ESRGAN's own names work too) or a .pth/.safetensors "
+                                   "file in the ESRGAN/Real-ESRGAN layout. Writes PNG.")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
+    p.add_argument("--model", required=True, metavar="NAME_OR_PTH",
+                   help="registered weights name (realesrgan-x4plus, realesrgan-x2plus, realesrnet-x4plus, "
+                        "realesrgan-x4plus-anime, esrgan-x4) or a weights file")
+    p.add_argument("--out", required=True, metavar="PATH",
+                   help="output .png for a single image, else a folder (one INPUT_STEM.png per image)")
+    p.add_argument("--scale", type=float, default=None,
+                   help="output scale (default: the network's); another value resizes the network's output "
+                        "(bicubic) to scale × the input size")
+    p.add_argument("--tile", type=int, default=None,
+                   help="process tiles of N input px (for large images / little memory; default: whole image)")
+    p.add_argument("--overlap", type=int, default=16, help="px by which tiles overlap and are cross-faded (default 16)")
+    p.add_argument("--halo", type=int, default=16,
+                   help="extra context px computed around each tile and discarded (default 16)")
+    add_network_options(p)
+    add_quiet(p)
+    add_json(p, "the model, settings and one record per image")
+    p.set_defaults(func=run_upscale)
+
+
+def _inputs(items: list[str]) -> list[Path]:
+    from ..errors import DataError
+    from ..imageio import is_image_file
+
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
+            if not found:
+                raise DataError(f"no images in {path}")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataError(f"input not found: {path}")
+    return files
+
+
+def _outputs(files: list[Path], out: str) -> list[Path]:
+    from ..errors import DataError
+    from ..imageio import IMAGE_SUFFIXES
+
+    target = Path(out)
+    suffix = target.suffix.lower()
+    if suffix == ".png":
+        if len(files) != 1:
+            raise DataError(f"--out {target} is one file but there are {len(files)} input images; give a folder")
+        return [target]
+    if suffix in IMAGE_SUFFIXES:
+        raise DataError(f"upscale writes PNG: give --out NAME.png or a folder, not {target.name}")
+    names: dict[str, int] = {}
+    outputs = []
+    for f in files:
+        n = names[f.stem] = names.get(f.stem, 0) + 1
+        outputs.append(target / (f"{f.stem}.png" if n == 1 else f"{f.stem}-{n}.png"))
+    return outputs
+
+
+def run_upscale(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..device import resolve_device, resolve_precision
+    from ..errors import GanforgeError
+    from ..imageio import load_image, save_image
+    from ..restore.upscale import upscale_image
+    from ..restore.zoo import build_upscaler
+
+    if args.tile is not None and args.tile < 1:
+        raise GanforgeError(f"--tile must be a positive number of pixels, got {args.tile}")
+    if args.scale is not None and args.scale <= 0:
+        raise GanforgeError(f"--scale must be positive, got {args.scale}")
+    files = _inputs(args.inputs)
+    outputs = _outputs(files, args.out)
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    net = build_upscaler(args.model).to(device)
+    records = []
+    to_stderr = args.json_path == "-"
+    for src, dst in tqdm(list(zip(files, outputs)), desc="upscale", unit="img", disable=args.quiet, file=sys.stderr):
+        start = time.perf_counter()
+        image = load_image(src)
+        out = upscale_image(net, image, tile=args.tile, overlap=args.overlap, halo=args.halo,
+                            precision=precision, device=device, out_scale=args.scale)
+        save_image(out, dst)
+        records.append({"input": str(src), "output": str(dst), "input_size": [image.shape[-1], image.shape[-2]],
+                        "output_size": [out.shape[-1], out.shape[-2]],
+                        "seconds": round(time.perf_counter() - start, 3)})
+    if len(outputs) == 1:
+        print(outputs[0], file=sys.stderr if to_stderr else sys.stdout)
+    else:
+        print(f"wrote {len(outputs)} images to {args.out}", file=sys.stderr if to_stderr else sys.stdout)
+    write_json({"model": args.model, "architecture": type(net).__name__, "network_scale": net.scale,
+                "scale": args.scale or net.scale, "device": str(device), "precision": precision, "tile": args.tile,
+                "overlap": args.overlap, "halo": args.halo, "images": records}, args.json_path)
+    return 0

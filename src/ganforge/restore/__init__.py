@@ -1,0 +1,1 @@
+"""Image restoration: super-resolution networks, their pretrained weights, and tiled upscaling."""
