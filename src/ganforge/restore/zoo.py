@@ -82,7 +82,7 @@ _register(
     licence=_REAL_ESRGAN_LICENCE,
     architecture="RRDBNet nf=64 nb=6 gc=32 ×4 (basicsr layout, params_ema wrapper)",
     normalisation=_IO,
-    description=f"Real-ESRGAN ×4 for anime / illustrations, 6 RRDB blocks (about 4× faster). {_NO_SHA}",
+    description=f"Real-ESRGAN ×4 for anime / illustrations, 6 RRDB blocks (about 3× faster). {_NO_SHA}",
 )
 
 _register(
