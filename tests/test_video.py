@@ -203,6 +203,36 @@ def test_temporal_blending_reduces_warping_error(clips, tmp_path):
     assert e_tmp["E_warp_k10"] < e_per["E_warp_k10"]
 
 
+def test_strength_zero_is_per_frame_and_a_static_video_stays_unchanged(clips, tmp_path):
+    from ganforge.video.temporal import DEFAULT_STRENGTH, TemporalBlender
+
+    # strength 0 returns the per-frame result itself, frame for frame
+    blender = TemporalBlender(0.0)
+    rng = np.random.default_rng(0)
+    for t in range(3):
+        styl = rng.random((H, W, 3), dtype=np.float32)
+        assert blender(frame(t), styl) is styl
+    assert blender.estimator is None and blender.trusted == []
+    # whole path: a static clip through a deterministic op, default strength == per-frame (within one level)
+    per = _frames(process_video(clips["static"], tmp_path / "per", _steady_op, temporal_strength=0,
+                                progress=False)["output"])
+    tmp = process_video(clips["static"], tmp_path / "tmp", _steady_op, progress=False)
+    assert tmp["temporal_strength"] == DEFAULT_STRENGTH and tmp["trusted_fraction"] > 0.95
+    assert np.abs(_frames(tmp["output"]).astype(int) - per.astype(int)).max() <= 1
+
+
+def test_cli_default_strength_is_the_library_default():
+    from ganforge.cli import build_parser
+    from ganforge.video.pipeline import process_video as pv
+    from ganforge.video.temporal import DEFAULT_STRENGTH
+
+    args = build_parser(["stylize-video"]).parse_args(["stylize-video", "in.mp4", "--style", "s.png", "--out", "o.mp4"])
+    import inspect
+
+    assert args.temporal_strength == DEFAULT_STRENGTH == inspect.signature(pv).parameters["temporal_strength"].default
+    assert 0 < DEFAULT_STRENGTH < 1
+
+
 def test_bad_temporal_strength(clips, tmp_path):
     with pytest.raises(VideoError, match="temporal-strength"):
         process_video(clips["static"], tmp_path / "o.mp4", lambda x: x, temporal_strength=1.0)
@@ -340,6 +370,29 @@ def test_stylize_video_cli_mixing_json_and_eval(clips, adain_files, tmp_path, ca
     # colour=match recolours the style once (first frame); style statistics are cached across frames
     assert main(args[:-4] + ["--colour", "match", "--out", str(tmp_path / "m.mp4"), "--temporal-strength", "0"]) == 0
     assert probe(tmp_path / "m.mp4").frames == 24
+
+
+def test_bf16_frames_close_to_fp32_and_auto_is_fp32_without_native_bf16(adain_files, monkeypatch):
+    """The fast CPU path (bf16 autocast, channels_last, decoder weights cast once) gives frames close
+    to fp32; precision auto picks bf16 only where the CPU runs it natively."""
+    import ganforge.train.loop as loop
+    from ganforge.style import Stylizer
+    from ganforge.video.stylize import stylizer_op
+
+    d = adain_files
+    x = torch.from_numpy(np.stack([frame(0), frame(5)])).permute(0, 3, 1, 2).float() / 255
+    out = {}
+    for p in ("fp32", "bf16"):
+        st = Stylizer("adain", encoder=str(d / "vgg_normalised.pth"), decoder=str(d / "decoder.pth"), precision=p)
+        out[p] = stylizer_op(st, [(d / "a.png", 1.0)])(x)
+        assert out[p].dtype == torch.float32 and out[p].shape == x.shape
+    assert next(st.decoders["relu4_1"].parameters()).dtype == torch.bfloat16
+    diff = (out["bf16"] - out["fp32"]).abs() * 255
+    assert diff.mean() < 3 and diff.max() < 40  # [0, 255]; measured on cutBunny with a trained decoder: docs/benchmarks.md
+    monkeypatch.setattr(loop, "_cpu_has_native_bf16", lambda: False)
+    assert Stylizer("adain", precision="auto", device="cpu").precision == "fp32"
+    monkeypatch.setattr(loop, "_cpu_has_native_bf16", lambda: True)
+    assert Stylizer("adain", precision="auto", device="cpu").precision == "bf16"
 
 
 @pytest.mark.parametrize("method", ["adain", "wct"])

@@ -9,6 +9,8 @@ import sys
 
 from ._common import add_json, add_network_options, add_quiet, add_resume, add_style_controls, write_json
 
+DEFAULT_STRENGTH = 0.4  # = ganforge.video.temporal.DEFAULT_STRENGTH (not imported: it pulls in PyAV at start-up)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stylize-video", help="restyle a video with temporal consistency (resumable)",
@@ -27,9 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decoder", help="decoder weights name or path (adain/wct)")
     p.add_argument("--style-size", type=int, default=512, help="long side the style images are used at")
     p.add_argument("--iterations", type=int, help="gatys: optimiser iterations per frame")
-    p.add_argument("--temporal-strength", type=float, default=0.6,
+    p.add_argument("--temporal-strength", type=float, default=DEFAULT_STRENGTH,
                    help="blend of the flow-warped previous output into each frame where the flow is trusted "
-                        "(0 = independent frames; default 0.6)")
+                        f"(0 = independent frames; default {DEFAULT_STRENGTH}: flicker E_warp(k=1) 0.4x per-frame, "
+                        "style distance +7%% on cutBunny; higher = steadier but less stylised)")
     p.add_argument("--flow", default="dis", choices=["dis", "farneback"], help="OpenCV optical flow (default dis)")
     p.add_argument("--batch-size", type=int, default=4, help="frames per network pass")
     p.add_argument("--chunk", type=int, default=24, help="frames per resumable chunk")

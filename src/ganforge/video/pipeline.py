@@ -26,7 +26,7 @@ import torch
 
 from ..train.checkpoint import write_text_atomic
 from .io import VideoError, VideoWriter, iter_frames, probe
-from .temporal import TemporalBlender
+from .temporal import DEFAULT_STRENGTH, TemporalBlender
 
 FrameOp = Callable[[torch.Tensor], torch.Tensor]  # N×3×H×W float [0, 1] -> N×3×H×W float [0, 1]
 JOB_VERSION = 1
@@ -86,7 +86,7 @@ def _run_op(op: FrameOp, frames: list[np.ndarray], batch_size: int) -> list[np.n
     return out
 
 
-def process_video(src: str | os.PathLike, out: str | os.PathLike, op: FrameOp, *, temporal_strength: float = 0.6,
+def process_video(src: str | os.PathLike, out: str | os.PathLike, op: FrameOp, *, temporal_strength: float = DEFAULT_STRENGTH,
                   flow: str = "dis", chunk_frames: int = 24, batch_size: int = 4, progress: bool = True,
                   resume: bool = True, keep_audio: bool = True, crf: int = 18, settings: dict[str, Any] | None = None,
                   desc: str = "video") -> dict[str, Any]:
