@@ -171,7 +171,13 @@ class Stylizer:
                     if trained_for and self.encoder_name and trained_for != self.encoder_name:
                         raise StyleError(f"decoder {layer} was trained for encoder {trained_for!r}, "
                                          f"not {self.encoder_name!r}; pass encoder={trained_for!r}")
+                    given_module = isinstance(dec, nn.Module) and dec is given.get(layer)
                     out[layer] = dec.to(self.device).eval()
+                    if self.precision != "fp32":  # as the encoder: channels_last; a decoder loaded here also gets
+                        # bf16 weights once instead of a cast per call (CPU 640x360: decoder ~2x faster)
+                        out[layer].to(memory_format=torch.channels_last)
+                        if self.precision == "bf16" and not given_module:
+                            out[layer].to(torch.bfloat16)
                 self._decoders = out
         return self._decoders
 
