@@ -75,9 +75,10 @@ figure {{ margin: 0; }} figcaption {{ font-size: 0.85em; color: #555; }}
 
 
 def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str = "auto", style: bool = True,
-             precision: str = "auto", device: str = "auto", progress: bool = True,
+             translate: bool = True, precision: str = "auto", device: str = "auto", progress: bool = True,
              log: Callable[[str], None] = print) -> Path:
-    """Train, sample, interpolate and (optionally) stylise; returns the path of ``index.html``."""
+    """Train, sample, interpolate and (optionally) stylise and translate; returns the path of
+    ``index.html``."""
     from .. import __version__
     from ..api import train_gan
     from ..config import GanConfig
@@ -131,6 +132,10 @@ def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str 
         t = time.perf_counter()
         sections.append(f"<section>{_style_fragment(out, log, precision=precision, device=device)}</section>\n")  # the fragment has its own heading
         timings["style transfer"] = time.perf_counter() - t
+    if translate:
+        t = time.perf_counter()
+        sections.append(f"<section>{_translate_fragment(out, dataset, log, steps=max(50, steps // 8), precision=precision, device=device, progress=progress)}</section>\n")
+        timings["translation (pix2pix)"] = time.perf_counter() - t
     sections.append(_section("Timings", _timing_table(timings)))
     (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     page = PAGE.format(summary=html.escape(f"{reason}. Conditional DCGAN at 32x32; run directory: run/"),
@@ -155,3 +160,13 @@ def _style_fragment(out: Path, log: Callable[[str], None], **options: str) -> st
     except GanforgeError as exc:
         log(f"style transfer skipped: {exc}")
         return f"<h2>Style transfer</h2><p>Skipped: {html.escape(str(exc))}</p>"
+
+
+def _translate_fragment(out: Path, dataset: str, log: Callable[[str], None], **options) -> str:
+    from ..translate.demo import demo_section
+
+    try:
+        return demo_section(out, dataset, **options)
+    except GanforgeError as exc:
+        log(f"translation example skipped: {exc}")
+        return f"<h2>Image-to-image translation</h2><p>Skipped: {html.escape(str(exc))}</p>"
