@@ -349,3 +349,12 @@ def test_cli_missing_registered_weights_offline_names_the_fetch_command(tmp_path
     assert rc == 2
     err = _one_line_error(capsys)
     assert "ganforge weights fetch realesrgan-x4plus" in err and "RealESRGAN_x4plus.pth" in err
+
+
+def test_upscale_convenience_pil_in_pil_out(tmp_path, x4_file):
+    from ganforge.restore.upscale import upscale
+
+    img = _image(tmp_path / "in.png", 5, 3)
+    out = upscale(img, x4_file, precision="fp32", device="cpu")
+    assert isinstance(out, Image.Image) and out.size == (20, 12) and out.mode == "RGB"
+    assert upscale(Image.open(img).convert("L"), x4_file, precision="fp32").size == (20, 12)  # grey -> RGB
