@@ -48,7 +48,9 @@ def main() -> None:
     p.add_argument("--decoder", help="an AdaIN decoder for vgg19-caffe (default: train one here)")
     p.add_argument("--train-steps", type=int, default=400)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--strength", type=float, default=0.6)
+    p.add_argument("--strength", type=float, default=0.7, help="temporal strength (default 0.7, the CLI default)")
+    p.add_argument("--contrast", default="restore", choices=["restore", "none"],
+                   help="--temporal-contrast of the temporal run (default restore, the CLI default)")
     p.add_argument("--frames", type=int, default=0,
                    help="frames of the clip for the fps and E_warp runs (0: all); a shorter cut is re-encoded once (crf 18)")
     p.add_argument("--rss-max-size", type=int, default=0,
@@ -56,8 +58,12 @@ def main() -> None:
                         "the output keeps the clip's size either way")
     p.add_argument("--out", default="bench-video")
     p.add_argument("--speed-frames", type=int, default=0,
-                   help="only the speed comparison: per-frame vs temporal on the first N frames, in one process, "
-                        "alternating (A B A B), needs --decoder")
+                   help="only the speed comparison: per-frame vs temporal, fp32 vs --precision, on the first N frames, "
+                        "in one process, interleaved; needs --decoder")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="precision of the stylisation runs (default auto: bf16 only on a CPU with native bf16)")
+    p.add_argument("--batch-size", type=int, default=4, help="frames per network pass")
+    p.add_argument("--rounds", type=int, default=2, help="speed mode: rounds of the interleaved runs")
     args = p.parse_args()
     if args.speed_frames:
         return speed(args)
@@ -109,17 +115,19 @@ def main() -> None:
 
     # 3. stylise: per-frame and temporal on the whole clip, per-frame on the 24-frame cut
     base = ["stylize-video", "--style", args.style, "--encoder", "vgg19-caffe", "--decoder", decoder,
-            "--precision", "fp32", "--device", "cpu", "--quiet", "--resume", "never"]
+            "--precision", args.precision, "--device", "cpu", "--batch-size", str(args.batch_size), "--quiet", "--resume", "never"]
     small = ["--max-size", str(args.rss_max_size)] if args.rss_max_size else []
     runs = {"per_frame": (clip, 0.0, []), "temporal": (clip, args.strength, []),
             "rss_all_frames": (args.video, 0.0, small), "rss_24_frames": (short, 0.0, small)}
     results["rss_max_size"] = args.rss_max_size or None
     for name, (video, strength, extra) in runs.items():
         target = out / f"{name}.mp4"
-        wall, rss = run([exe, *base, *extra, video, "--temporal-strength", str(strength), "--out", str(target),
+        wall, rss = run([exe, *base, *extra, video, "--temporal-strength", str(strength),
+                         "--temporal-contrast", args.contrast, "--out", str(target),
                          "--json", str(out / f"{name}.json")], env)
         s = json.loads((out / f"{name}.json").read_text())
-        results[name] = {"frames": s["frames"], "temporal_strength": strength, "wall_s": round(wall, 1),
+        results[name] = {"frames": s["frames"], "temporal_strength": strength,
+                         "temporal_contrast": args.contrast if strength else None, "wall_s": round(wall, 1),
                          "fps_end_to_end": round(s["frames"] / wall, 3), "fps_processing": s["processing_fps"],
                          "peak_rss_mib": round(rss, 1), "trusted_fraction": s.get("trusted_fraction")}
 
@@ -142,9 +150,27 @@ def main() -> None:
     print(f"wrote {out / 'results.json'}")
 
 
+def cpu_flags() -> str:
+    """The CPU model and the flags that decide precision auto (bf16 only with native bf16)."""
+    model, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and not model:
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return f"{model or 'unknown CPU'}, {os.cpu_count()} cores; " + " ".join(f for f in wanted if f in flags)
+
+
 def speed(args: argparse.Namespace) -> None:
-    """frames/s of the whole path (decode, network, flow + blend, chunk files, encode) for both
-    modes in one process, alternating so that a change in machine load hits both alike."""
+    """frames/s of the whole path (decode, network, flow + blend, chunk files, encode) for per-frame
+    and temporal modes at fp32 and at ``--precision`` (default auto) in one process, interleaved
+    (fp32 A, auto A, fp32 B, auto B, twice) so that a change in machine load hits all alike; plus
+    how far the auto (bf16) output is from fp32 on [0, 255]."""
+    import numpy as np
     import torch
 
     sys.path.insert(0, str(REPO / "src"))
@@ -152,28 +178,56 @@ def speed(args: argparse.Namespace) -> None:
     os.environ.setdefault("GANFORGE_WEIGHTS_DIR", str(SHARED / "weights"))
     from ganforge.style import Stylizer
     from ganforge.video.io import VideoWriter, iter_frames, probe
-    from ganforge.video.pipeline import process_video
+    from ganforge.video.pipeline import _run_op, process_video
     from ganforge.video.stylize import stylizer_op
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     info = probe(args.video)
     clip = out / f"speed{args.speed_frames}.mp4"
+    frames = []
     with VideoWriter(clip, info.fps) as w:
         for i, f in enumerate(iter_frames(args.video)):
             if i == args.speed_frames:
                 break
             w.write(f)
-    st = Stylizer("adain", encoder="vgg19-caffe", decoder=args.decoder, precision="fp32")
-    op = stylizer_op(st, [(args.style, 1.0)])
-    times: dict[float, list[float]] = {0.0: [], args.strength: []}
-    for strength in (0.0, args.strength, 0.0, args.strength):
-        t = time.perf_counter()
-        process_video(clip, out / "speed_out.mp4", op, temporal_strength=strength, progress=False, resume=False)
-        times[strength].append(args.speed_frames / (time.perf_counter() - t))
-    for strength, fps in times.items():
-        print(f"temporal_strength {strength}: {[round(f, 3) for f in fps]} frames/s ({info.width}x{info.height}, "
-              f"{args.threads} threads, fp32)")
+            frames.append(f)
+    print(f"CPU: {cpu_flags()}; torch {torch.__version__}, {args.threads} threads", flush=True)
+    precisions = ["fp32"] if args.precision == "fp32" else ["fp32", args.precision]
+    ops, resolved = {}, {}
+    for p in precisions:
+        st = Stylizer("adain", encoder="vgg19-caffe", decoder=args.decoder, precision=p)
+        resolved[p] = st.precision
+        ops[p] = stylizer_op(st, [(args.style, 1.0)])
+        ops[p](torch.from_numpy(frames[0]).permute(2, 0, 1)[None].float() / 255)  # load weights, style cache, warm up
+    print("precision:", ", ".join(f"{p} -> {r}" for p, r in resolved.items()), flush=True)
+    if len(precisions) == 2:  # output difference, first batch of frames, on [0, 255]
+        a, b = (np.stack(_run_op(ops[p], frames[:args.batch_size], args.batch_size)) for p in precisions)
+        d = np.abs(a - b) * 255
+        print(f"{precisions[1]} ({resolved[precisions[1]]}) vs fp32 output on [0, 255], {len(a)} frames: "
+              f"max abs diff {d.max():.2f}, mean abs diff {d.mean():.3f}, 99th percentile {np.percentile(d, 99):.2f}",
+              flush=True)
+    times: dict[tuple[str, float], list[float]] = {}
+    loads = []
+    for _ in range(args.rounds):
+        for strength in (0.0, args.strength):
+            for p in precisions:
+                loads.append(os.getloadavg()[0])
+                t = time.perf_counter()
+                process_video(clip, out / "speed_out.mp4", ops[p], temporal_strength=strength, progress=False,
+                              resume=False, batch_size=args.batch_size, temporal_contrast=args.contrast)
+                times.setdefault((p, strength), []).append(args.speed_frames / (time.perf_counter() - t))
+                print(f"  {p:>5} ({resolved[p]}) temporal_strength {strength}: "
+                      f"{times[(p, strength)][-1]:.3f} frames/s (load average {loads[-1]:.2f})", flush=True)
+    print(f"\n{info.width}x{info.height}, {args.speed_frames} frames, batch {args.batch_size}, {args.threads} threads, "
+          f"load average during the runs {min(loads):.1f}-{max(loads):.1f}")
+    for strength in (0.0, args.strength):
+        row = {p: times[(p, strength)] for p in precisions}
+        text = "; ".join(f"{p} ({resolved[p]}) {', '.join(f'{v:.3f}' for v in row[p])} frames/s" for p in precisions)
+        if len(precisions) == 2:
+            ratio = np.median(row[precisions[1]]) / np.median(row["fp32"])
+            text += f"; {precisions[1]}/fp32 = {ratio:.2f}x"
+        print(f"{'per-frame' if strength == 0 else f'temporal {strength}':<14} {text}")
 
 
 if __name__ == "__main__":

@@ -221,6 +221,25 @@ def test_strength_zero_is_per_frame_and_a_static_video_stays_unchanged(clips, tm
     assert np.abs(_frames(tmp["output"]).astype(int) - per.astype(int)).max() <= 1
 
 
+def test_contrast_restoration_gives_back_texture_and_leaves_equal_frames_alone():
+    from ganforge.video.temporal import _box, restore_contrast
+
+    rng = np.random.default_rng(1)
+    ref = rng.random((H, W, 3), dtype=np.float32)
+    assert np.allclose(restore_contrast(ref, ref), ref, atol=1e-6)  # nothing blended: gain 1
+
+    def detail_std(x):
+        return float((x - _box(x, 3)).std())
+
+    blend = 0.5 * ref + 0.5 * rng.random((H, W, 3), dtype=np.float32)  # two unaligned textures averaged
+    restored = restore_contrast(blend, ref)
+    assert detail_std(blend) < 0.8 * detail_std(ref)
+    assert 0.9 * detail_std(ref) < detail_std(restored) < 1.1 * detail_std(ref)
+    assert np.abs(_box(restored, 3) - _box(blend, 3)).mean() < 0.01  # the low frequencies stay the blend's
+    flat = np.full_like(ref, 0.5) + 0.01 * (ref - 0.5)
+    assert detail_std(restore_contrast(flat, ref)) < 2.1 * detail_std(flat)  # gain capped at 2
+
+
 def test_cli_default_strength_is_the_library_default():
     from ganforge.cli import build_parser
     from ganforge.video.pipeline import process_video as pv

@@ -127,3 +127,13 @@ def _load_translator(run_dir: Path, meta: dict[str, Any], *, checkpoint_name: st
 
 RUN_TASKS.register("translator", RunKind(
     _load_translator, "ganforge translate apply RUN INPUT… --out DIR / ganforge.load_translator"))
+
+
+def _load_inpainter(run_dir: Path, meta: dict[str, Any], *, checkpoint_name: str = "latest"):
+    from .restore.inpaint import load_inpainter
+
+    return load_inpainter(run_dir, checkpoint=checkpoint_name)
+
+
+RUN_TASKS.register("inpainter", RunKind(
+    _load_inpainter, "ganforge inpaint IMAGE --mask MASK --model RUN --out PATH / ganforge.restore.inpaint.load_inpainter"))

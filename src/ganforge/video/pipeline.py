@@ -29,7 +29,7 @@ from .io import VideoError, VideoWriter, iter_frames, probe
 from .temporal import DEFAULT_STRENGTH, TemporalBlender
 
 FrameOp = Callable[[torch.Tensor], torch.Tensor]  # N×3×H×W float [0, 1] -> N×3×H×W float [0, 1]
-JOB_VERSION = 1
+JOB_VERSION = 2  # 2: the temporal blend restores local contrast (temporal_contrast)
 
 
 def work_dir_for(out: str | os.PathLike) -> Path:
@@ -87,7 +87,7 @@ def _run_op(op: FrameOp, frames: list[np.ndarray], batch_size: int) -> list[np.n
 
 
 def process_video(src: str | os.PathLike, out: str | os.PathLike, op: FrameOp, *, temporal_strength: float = DEFAULT_STRENGTH,
-                  flow: str = "dis", chunk_frames: int = 24, batch_size: int = 4, progress: bool = True,
+                  flow: str = "dis", temporal_contrast: str = "restore", chunk_frames: int = 24, batch_size: int = 4, progress: bool = True,
                   resume: bool = True, keep_audio: bool = True, crf: int = 18, settings: dict[str, Any] | None = None,
                   desc: str = "video") -> dict[str, Any]:
     """Apply ``op`` (N×3×H×W → N×3×H×W, values in [0, 1]) to every frame of ``src`` and write
@@ -100,9 +100,10 @@ def process_video(src: str | os.PathLike, out: str | os.PathLike, op: FrameOp, *
     if chunk_frames < 1 or batch_size < 1:
         raise VideoError("chunk and batch sizes must be at least 1")
     info = probe(src)
-    blender = TemporalBlender(temporal_strength, flow)  # validates the strength before any work
+    blender = TemporalBlender(temporal_strength, flow, temporal_contrast)  # validates the strength before any work
     work = work_dir_for(out)
-    key = _job_key(src, {"temporal_strength": float(temporal_strength), "flow": flow, "chunk_frames": chunk_frames,
+    key = _job_key(src, {"temporal_strength": float(temporal_strength), "flow": flow,
+                         "temporal_contrast": temporal_contrast, "chunk_frames": chunk_frames,
                          "batch_size": batch_size, **(settings or {})})
     job_file = work / "job.json"
     if work.is_dir() and (not resume or _read_json(job_file) != key):
@@ -172,6 +173,7 @@ def process_video(src: str | os.PathLike, out: str | os.PathLike, op: FrameOp, *
             "width": info.width, "height": info.height, "rotation": info.rotation,
             "audio": (info.audio_codec if keep_audio and not writer.sequence else None),
             "temporal_strength": float(temporal_strength), "flow": flow if temporal_strength > 0 else None,
+            "temporal_contrast": temporal_contrast if temporal_strength > 0 else None,
             "resumed_from_frame": start, "processed_frames": new,
             "processing_fps": round(new / processing_s, 3) if processing_s > 0 and new else None,
             "encode_seconds": round(time.perf_counter() - t1, 3),
