@@ -129,6 +129,16 @@ RUN_TASKS.register("translator", RunKind(
     _load_translator, "ganforge translate apply RUN INPUT… --out DIR / ganforge.load_translator"))
 
 
+def _load_upscaler(run_dir: Path, meta: dict[str, Any], *, checkpoint_name: str = "latest"):
+    from .restore.sr_train import load_upscaler_run
+
+    return load_upscaler_run(run_dir, checkpoint_name=checkpoint_name)
+
+
+RUN_TASKS.register("upscaler", RunKind(
+    _load_upscaler, "ganforge upscale IMAGE… --model RUN --out DIR / ganforge.restore.zoo.build_upscaler"))
+
+
 def _load_inpainter(run_dir: Path, meta: dict[str, Any], *, checkpoint_name: str = "latest"):
     from .restore.inpaint import load_inpainter
 
