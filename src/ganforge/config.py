@@ -32,6 +32,10 @@ class GanConfig:
     label_smoothing: float = 0.0  # one-sided: real target 1 - s
     n_critic: int = 1
     mode_seeking: float | None = None  # MSGAN weight; None: 1 for conditional runs, 0 otherwise
+    r1_every: int = 0  # lazy R1: every N steps with gamma x N; 0: 16 for stylegan2, 1 (every step) otherwise
+    style_mixing: float = 0.9  # stylegan2 only: probability of two latents with a crossover in W
+    pl_weight: float = 2.0  # stylegan2 only: path-length regularisation weight (0: off)
+    pl_every: int = 4  # stylegan2 only: path-length regularisation every N steps (weight x N)
     # optimisation
     lr_g: float = 2e-4
     lr_d: float = 2e-4
@@ -87,6 +91,10 @@ class GanConfig:
             raise GanforgeError(f"--ema must be in [0, 1), got {self.ema}")
         if self.n_critic < 1:
             raise GanforgeError("--n-critic must be at least 1")
+        if self.r1_every < 0 or self.pl_every < 1:
+            raise GanforgeError("--r1-every must be >= 0 (0: auto) and --pl-every >= 1")
+        if not 0 <= self.style_mixing <= 1 or self.pl_weight < 0:
+            raise GanforgeError("--style-mixing must be in [0, 1] and --pl-weight >= 0")
         if self.weight_init not in ("auto", "dcgan", "default"):
             raise GanforgeError("--weight-init must be auto, dcgan or default")
         self.loop_config().validate()
@@ -96,6 +104,12 @@ class GanConfig:
         if self.mode_seeking is not None:
             return self.mode_seeking
         return 1.0 if self.conditional else 0.0
+
+    @property
+    def r1_interval(self) -> int:
+        if self.r1_every:
+            return self.r1_every
+        return 16 if self.arch == "stylegan2" else 1
 
     @property
     def augment_ops(self) -> tuple[str, ...]:

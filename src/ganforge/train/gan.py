@@ -5,6 +5,7 @@ n_critic and differentiable augmentation."""
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import torch
@@ -86,6 +87,8 @@ class GanTask:
         self.fixed_labels = (torch.arange(rows).repeat_interleave(per_row).to(device)
                              if self.conditional else None)
         self.per_row = per_row
+        self.style_based = cfg.arch == "stylegan2"  # mapping/synthesis: style mixing, path length, w_avg
+        self.pl_mean = torch.zeros((), device=device)  # path-length EMA target (checkpointed)
 
     # --- Task protocol ---------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -95,10 +98,55 @@ class GanTask:
         return self.opt
 
     def extra_state(self) -> dict[str, Any]:
-        return {"ada": self.ada.state_dict()}
+        state = {"ada": self.ada.state_dict()}
+        if self.style_based:
+            state["pl_mean"] = self.pl_mean.detach().cpu().clone()
+        return state
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.ada.load_state_dict(state["ada"])
+        if self.style_based:
+            self.pl_mean = state["pl_mean"].to(self.pl_mean.device)
+
+    # --- StyleGAN2 ---------------------------------------------------------------------------------
+    def _mixed_ws(self, z: torch.Tensor, y: torch.Tensor | None, ctx: StepContext,
+                  update_w_avg: bool = False) -> torch.Tensor:
+        """ws for ``z``; with probability ``style_mixing`` per sample, the layers from a random
+        crossover index on take the ws of a second latent (Karras et al. 2019, style mixing
+        regularisation). All draws come from the run's generator."""
+        ws = self.G.mapping(z, y, update_w_avg=update_w_avg)
+        p = self.cfg.style_mixing
+        if p <= 0:
+            return ws
+        n, num_ws = ws.shape[0], ws.shape[1]
+        z2 = ctx.randn(n, z.shape[1])
+        mix = torch.rand(n, device=z.device, generator=ctx.generator) < p
+        cutoff = torch.randint(1, num_ws, (n,), device=z.device, generator=ctx.generator)
+        cutoff = torch.where(mix, cutoff, torch.full_like(cutoff, num_ws))
+        ws2 = self.G.mapping(z2, y)
+        take_second = torch.arange(num_ws, device=z.device)[None, :] >= cutoff[:, None]
+        return torch.where(take_second[:, :, None], ws2, ws)
+
+    def _generate(self, z: torch.Tensor, y: torch.Tensor | None, ctx: StepContext, last: bool) -> torch.Tensor:
+        if not self.style_based:
+            return self.G_fwd(z, y)
+        return self.G.synthesis(self._mixed_ws(z, y, ctx, update_w_avg=last), ctx.generator)
+
+    def _path_length_penalty(self, ctx: StepContext, n: int, y: torch.Tensor | None) -> torch.Tensor:
+        """Karras et al. 2020: E[(|J_w^T u| - a)^2] for image-space noise u ~ N(0, I/(H W)), with
+        ``a`` the running mean of the lengths (decay 0.01); half a batch, fp32 outside autocast
+        (a double backward, like R1)."""
+        n = max(1, n // 2)
+        z = ctx.randn(n, self.spec.z_dim)
+        y = y[:n] if y is not None else None
+        with torch.autocast(ctx.device.type, enabled=False):
+            ws = self._mixed_ws(z, y, ctx)
+            img = self.G.synthesis(ws, ctx.generator).float()
+            u = torch.randn(img.shape, device=img.device, generator=ctx.generator) / math.sqrt(img.shape[2] * img.shape[3])
+            (grad,) = torch.autograd.grad((img * u).sum(), ws, create_graph=True)
+            lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()
+            self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), 0.01)
+            return (lengths - self.pl_mean).square().mean()
 
     def _aug(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         return diff_augment(x, self.cfg.augment_ops, self.ada.p, ctx.generator)
@@ -107,7 +155,7 @@ class GanTask:
         return labels if self.conditional else None
 
     def step(self, ctx: StepContext) -> dict[str, float]:
-        cfg, G, D = self.cfg, self.G_fwd, self.D_fwd
+        cfg, D = self.cfg, self.D_fwd
         real_target = 1.0 - cfg.label_smoothing
         fake = None
         for i in range(cfg.n_critic):
@@ -121,15 +169,16 @@ class GanTask:
             if self.mode_seeking > 0 and y is not None:
                 half = y.shape[0] // 2  # fakes in pairs (z1, y), (z2, y) for the mode-seeking term
                 y = torch.cat([y[:half], y[:half], y[2 * half:]])
+            r1_now = cfg.r1_gamma > 0 and ctx.step % cfg.r1_interval == 0  # lazy R1: every r1_interval steps
             with ctx.autocast():
                 if last:  # reuse this forward for the G step (one G forward per iteration)
-                    fake = G(z, y)
+                    fake = self._generate(z, y, ctx, last)
                     fake_d = fake.detach()
                 else:
                     with torch.no_grad():
-                        fake_d = G(z, y)
+                        fake_d = self._generate(z, y, ctx, last)
                 real_in = self._aug(real, ctx)
-                if cfg.r1_gamma > 0:  # this pass in fp32 outside autocast: R1's double backward
+                if r1_now:  # this pass in fp32 outside autocast: R1's double backward
                     d_real, r1 = d_real_and_r1(D, real_in, y_real)
                 else:
                     d_real = D(real_in, y_real).float()
@@ -137,8 +186,8 @@ class GanTask:
                 loss_d = self.loss.d_loss(d_real, d_fake, real_target)
                 if self.loss.gradient_penalty:  # fp32 outside autocast inside
                     loss_d = loss_d + cfg.gp_weight * wgan_gradient_penalty(D, real, fake_d.float(), y_real, ctx.generator)
-                if cfg.r1_gamma > 0:
-                    loss_d = loss_d + 0.5 * cfg.r1_gamma * r1
+                if r1_now:
+                    loss_d = loss_d + 0.5 * cfg.r1_gamma * cfg.r1_interval * r1
             self.ada.observe(d_real, getattr(ctx, "all_reduce_sum", None))  # summed over ranks: one p
             ctx.optimize(loss_d, "D", [self.D])
         self.D.requires_grad_(False)
@@ -148,6 +197,11 @@ class GanTask:
                 loss_g = adversarial_g = self.loss.g_loss(d_gen)
                 if self.mode_seeking > 0:
                     loss_g = loss_g + self.mode_seeking * mode_seeking_penalty(fake, z)
+            ms_term = loss_g - adversarial_g
+            pl = None
+            if self.style_based and cfg.pl_weight > 0 and ctx.step % cfg.pl_every == 0:
+                pl = self._path_length_penalty(ctx, z.shape[0], y)  # lazy: weight x interval
+                loss_g = loss_g + cfg.pl_weight * cfg.pl_every * pl
             ok = ctx.optimize(loss_g, "G", [self.G])
         finally:
             self.D.requires_grad_(True)
@@ -159,7 +213,11 @@ class GanTask:
         scalars = {"loss_G": float(adversarial_g.detach()), "loss_D": float(loss_d.detach()),
                    "D_real": float(show(d_real.detach())), "D_fake": float(show(d_fake.detach())), "augment_p": self.ada.p}
         if self.mode_seeking > 0:
-            scalars["mode_seeking"] = float((loss_g - adversarial_g).detach())
+            scalars["mode_seeking"] = float(ms_term.detach())
+        if pl is not None:
+            scalars["pl_penalty"] = float(pl.detach())
+        if self.style_based and cfg.pl_weight > 0:
+            scalars["pl_mean"] = float(self.pl_mean)
         return scalars
 
     @torch.no_grad()
