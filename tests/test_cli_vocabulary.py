@@ -34,7 +34,7 @@ def _visible(action: argparse.Action) -> bool:
 
 
 # commands that can show progress bars: each hides them with --quiet
-WITH_PROGRESS_BARS = {("data", "check"), ("demo",), ("eval",), ("stylize",), ("train",), ("train-style",),
+WITH_PROGRESS_BARS = {("data", "check"), ("demo",), ("eval",), ("stylize",), ("train",), ("train-style",), ("train-upscaler",),
                       ("translate", "train"), ("translate", "apply"), ("weights", "fetch")}
 FULL = build_parser(full=True)
 LEAVES = dict(_leaves(FULL))
@@ -66,7 +66,7 @@ def test_vocabulary(path):
     if any(flag in opts for flag in ("--no-progress", "--progress")) or path in WITH_PROGRESS_BARS:
         assert "--quiet" in opts and opts["--quiet"].dest in ("quiet", "progress"), path
     # resume: --resume auto|never wherever a run directory is trained into
-    if command in ("train", "train-style") or path == ("translate", "train"):
+    if command in ("train", "train-style", "train-upscaler") or path == ("translate", "train"):
         assert opts["--resume"].choices == ("auto", "never") and opts["--resume"].default == "auto"
     if "--no-resume" in opts:
         assert not _visible(opts["--no-resume"])
@@ -82,6 +82,10 @@ def test_vocabulary(path):
             from ganforge.translate.config import TranslateConfig
 
             precision = TranslateConfig().precision
+        if command == "train-upscaler" and precision is None:  # likewise: SRConfig's default
+            from ganforge.restore.sr_train import SRConfig
+
+            precision = SRConfig().precision
         assert precision == "auto", path
         assert tuple(opts["--precision"].choices) == PRECISIONS, path
     elif "--precision" in opts:

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stylize-video": ("video", "restyle a video with temporal consistency (resumable)"),
     "train": ("train", "train a GAN on an image folder or a standard dataset"),
     "train-style": ("style", "train an AdaIN decoder for an encoder"),
+    "train-upscaler": ("train_upscaler", "train an ESRGAN / SRResNet upscaler (L1 phase, then GAN phase; resumable)"),
     "translate": ("translate", "image-to-image: train or apply pix2pix, CycleGAN, SPADE"),
     "upscale": ("upscale", "super-resolve images ×2/×4 with ESRGAN / Real-ESRGAN networks (tiled)"),
     "video": ("video", "smooth random latent walk of a trained GAN as a video"),
@@ -40,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 # sub-commands that run a network: each has --device and --precision (default auto)
 NETWORK_COMMANDS = ("demo", "eval", "interpolate", "sample", "serve", "similarity", "stylize", "stylize-video", "train", "train-style",
-                    "translate", "upscale", "video")
+                    "train-upscaler", "translate", "upscale", "video")
 
 
 def _chosen(argv: list[str]) -> str | None:

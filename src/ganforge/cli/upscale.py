@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
     p.add_argument("--model", required=True, metavar="NAME_OR_PTH",
                    help="registered weights name (realesrgan-x4plus, realesrgan-x2plus, realesrnet-x4plus, "
-                        "realesrgan-x4plus-anime, esrgan-x4) or a weights file")
+                        "realesrgan-x4plus-anime, esrgan-x4), a weights file, or a `ganforge train-upscaler` run "
+                        "directory")
     p.add_argument("--out", required=True, metavar="PATH",
                    help="output .png for a single image, else a folder (one INPUT_STEM.png per image)")
     p.add_argument("--scale", type=float, default=None,

@@ -173,9 +173,16 @@ def build_upscaler(name_or_path: str | os.PathLike, **arch: Any) -> nn.Module:
     names such as ``RealESRGAN_x4plus`` work too) or a weights file, loaded strictly, in eval mode.
 
     The architecture is read off the keys (RRDBNet or SRResNet; nf, nb, gc, scale); ``arch``
-    overrides it (``scale=`` settles an RRDBNet whose input channel count is not 3)."""
+    overrides it (``scale=`` settles an RRDBNet whose input channel count is not 3).
+
+    A ``ganforge train-upscaler`` run directory works too: its generator (the EMA copy when the
+    run keeps one) at the latest checkpoint."""
     from ..nets.rrdb import arch_from_state_dict
 
+    if Path(name_or_path).expanduser().is_dir():
+        from .sr_train import load_upscaler_run
+
+        return load_upscaler_run(Path(name_or_path).expanduser())
     state, source = load_upscaler_state(name_or_path)
     try:
         cls, kwargs = arch_from_state_dict(state, scale=arch.get("scale"))
