@@ -35,13 +35,26 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
 
     def prepare(accelerator) -> Prepared:
         from .data import load_dataset
+        from .data.prepared import open_training_data
         from .nets import GanNetSpec
+        from .train.batches import MemmapBatches
         from .train.gan import GanTask
         from .train.loop import TensorBatches
 
         t0 = time.perf_counter()
-        dataset = load_dataset(cfg.data, resolution=cfg.resolution, channels=cfg.channels,
-                               max_images=cfg.max_images, progress=cfg.progress and accelerator.is_main_process)
+        progress = cfg.progress and accelerator.is_local_main_process
+        # A prepared dataset streams from disk; a raw folder is prepared into the cache first (once
+        # per machine, reused while its files are unchanged); built-in datasets stay in memory.
+        # Both give the same batches as the in-memory path, so resume stays bit-exact.
+        first = accelerator.local_main_process_first if accelerator.num_processes > 1 else None
+        dataset = open_training_data(cfg.data, resolution=cfg.resolution, channels=cfg.channels,
+                                     max_images=cfg.max_images, progress=progress, first=first)
+        if dataset is None:
+            dataset = load_dataset(cfg.data, resolution=cfg.resolution, channels=cfg.channels,
+                                   max_images=cfg.max_images, progress=cfg.progress and accelerator.is_main_process)
+            batches = TensorBatches(dataset.images, dataset.labels, cfg.batch_size, cfg.seed, cfg.hflip)
+        else:
+            batches = MemmapBatches(dataset, dataset.labels, cfg.batch_size, cfg.seed, cfg.hflip)
         t_data = time.perf_counter() - t0
         if dataset.skipped:
             warnings.warn(f"skipped {len(dataset.skipped)} unreadable image(s), e.g. {dataset.skipped[0]}", stacklevel=4)
@@ -52,7 +65,7 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
         task = GanTask(cfg, spec, accelerator.device)
         return Prepared(
             task=task,
-            batches=TensorBatches(dataset.images, dataset.labels, cfg.batch_size, cfg.seed, cfg.hflip),
+            batches=batches,
             loop_config=cfg.loop_config(),
             eval_fn=_make_eval_fn(cfg, task, spec) if cfg.eval_every else None,
             curve_groups={"losses": ["loss_G", "loss_D", "mode_seeking"], "D outputs": ["D_real", "D_fake"],

@@ -2,7 +2,8 @@
 (``mnist``, ``mnist:test``, ``fashion-mnist``, ``digits``) or a folder of images into uint8
 N×C×R×R tensors in memory, so the training loop never deals with files, modes or formats.
 
-Built-in names win over folders of the same name; write ``./mnist`` to mean a folder.
+Built-in names win over folders of the same name; write ``./mnist`` to mean a folder. A prepared
+dataset directory (``ganforge data prepare``, ``data/prepared.py``) loads too; training streams it.
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def load_dataset(source: str | os.PathLike, *, resolution: int, channels: int | 
         name, split = builtin
         return DATASETS.get(name)(split, resolution, channels, max_images, progress)
     path = Path(text).expanduser()
+    from .prepared import is_prepared
+
+    if is_prepared(path):  # made by ``ganforge data prepare``: read back into memory
+        from .prepared import open_training_data
+
+        return open_training_data(path, resolution=resolution, channels=channels, max_images=max_images,
+                                  progress=progress).to_image_dataset()
     if not path.exists():
         raise DataError(
             f"unknown dataset {text!r}: not a built-in one ({', '.join(dataset_choices())}) "

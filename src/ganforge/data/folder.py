@@ -51,6 +51,18 @@ def class_of(root: Path, path: Path) -> str | None:
     return parts[0] if len(parts) > 1 else None
 
 
+def folder_labels(root: Path, kept: list[Path]) -> tuple[list[str], list[int]]:
+    """(sorted class names, one class id per image) for the images ``kept`` under ``root``:
+    immediate subfolders are classes; images lying in the root are class ``ROOT_CLASS`` when
+    subfolders exist too, else the folder's own name."""
+    names = [class_of(root, p) for p in kept]
+    has_sub = any(n is not None for n in names)
+    names = [n if n is not None else (ROOT_CLASS if has_sub else (root.name or "images")) for n in names]
+    class_names = sorted(set(names))
+    index = {name: i for i, name in enumerate(class_names)}
+    return class_names, [index[n] for n in names]
+
+
 def require_folder(root: str | os.PathLike) -> Path:
     root = Path(root).expanduser()
     if not root.exists():
@@ -133,12 +145,8 @@ def load_folder(root: str | os.PathLike, *, resolution: int, channels: int | Non
         arrays[i] = None  # free as we copy: peak memory stays near one copy of the dataset
         images[i] = t if t.shape[0] == out_channels else t.expand(out_channels, -1, -1)
 
-    names = [class_of(root, p) for p in kept]
-    has_sub = any(n is not None for n in names)
-    names = [n if n is not None else (ROOT_CLASS if has_sub else (root.name or "images")) for n in names]
-    class_names = sorted(set(names))
-    index = {name: i for i, name in enumerate(class_names)}
-    labels = torch.tensor([index[n] for n in names], dtype=torch.int64)
+    class_names, label_ids = folder_labels(root, kept)
+    labels = torch.tensor(label_ids, dtype=torch.int64)
 
     total = len(files)
     count = f"{len(kept)} images" if len(kept) == total else f"{len(kept)} of {total} image files"

@@ -9,7 +9,8 @@ exact and multi-process training correct:
   checkpointed generator (for crops and flips), nothing else: no iterator state to save;
 - the epoch's permutation is drawn from a generator seeded with (seed, epoch), identical on every
   process, and process ``rank`` of ``world`` reads only its own slice of it (disjoint shards);
-- images are kept as uint8 in memory and converted to float in [-1, 1] on the device.
+- images are kept as uint8 (in memory, or on disk for :class:`MemmapBatches`) and converted to
+  float in [-1, 1] on the device.
 
 ``count_key`` names the tensor whose length counts as "images seen" (None: the first one).
 """
@@ -119,6 +120,53 @@ class TensorBatches:
     def get(self, index, rank, world, generator, device) -> Batch:
         idx = self.shards.indices(index, rank, world)
         x = to_unit_range(self.images[idx], device)
+        if self.hflip:
+            x = _apply_flip(x, _flip_mask(len(idx), generator, device))
+        return {"image": x, "label": self.labels[idx].to(device)}
+
+
+class MemmapBatches:
+    """Images and labels streamed from disk (a prepared dataset, ``ganforge.data.prepared``):
+    the same contract, keys and batches as :class:`TensorBatches` over the same images (the same
+    :class:`EpochShards` permutation, the same flips), so training on a prepared dataset is
+    identical to training on it in memory. ``store`` has ``len()`` and ``read(indices)`` -> uint8
+    k×C×H×W numpy array in the order given (it reads them sorted, contiguous runs coalesced).
+
+    A process reads only its own slice of each batch, and holds only that: memory stays flat as
+    the dataset grows. ``prefetch``: one background thread reads this process's next batch
+    (index + 1, a pure function of the seed and the permutation) while the current one trains; a
+    batch asked for out of order (resume, a reload) is read on the spot."""
+
+    count_key = "image"
+
+    def __init__(self, store, labels: torch.Tensor, batch_size: int, seed: int, hflip: bool = False,
+                 prefetch: bool = True) -> None:
+        if len(labels) != len(store):
+            raise DataError(f"{len(labels)} labels for {len(store)} images")
+        self.store, self.labels, self.batch_size, self.seed, self.hflip = store, labels, batch_size, seed, hflip
+        self.shards = EpochShards(len(store), batch_size, seed)
+        self.prefetch = prefetch
+        self._pool = None
+        self._pending = None  # ((index, rank, world), future of the uint8 images)
+
+    def _read(self, idx: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.store.read(idx.numpy()))
+
+    def get(self, index, rank, world, generator, device) -> Batch:
+        idx = self.shards.indices(index, rank, world)
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == (index, rank, world):
+            images = pending[1].result()
+        else:
+            images = self._read(idx)
+        if self.prefetch:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganforge-prefetch")
+            following = self.shards.indices(index + 1, rank, world)
+            self._pending = ((index + 1, rank, world), self._pool.submit(self._read, following))
+        x = to_unit_range(images, device)
         if self.hflip:
             x = _apply_flip(x, _flip_mask(len(idx), generator, device))
         return {"image": x, "label": self.labels[idx].to(device)}
