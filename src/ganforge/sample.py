@@ -32,11 +32,20 @@ class Generator:
     resolution = property(lambda self: self.spec.resolution)
     z_dim = property(lambda self: self.spec.z_dim)
 
+    @property
+    def w_space(self) -> bool:
+        """Style-based generators (stylegan2) truncate in W (toward ``w_avg``) in :meth:`generate`,
+        not by resampling z in :meth:`latents`."""
+        return hasattr(self.G_ema, "mapping") and hasattr(self.G_ema.mapping, "w_avg")
+
     def latents(self, n: int, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
+        """``n`` latents; for z-space generators ``truncation`` < 1 resamples |z| above it. For
+        W-space ones (:attr:`w_space`) z is returned as drawn: pass ``truncation`` to
+        :meth:`generate` (or use :meth:`sample`), which lerps w toward ``w_avg`` by psi."""
         if not truncation > 0:  # also NaN: no sample has |z| <= 0, so resampling never ends
             raise GanforgeError(f"--truncation must be positive (1: none), got {truncation}")
         z = torch.randn(n, self.z_dim, generator=torch.Generator().manual_seed(seed))
-        if truncation < 1.0:  # resample |z| > truncation (the truncation trick for a Gaussian prior)
+        if truncation < 1.0 and not self.w_space:  # resample |z| > truncation (the Gaussian-prior trick)
             g = torch.Generator().manual_seed(seed + 1)
             for _ in range(TRUNCATION_ROUNDS):
                 if not (mask := z.abs() > truncation).any():
@@ -64,18 +73,24 @@ class Generator:
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, ema: bool = True,
-                 batch_size: int = 256) -> torch.Tensor:
-        """Images in [0, 1] for given latents (and labels)."""
+                 batch_size: int = 256, truncation: float = 1.0) -> torch.Tensor:
+        """Images in [0, 1] for given latents (and labels). ``truncation`` (psi) applies here only
+        to W-space generators: w = w_avg + psi (w - w_avg), with w_avg per class when conditional;
+        z-space generators truncate in :meth:`latents`."""
+        if not truncation >= 0:
+            raise GanforgeError(f"--truncation must be >= 0 (1: none), got {truncation}")
         net = self.G_ema if ema else self.G
+        kwargs = {"truncation_psi": float(truncation)} if self.w_space and truncation != 1.0 else {}
         out = []
         for i in range(0, len(z), batch_size):
             y = labels[i:i + batch_size] if labels is not None else None
-            out.append(net(z[i:i + batch_size], y).float().add(1).div(2).clamp(0, 1))
+            out.append(net(z[i:i + batch_size], y, **kwargs).float().add(1).div(2).clamp(0, 1))
         return torch.cat(out)
 
     def sample(self, n: int, labels=None, seed: int = 0, truncation: float = 1.0, ema: bool = True) -> torch.Tensor:
         """``n`` images as a float tensor N×C×H×W in [0, 1]; ``labels``: int, list or tensor."""
-        return self.generate(self.latents(n, seed, truncation), self._labels(n, labels, seed), ema)
+        z = self.latents(n, seed, 1.0 if self.w_space else truncation)
+        return self.generate(z, self._labels(n, labels, seed), ema, truncation=truncation if self.w_space else 1.0)
 
     def sample_pil(self, n: int, **kwargs) -> list[Image.Image]:
         return [tensor_to_pil(x) for x in self.sample(n, **kwargs)]

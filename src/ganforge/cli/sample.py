@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--out-dir", help="folder: one PNG per image")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--class", dest="label", type=int, default=None, help="class index (conditional runs)")
-    p.add_argument("--truncation", type=float, default=1.0, help="resample |z| above this (< 1 trades variety for quality)")
+    p.add_argument("--truncation", type=float, default=1.0,
+                   help="resample |z| above this; stylegan2: psi toward the mean w, 0 allowed (< 1 trades variety for quality)")
     p.add_argument("--raw", action="store_true", help="use the raw generator instead of its EMA")
     p.add_argument("--checkpoint", default="latest", help="latest, best or step-NNNNNNN")
     p.add_argument("--nrow", type=int, default=None)
@@ -45,8 +46,9 @@ def _sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise GanforgeError("--n must be at least 1")
     gen = _OnDevice(load_generator(args.run, checkpoint_name=args.checkpoint), args.device, args.precision)
-    images = gen.generate(gen.latents(args.n, args.seed, args.truncation), gen._labels(args.n, args.label, args.seed),
-                          ema=not args.raw)
+    w_psi = args.truncation if gen.w_space else 1.0  # W-space generators truncate toward w_avg
+    images = gen.generate(gen.latents(args.n, args.seed, 1.0 if gen.w_space else args.truncation),
+                          gen._labels(args.n, args.label, args.seed), ema=not args.raw, truncation=w_psi)
     if args.out:
         print(save_grid(images, args.out, nrow=args.nrow))
     else:
@@ -87,10 +89,10 @@ class _OnDevice:
     def __getattr__(self, name: str):
         return getattr(self._gen, name)
 
-    def generate(self, z, labels=None, ema: bool = True, batch_size: int = 256):
+    def generate(self, z, labels=None, ema: bool = True, batch_size: int = 256, truncation: float = 1.0):
         from ..device import autocast
 
         with autocast(self.precision, self.device):
             out = self._gen.generate(z.to(self.device), None if labels is None else labels.to(self.device),
-                                     ema=ema, batch_size=batch_size)
+                                     ema=ema, batch_size=batch_size, truncation=truncation)
         return out.float().cpu()

@@ -300,6 +300,7 @@ class Service:
         entry = self.generator(spec.run)
         gen = entry.value
         z = gen.latents(spec.n, spec.seed, spec.truncation)
+        w_psi = {"truncation_psi": spec.truncation} if gen.w_space and spec.truncation != 1 else {}  # stylegan2: in W
         labels = gen._labels(spec.n, spec.label, spec.seed)
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
                     else contextlib.nullcontext())
@@ -308,7 +309,7 @@ class Service:
             for i in range(0, spec.n, 32):
                 job.report(0.1 + 0.8 * i / spec.n, "generating")
                 y = labels[i:i + 32].to(self.device) if labels is not None else None
-                chunks.append(gen.G_ema(z[i:i + 32].to(self.device), y).float().add(1).div(2).clamp(0, 1).cpu())
+                chunks.append(gen.G_ema(z[i:i + 32].to(self.device), y, **w_psi).float().add(1).div(2).clamp(0, 1).cpu())
         samples = torch.cat(chunks)
         params = {**spec.params(), "checkpoint": f"step-{gen.step}"}
         job.report(0.95, "encoding")
