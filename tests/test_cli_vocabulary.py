@@ -34,7 +34,7 @@ def _visible(action: argparse.Action) -> bool:
 
 
 # commands that can show progress bars: each hides them with --quiet
-WITH_PROGRESS_BARS = {("data", "check"), ("demo",), ("eval",), ("stylize",), ("train",), ("train-style",), ("train-upscaler",),
+WITH_PROGRESS_BARS = {("data", "check"), ("data", "prepare"), ("demo",), ("eval",), ("stylize",), ("train",), ("train-style",), ("train-upscaler",),
                       ("translate", "train"), ("translate", "apply"), ("weights", "fetch")}
 FULL = build_parser(full=True)
 LEAVES = dict(_leaves(FULL))

@@ -1,4 +1,5 @@
-"""``ganforge data check DIR [--layout L] [--num-classes N] [--json PATH] [--quiet]``."""
+"""``ganforge data check DIR [--layout L] [--num-classes N] [--json PATH] [--quiet]`` and
+``ganforge data prepare DIR --resolution R --out DATASET [--channels C] [--json PATH] [--quiet]``."""
 
 from __future__ import annotations
 
@@ -27,6 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     # old spelling: the bar was opt-in; it is now shown (on a terminal) unless --quiet
     hide_alias(check, "--progress", dest="progress_flag", action="store_true")
     check.set_defaults(func=_check)
+    prepare = actions.add_parser(
+        "prepare", help="decode and resize an image folder once into a dataset that training streams from disk")
+    prepare.add_argument("dir", help="folder of images (subfolders = classes), or mnist / fashion-mnist / digits")
+    prepare.add_argument("--resolution", type=int, required=True, metavar="R", help="square size R×R (power of two)")
+    prepare.add_argument("--out", required=True, metavar="DATASET",
+                         help="directory to write (images.npy + index.json); train with --data DATASET")
+    prepare.add_argument("--channels", type=int, default=None, choices=(1, 3),
+                         help="1 (grey) or 3 (RGB); default: the data's own")
+    add_json(prepare, "a summary")
+    add_quiet(prepare)
+    prepare.set_defaults(func=_prepare)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -41,3 +53,26 @@ def _check(args: argparse.Namespace) -> int:
             print(report.format())
         write_json(report.to_dict(), args.json_path)
     return 0  # a report, even when it lists broken files
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    import time
+
+    from ..data.prepared import open_prepared, prepare_dataset
+
+    t0 = time.perf_counter()
+    out = prepare_dataset(args.dir, args.out, resolution=args.resolution, channels=args.channels,
+                          progress=not args.quiet)
+    ds = open_prepared(out, verify="none")
+    size = ds.images_path.stat().st_size
+    info = {"dataset": str(out), "source": args.dir, "images": len(ds), "channels": ds.channels,
+            "resolution": ds.resolution, "classes": ds.class_names, "skipped": len(ds.skipped),
+            "bytes": size, "seconds": round(time.perf_counter() - t0, 3),
+            "source_sha256": ds.index["source_sha256"]}
+    if args.json_path != "-":
+        skipped = f", {len(ds.skipped)} unreadable skipped" if ds.skipped else ""
+        print(f"prepared {len(ds)} images ({ds.channels}×{ds.resolution}×{ds.resolution}, {ds.num_classes} "
+              f"class{'es' if ds.num_classes != 1 else ''}{skipped}) into {out} ({size / 2**20:.1f} MiB) "
+              f"in {info['seconds']:.1f} s; train with --data {out}")
+    write_json(info, args.json_path)
+    return 0

@@ -10,7 +10,7 @@ from ..config import GanConfig
 from ._common import PRECISIONS, add_device, add_json, add_resume, hide_alias, write_json
 
 HELP = {
-    "data": "image folder, or mnist / fashion-mnist / digits",
+    "data": "image folder (prepared into the cache on first use), a dataset made by 'ganforge data prepare', or mnist / fashion-mnist / digits",
     "resolution": "image size (power of two, 32..256)",
     "channels": "1 (grey) or 3 (RGB); default: the dataset's",
     "arch": "dcgan, resnet (SNGAN-style, spectral norm) or stylegan2 (mapping network, modulated convs, noise, "
