@@ -35,7 +35,8 @@ def _visible(action: argparse.Action) -> bool:
 
 # commands that can show progress bars: each hides them with --quiet
 WITH_PROGRESS_BARS = {("data", "check"), ("data", "prepare"), ("demo",), ("eval",), ("stylize",), ("train",), ("train-style",), ("train-upscaler",),
-                      ("translate", "train"), ("translate", "apply"), ("weights", "fetch")}
+                      ("translate", "train"), ("translate", "apply"), ("weights", "fetch"), ("inpaint",),
+                      ("train-inpainter",)}
 FULL = build_parser(full=True)
 LEAVES = dict(_leaves(FULL))
 
@@ -66,7 +67,7 @@ def test_vocabulary(path):
     if any(flag in opts for flag in ("--no-progress", "--progress")) or path in WITH_PROGRESS_BARS:
         assert "--quiet" in opts and opts["--quiet"].dest in ("quiet", "progress"), path
     # resume: --resume auto|never wherever a run directory is trained into
-    if command in ("train", "train-style", "train-upscaler") or path == ("translate", "train"):
+    if command in ("train", "train-style", "train-upscaler", "train-inpainter") or path == ("translate", "train"):
         assert opts["--resume"].choices == ("auto", "never") and opts["--resume"].default == "auto"
     if "--no-resume" in opts:
         assert not _visible(opts["--no-resume"])
@@ -82,6 +83,10 @@ def test_vocabulary(path):
             from ganforge.translate.config import TranslateConfig
 
             precision = TranslateConfig().precision
+        if command == "train-inpainter" and precision is None:  # likewise: InpaintConfig's default
+            from ganforge.restore.inpaint import InpaintConfig
+
+            precision = InpaintConfig().precision
         if command == "train-upscaler" and precision is None:  # likewise: SRConfig's default
             from ganforge.restore.sr_train import SRConfig
 

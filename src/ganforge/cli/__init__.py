@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "train a small conditional GAN offline and write an HTML report"),
     "eval": ("eval", "FID, KID, IS, precision/recall of A against reference B, with the protocol"),
     "eval-video": ("video", "flicker (warping error k=1, k=10) and style distance of a stylised video"),
+    "inpaint": ("inpaint", "fill holes in images with a trained inpainting GAN (known pixels kept exactly)"),
     "interpolate": ("sample", "latent walk (slerp) between seeds as a GIF or MP4"),
     "sample": ("sample", "draw samples from a trained run"),
     "serve": ("serve", "web page and REST API for style transfer and sampling"),
@@ -31,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stylize": ("style", "restyle images (AdaIN, WCT or Gatys)"),
     "stylize-video": ("video", "restyle a video with temporal consistency (resumable)"),
     "train": ("train", "train a GAN on an image folder or a standard dataset"),
+    "train-inpainter": ("inpaint", "train an inpainting GAN (masks made on the fly) on an image folder"),
     "train-style": ("style", "train an AdaIN decoder for an encoder"),
     "train-upscaler": ("train_upscaler", "train an ESRGAN / SRResNet upscaler (L1 phase, then GAN phase; resumable)"),
     "translate": ("translate", "image-to-image: train or apply pix2pix, CycleGAN, SPADE"),
@@ -40,7 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # sub-commands that run a network: each has --device and --precision (default auto)
-NETWORK_COMMANDS = ("demo", "eval", "interpolate", "sample", "serve", "similarity", "stylize", "stylize-video", "train", "train-style",
+NETWORK_COMMANDS = ("demo", "eval", "inpaint", "interpolate", "sample", "serve", "similarity", "stylize", "stylize-video", "train", "train-style",
                     "train-upscaler", "translate", "upscale", "video")
 
 

@@ -201,9 +201,22 @@ def load_inpaint_data(cfg: InpaintConfig) -> tuple[torch.Tensor, dict[str, Any]]
 
     if not cfg.data:
         raise DataError("--data is required: a folder of images (any layout) or a built-in dataset name")
-    ds = load_dataset(cfg.data, resolution=cfg.load_size, channels=cfg.channels, max_images=cfg.max_images,
-                      progress=cfg.progress)
-    return ds.images, {"data_source": str(cfg.data), "images": len(ds.images)}
+    size = cfg.load_size
+    info = {"data_source": str(cfg.data)}
+    if size & (size - 1) == 0 or not Path(cfg.data).expanduser().is_dir():  # the GAN loader: powers of two
+        images = load_dataset(cfg.data, resolution=size, channels=cfg.channels, max_images=cfg.max_images,
+                              progress=cfg.progress).images
+    else:  # a folder at any size (e.g. 286 for random 256 crops): the same decoding, no power-of-two rule
+        from ..data.folder import list_images, require_folder
+        from ..data.paired import _decode_all, _stack
+
+        files = list_images(require_folder(cfg.data))[0][: cfg.max_images or None]
+        arrays, bad = _decode_all(files, cfg.channels, size)
+        if not arrays:
+            raise DataError(f"no readable images in {cfg.data}")
+        images = _stack(arrays)
+        info["skipped"] = len(bad)
+    return images, {**info, "images": len(images)}
 
 
 # --- task ------------------------------------------------------------------------------------------
@@ -483,7 +496,7 @@ def inpaint_image(model: Inpainter, image: Any, mask: Any) -> Any:
     hole = read_mask(mask, arr.shape[:2])
     if not hole.any():
         return Image.fromarray(arr[..., 0] if mode == "L" else arr, mode)
-    x = torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255.0
+    x = torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 255.0
     m = torch.from_numpy(hole)[None, None].float()
     out = model.fill(x, m)[0]
     filled = (out.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
