@@ -285,26 +285,34 @@ def prepare_dataset(folder_or_builtin: str | os.PathLike, out: str | os.PathLike
             body = _write_builtin(builtin, tmp, resolution, channels, max_images, progress)
         else:
             body = _write_folder(root, tmp, files, resolution, channels, max_images, progress)
-        shape, _, offset = _npy_layout(tmp / IMAGES_FILE)
-        n, c, r, _ = shape
-        image_bytes = c * r * r
-        chunk = _chunk_images(image_bytes)
-        from .. import __version__
-
-        index = {"format": FORMAT, "format_version": FORMAT_VERSION, "images_file": IMAGES_FILE,
-                 "count": n, "channels": c, "resolution": r, "dtype": "uint8", "layout": "NCHW",
-                 "data_offset": offset, "chunk_images": chunk,
-                 "chunk_sha256": _hash_chunks(tmp / IMAGES_FILE, offset, n, image_bytes, chunk),
-                 "source_sha256": fingerprint, "key": key,
-                 "options": {"resolution": resolution, "channels": channels, "max_images": max_images},
-                 "prepare_seconds": round(time.perf_counter() - t0, 3),
-                 "ganforge_version": __version__, **body}
-        (tmp / INDEX_FILE).write_text(json.dumps(index) + "\n")
+        write_index(tmp, body, fingerprint=fingerprint, key=key, seconds=time.perf_counter() - t0,
+                    options={"resolution": resolution, "channels": channels, "max_images": max_images})
         _swap_in(tmp, out, key)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def write_index(folder: Path, body: dict[str, Any], *, fingerprint: str, key: str, options: dict[str, Any],
+                seconds: float = 0.0) -> dict[str, Any]:
+    """Hash ``folder/images.npy`` chunk by chunk and write ``folder/index.json`` (``body``: labels,
+    class_names, source). Used by ``prepare_dataset`` and by tools that fill images.npy themselves
+    (benchmarks/bench_data.py writes synthetic pixels straight into the array)."""
+    from .. import __version__
+
+    shape, _, offset = _npy_layout(folder / IMAGES_FILE)
+    n, c, r, _ = shape
+    image_bytes = c * r * r
+    chunk = _chunk_images(image_bytes)
+    index = {"format": FORMAT, "format_version": FORMAT_VERSION, "images_file": IMAGES_FILE,
+             "count": n, "channels": c, "resolution": r, "dtype": "uint8", "layout": "NCHW",
+             "data_offset": offset, "chunk_images": chunk,
+             "chunk_sha256": _hash_chunks(folder / IMAGES_FILE, offset, n, image_bytes, chunk),
+             "source_sha256": fingerprint, "key": key, "options": options,
+             "prepare_seconds": round(seconds, 3), "ganforge_version": __version__, **body}
+    (folder / INDEX_FILE).write_text(json.dumps(index) + "\n")
+    return index
 
 
 def _swap_in(tmp: Path, out: Path, key: str) -> None:
