@@ -52,6 +52,7 @@ class InpaintConfig:
     max_hole: float = 0.4
     # model
     generator: str = "unet"
+    prefill: str = "pyramid"  # pyramid: the generator refines a smooth push-pull fill (residual); none: hole = 0
     ngf: int = 64
     ndf: int = 64
     n_layers_d: int = 3
@@ -106,6 +107,8 @@ class InpaintConfig:
         check_mask_options(self.mask_kind, self.min_hole, self.max_hole)
         if self.generator not in GENERATORS:
             raise GanforgeError(f"--generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
+        if self.prefill not in PREFILLS:
+            raise GanforgeError(f"--prefill must be one of {', '.join(PREFILLS)}, got {self.prefill!r}")
         if self.norm not in NORMS:
             raise GanforgeError(f"--norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
         if self.channels not in (1, 3):
@@ -146,9 +149,36 @@ def build_inpaint_generator(cfg: InpaintConfig) -> nn.Module:
                          use_dropout=False)
 
 
-def net_input(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(image in [-1, 1], mask 1 = hole) -> the generator's input: the hole set to 0, mask appended."""
-    return torch.cat([image * (1 - mask), mask], 1)
+PREFILLS = ("pyramid", "none")
+
+
+def pyramid_fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A smooth first guess for the hole (push-pull, Gortler et al. 1996): the known pixels are
+    averaged down an image pyramid (mask-weighted 2×2 means) and the hole is filled from the coarser
+    levels, bilinearly upsampled, level by level. Deterministic, no parameters, any H×W; known pixels
+    are returned unchanged."""
+    known = 1 - mask
+    levels = [(image * known, known)]
+    while min(levels[-1][1].shape[-2:]) > 1:
+        x, w = levels[-1]
+        levels.append((F.avg_pool2d(x, 2, ceil_mode=True), F.avg_pool2d(w, 2, ceil_mode=True)))
+    x, w = levels[-1]
+    fill = x / w.clamp_min(1e-6)  # coarsest level: the mean of the known pixels under it
+    for x, w in reversed(levels[:-1]):
+        up = F.interpolate(fill, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        fill = x + (1 - w) * up  # premultiplied known colour, the rest from the coarser level
+    return fill
+
+
+def net_input(image: torch.Tensor, mask: torch.Tensor, prefill: str = "none") -> tuple[torch.Tensor, torch.Tensor]:
+    """(image in [-1, 1], mask 1 = hole) -> (the generator's input, the base its output adds to).
+    ``none``: the hole set to 0 (mid-grey), base 0 (the generator paints the hole itself).
+    ``pyramid``: the hole pre-filled with :func:`pyramid_fill`, and the generator predicts a
+    correction to that fill (a residual), so training starts from a smooth interpolation."""
+    if prefill == "pyramid":
+        base = pyramid_fill(image, mask)
+        return torch.cat([base, mask], 1), base
+    return torch.cat([image * (1 - mask), mask], 1), torch.zeros_like(image)
 
 
 def composite(image: torch.Tensor, generated: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -295,7 +325,8 @@ class InpaintTask:
         batch = ctx.next_batch()
         real, mask = self._fmt(batch["image"]), self._fmt(batch["mask"])
         with ctx.autocast():
-            out = self.G(self._fmt(net_input(real, mask)))
+            inp, base = net_input(real, mask, cfg.prefill)
+            out = base + self.G(self._fmt(inp)).float()
             comp = composite(real, out.float(), mask)
             d_real = self.D(torch.cat([real, mask], 1))
             d_fake = self.D(torch.cat([comp.detach(), mask], 1))
@@ -328,7 +359,8 @@ class InpaintTask:
         G = self.ema.copy or self.G
         real, mask = self.fixed["image"], self.fixed["mask"]
         with side_effect_free(G), ctx.autocast():
-            out = G(self._fmt(net_input(real, mask))).float()
+            inp, base = net_input(real, mask, self.cfg.prefill)
+            out = (base + G(self._fmt(inp)).float()).clamp(-1, 1)
         return _grid([to_display(real * (1 - mask)), to_display(composite(real, out, mask)), to_display(real)])
 
 
@@ -384,6 +416,7 @@ class Inpainter:
     name: str = ""
     device: torch.device = torch.device("cpu")
     precision: str = "fp32"
+    prefill: str = "none"
 
     def to(self, device: str | torch.device = "auto", precision: str = "auto") -> "Inpainter":
         from ..device import resolve_device, resolve_precision
@@ -401,11 +434,11 @@ class Inpainter:
         from ..translate.apply import pad_to_multiple
 
         h, w = image.shape[-2:]
-        x = net_input(image.to(self.device) * 2 - 1, mask.to(self.device).float())
+        x, base = net_input(image.to(self.device) * 2 - 1, mask.to(self.device).float(), self.prefill)
         x = pad_to_multiple(x, self.multiple).contiguous(memory_format=torch.channels_last)
         with autocast(self.precision, self.device):
             out = self.net(x)
-        return out.float()[..., :h, :w].add(1).div(2).clamp(0, 1).cpu()
+        return (base + out.float()[..., :h, :w]).add(1).div(2).clamp(0, 1).cpu()
 
 
 def load_inpainter(run_dir: str | os.PathLike, *, checkpoint: str = "latest", ema: bool = True,
@@ -426,7 +459,7 @@ def load_inpainter(run_dir: str | os.PathLike, *, checkpoint: str = "latest", em
     ckpt.restore_modules({key: net}, tensors, path)
     net.eval()
     model = Inpainter(net, channels=cfg.channels, multiple=int(meta.get("multiple", cfg.multiple())),
-                      name=f"{run_dir} (inpainter, step {state['step']})")
+                      prefill=cfg.prefill, name=f"{run_dir} (inpainter, step {state['step']})")
     return model.to(device, precision)
 
 
