@@ -35,7 +35,8 @@ benchmarks/bench_data.py). Platforms without ``os.preadv`` fall back to seek + r
 
 Integrity: ``verify="lazy"`` (the default) hashes each chunk the first time this process reads an
 image of it, once per process: one extra sequential read of the data per process spread over its
-first epoch (sha256 runs at roughly 1-2 GB/s on one core) and a reused chunk-sized buffer.
+first epoch (sha256 runs at roughly 1-2 GB/s on one core) and one chunk-sized (4 MiB) buffer,
+dropped once every chunk is checked.
 ``verify="all"`` does the same for every chunk when the dataset is opened (the same cost, up
 front); ``"none"`` trusts the file. A mismatch raises a one-line ``DataError`` naming the file and
 the chunk.
@@ -67,8 +68,9 @@ FORMAT = "ganforge-prepared"
 FORMAT_VERSION = 1
 INDEX_FILE = "index.json"
 IMAGES_FILE = "images.npy"
-CHUNK_BYTES = 16 << 20  # pixels per checksum chunk (rounded to whole images)
+CHUNK_BYTES = 4 << 20  # pixels per checksum chunk (rounded to whole images)
 VERIFY_MODES = ("lazy", "all", "none")
+_PREADV = hasattr(os, "preadv")
 PREPARE_ENV = "GANFORGE_PREPARE"  # "0": train on raw folders in memory, as before
 
 
@@ -373,11 +375,12 @@ class PreparedDataset:
         self.chunk_sha256 = ix["chunk_sha256"]
         self.verify = verify
         self._n = n
-        self.labels = torch.tensor(ix["labels"], dtype=torch.int64)
+        self.labels = torch.tensor(ix.pop("labels"), dtype=torch.int64)
         self.class_names: list[str] = list(ix["class_names"])
         self.skipped: list[str] = list(ix["source"].get("skipped", []))
+        ix["source"].pop("paths", None)  # per-image lists are not kept: memory flat in N (subset() rereads)
         self._lock = threading.Lock()
-        self._pid, self._fd, self._verified = None, None, set()
+        self._pid, self._fd, self._verified, self._hash_buf = None, None, set(), None
         if verify == "all":
             self._verify_chunks(range(len(self.chunk_sha256)))
 
@@ -411,13 +414,14 @@ class PreparedDataset:
             return self
         sub = object.__new__(PreparedDataset)
         sub.__dict__.update(self.__dict__)
-        sub._n, sub._lock, sub._pid, sub._fd, sub._verified = count, threading.Lock(), None, None, set()
+        sub._n, sub._lock, sub._pid, sub._fd, sub._verified, sub._hash_buf = count, threading.Lock(), None, None, set(), None
         src = self.index["source"]
         if src["kind"] == "folder":
             from .folder import folder_labels
 
             root = Path(src["root"])
-            sub.class_names, labels = folder_labels(root, [root / p for p in src["paths"][:count]])
+            paths = _read_index(self.path)["source"]["paths"][:count]
+            sub.class_names, labels = folder_labels(root, [root / p for p in paths])
             sub.labels = torch.tensor(labels, dtype=torch.int64)
         else:
             sub.labels = self.labels[:count].clone()
@@ -432,9 +436,15 @@ class PreparedDataset:
 
     def _pread(self, buf: memoryview, offset: int) -> None:
         fd = self._file()
-        done = 0
+        if _PREADV:
+            got = os.preadv(fd, (buf,), offset)
+            if got == len(buf):
+                return
+            done = got  # a short read: finish below
+        else:
+            done = 0
         while done < len(buf):
-            if hasattr(os, "preadv"):
+            if _PREADV:
                 got = os.preadv(fd, [buf[done:]], offset + done)
             else:  # no positional reads (Windows): serialise seek + read
                 with self._lock:
@@ -452,7 +462,9 @@ class PreparedDataset:
         if not todo:
             return
         with self._lock:
-            buf = np.empty(self.chunk * self.image_bytes, dtype=np.uint8)
+            if self._hash_buf is None:
+                self._hash_buf = np.empty(self.chunk * self.image_bytes, dtype=np.uint8)
+            buf = self._hash_buf
             for c in todo:
                 if c in self._verified:
                     continue
@@ -464,6 +476,8 @@ class PreparedDataset:
                     raise DataError(f"{self.images_path}: chunk {c} (images {a}-{b - 1}) fails its sha256 check; "
                                     f"the prepared dataset is corrupt: delete {self.path} and prepare it again")
                 self._verified.add(c)
+            if len(self._verified) == len(self.chunk_sha256):
+                self._hash_buf = None  # all checked: nothing more to hash in this process
 
     def read(self, indices) -> np.ndarray:
         """uint8 k×C×R×R for ``indices`` (in the order given), read in sorted order with contiguous
@@ -480,14 +494,11 @@ class PreparedDataset:
         # out is filled in sorted order; position j of the sorted run goes to out row order[j]
         tmp = out if np.array_equal(order, np.arange(len(idx))) else np.empty_like(out)
         flat = memoryview(tmp.reshape(-1))
-        start = 0
-        while start < len(sorted_idx):
-            end = start + 1
-            while end < len(sorted_idx) and sorted_idx[end] == sorted_idx[end - 1] + 1:
-                end += 1
-            self._pread(flat[start * self.image_bytes:end * self.image_bytes],
-                        self.offset + int(sorted_idx[start]) * self.image_bytes)
-            start = end
+        size = self.image_bytes
+        breaks = (np.flatnonzero(np.diff(sorted_idx) != 1) + 1).tolist()
+        for start, end in zip([0] + breaks, breaks + [len(sorted_idx)]):  # one read per contiguous run
+            if end > start:
+                self._pread(flat[start * size:end * size], self.offset + int(sorted_idx[start]) * size)
         if tmp is not out:
             out[order] = tmp
         return out
