@@ -168,7 +168,7 @@ def main() -> int:
     run = Path(args.run or tempfile.mkdtemp(prefix=f"inpaint_{args.dataset}_run_"))
     cfg = InpaintConfig(**over, ngf=args.ngf, ndf=args.ndf, batch_size=args.batch_size, lr_g=args.lr, lr_d=args.lr,
                         steps=args.steps, precision=args.precision, mask_kind="mix", min_hole=0.1, max_hole=0.4,
-                        log_every=50, sample_every=max(args.steps // 4, 1), ckpt_every=500, progress=False,
+                        log_every=25, sample_every=max(args.steps // 4, 1), ckpt_every=100, progress=False,
                         tensorboard=False)
     t0 = time.perf_counter()
     summary = train_inpainter(cfg, out=run, device="cpu")

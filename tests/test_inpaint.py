@@ -222,3 +222,14 @@ def test_short_training_beats_a_mean_colour_fill(tmp_path):
     trained, untrained, mean = psnr(tmp_path / "run"), psnr(tmp_path / "run0"), psnr(None)
     assert trained > mean + 1.0, (trained, mean)
     assert trained > untrained + 1.0, (trained, untrained)
+
+
+def test_train_inpainter_cli_trains_and_refuses_an_existing_run_with_resume_never(tmp_path, capsys):
+    data = _folder(tmp_path / "data", n=4)
+    argv = ["train-inpainter", "--data", str(data), "--out", str(tmp_path / "run"), "--load-size", "36",
+            "--crop-size", "32", "--ngf", "8", "--ndf", "8", "--batch-size", "2", "--steps", "1",
+            "--mask-kind", "brush", "--quiet", "--no-tensorboard", "--precision", "fp32", "--device", "cpu"]
+    assert main(argv) == 0
+    assert '"steps": 1' in capsys.readouterr().out
+    assert main(argv + ["--resume", "never"]) == 2
+    assert "--resume auto" in capsys.readouterr().err

@@ -1,13 +1,15 @@
 """Inpainting GAN on the shared training loop: masked image + mask -> completed image.
 
 Training (:func:`train_inpainter`, run task ``inpainter``): any image folder (or a built-in
-dataset name) loaded with the GAN loader at ``load_size``, random crops and flips, and hole masks
-made on the fly from the run's generator (:mod:`ganforge.restore.masks`). The generator is
-pix2pix's U-Net on 4 channels (RGB with the hole set to 0, i.e. mid-grey, + the mask); its output
-is composited (known pixels from the input, generated pixels in the hole) and a PatchGAN judges
-the composite together with the mask. Losses: L1 on the hole (``lambda_hole``), a smaller L1 on
-the known pixels (``lambda_valid``, it keeps the network's output near the input around the hole),
-the adversarial term, and optionally a VGG perceptual term (``perceptual_weight``, default 0).
+dataset name) loaded at ``load_size``, random crops and flips, and hole masks made on the fly from
+the run's generator (:mod:`ganforge.restore.masks`). The hole is first filled with a smooth
+push-pull interpolation of the known pixels (:func:`pyramid_fill`, ``prefill='pyramid'``); the
+generator, pix2pix's U-Net on 4 channels (the pre-filled RGB + the mask), predicts a correction to
+that fill (``prefill='none'``: the hole is set to 0, mid-grey, and the U-Net paints it alone). Its
+output is composited (known pixels from the input, generated pixels in the hole) and a PatchGAN
+judges the composite together with the mask. Losses: L1 on the hole (``lambda_hole``), a smaller L1
+on the known pixels (``lambda_valid``, it keeps the raw output near the input around the hole), the
+adversarial term, and optionally a VGG perceptual term (``perceptual_weight``, default 0).
 
 Inference (:func:`load_inpainter`, :func:`inpaint_image`): images of any size (reflect-padded to
 the U-Net's multiple and cropped back), masks of any size (resized to the image, nearest), and the
