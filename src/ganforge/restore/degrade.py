@@ -86,15 +86,23 @@ def gaussian_noise(x: torch.Tensor, sigmas: torch.Tensor, generator: torch.Gener
 
 
 def jpeg(x: torch.Tensor, qualities: torch.Tensor) -> torch.Tensor:
-    """JPEG-compress image i at quality ``qualities[i]`` (rounded, 1..100) through 8 bits
-    (torchvision's libjpeg on the CPU: deterministic)."""
-    from torchvision.io import decode_jpeg, encode_jpeg
+    """JPEG-compress image i at quality ``qualities[i]`` (rounded, 1..95) through 8 bits
+    (Pillow's libjpeg on the CPU, 4:2:0 chroma subsampling: deterministic)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
 
     u8 = x.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
     out = []
     for img, q in zip(u8, qualities.tolist()):
-        q = int(min(100, max(1, round(q))))
-        out.append(decode_jpeg(encode_jpeg(img.contiguous(), quality=q)))
+        q = int(min(95, max(1, round(q))))
+        arr = img.permute(1, 2, 0).numpy()
+        buf = io.BytesIO()
+        Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(buf, format="JPEG", quality=q)
+        buf.seek(0)
+        back = np.array(Image.open(buf))
+        out.append(torch.from_numpy(back.reshape(arr.shape)).permute(2, 0, 1))
     return torch.stack(out).to(x.device, x.dtype).div_(255)
 
 

@@ -37,6 +37,11 @@ from .degrade import DEGRADATIONS, DegradedBatches, degrade
 ARCHS = ("rrdb", "srresnet")
 GAN_LOSSES = ("ragan", "non-saturating")
 NB_DEFAULT = {"rrdb": 23, "srresnet": 16}  # ESRGAN's RRDBNet; basicsr's MSRResNet
+# The perceptual loss is multiplied by this per input normalisation, so that --perceptual-weight
+# means the same for every registered VGG19: Caffe-scale inputs (0..255 minus the mean) give
+# features about 255 x 0.226 = 57.6 times those of ImageNet-normalised inputs ((x - mean) / std,
+# std about 0.226), for which ESRGAN's weight 1 was set.
+PERCEPTUAL_SCALE = {"imagenet": 1.0, "caffe": 1 / 57.6, "caffe-bgr": 1 / 57.6, "none": 1.0}
 SNAPSHOT_ROWS = 4
 EXPORT_FILE = "upscaler.safetensors"
 
@@ -231,6 +236,7 @@ class SRTask:
                     "D": torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas, fused=fused)}
         self.perceptual = perceptual
         self.layers = cfg.layer_weights() if perceptual is not None else {}
+        self.perceptual_scale = PERCEPTUAL_SCALE.get(getattr(perceptual, "normalisation", "imagenet"), 1.0)
 
     def modules(self) -> dict[str, nn.Module]:
         out = {"G": self.G, "D": self.D}
@@ -256,7 +262,8 @@ class SRTask:
         f_sr = self.perceptual(sr, names)
         with torch.no_grad():
             f_hr = self.perceptual(hr, names)
-        return sum(w * F.l1_loss(f_sr[n].float(), f_hr[n].float()) for n, w in self.layers.items())
+        total = sum(w * F.l1_loss(f_sr[n].float(), f_hr[n].float()) for n, w in self.layers.items())
+        return self.perceptual_scale * total
 
     def step(self, ctx) -> dict[str, float]:
         from ..translate.tasks import frozen
