@@ -161,6 +161,11 @@ def test_corrupted_chunk_gives_a_one_line_error(tmp_path, monkeypatch):
     batches = MemmapBatches(prep.open_prepared(out), ds.labels, batch_size=16, seed=0)
     with pytest.raises(DataError, match="sha256"):
         batches.get(0, 0, 1, _gen(), CPU)
+    monkeypatch.setenv(prep.VERIFY_ENV, "none")  # training's switch: trust the file
+    assert prep.open_training_data(out, resolution=8).read([9]).shape == (1, 3, 8, 8)
+    monkeypatch.setenv(prep.VERIFY_ENV, "sometimes")
+    with pytest.raises(DataError, match="GANFORGE_PREPARED_VERIFY"):
+        prep.open_training_data(out, resolution=8)
     with open(out / "images.npy", "r+b") as f:  # a truncated file is refused at open
         f.truncate(ds.offset + 10 * ds.image_bytes)
     with pytest.raises(DataError, match="truncated"):
