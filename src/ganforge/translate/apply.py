@@ -63,11 +63,13 @@ class Translator:
     name: str = ""
     device: torch.device = torch.device("cpu")
     precision: str = "fp32"
+    memory: torch.memory_format = torch.contiguous_format  # channels_last on CUDA (set by ``to``)
 
     def to(self, device: str | torch.device = "auto", precision: str = "auto") -> "Translator":
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
-        self.net = self.net.to(self.device, memory_format=torch.channels_last)
+        self.memory = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format  # see tasks.py
+        self.net = self.net.to(self.device, memory_format=self.memory)
         return self
 
     # -- tensors ---------------------------------------------------------------------------------
@@ -85,14 +87,22 @@ class Translator:
         inp = self._net_input(x)
         size = tuple(inp.shape[-2:])
         inp = pad_to_multiple(inp, self.multiple)
-        inp = inp.contiguous(memory_format=torch.channels_last)
+        inp = inp.contiguous(memory_format=self.memory)
         with autocast(self.precision, self.device):
             out = self.net(inp)
         return out.float()[..., : size[0], : size[1]].add(1).div(2).clamp(0, 1)
 
+    def _batch_statistics(self) -> bool:
+        """Whether a BatchNorm layer normalises with batch statistics (see ``_batch_stats_norms``)."""
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in self.net.modules())
+
     def translate_tensor(self, x: torch.Tensor, *, tile: int | None = None, overlap: int = 32) -> torch.Tensor:
         """Batch in, batch out, same H×W. ``tile``: process in tiles of this size (None: only images
         above ~2.4 Mpx, in 512 px tiles)."""
+        if len(x) > 1 and self._batch_statistics():
+            # BatchNorm on the statistics of what it is given: one image per forward, so an image's
+            # output never depends on the others in its batch (upstream tests pix2pix with batch 1)
+            return torch.cat([self.translate_tensor(x[i:i + 1], tile=tile, overlap=overlap) for i in range(len(x))])
         h, w = x.shape[-2:]
         if tile is None and h * w > AUTO_TILE_PIXELS:
             tile = 512

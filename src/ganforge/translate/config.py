@@ -75,7 +75,7 @@ class TranslateConfig:
     beta1: float = -1.0  # <0: the model's own (0.5; spade 0)
     beta2: float = -1.0  # <0: the model's own (0.999; spade 0.9)
     ema: float = 0.0  # EMA decay of the generator(s); 0: off (the papers use none)
-    channels_last: bool = True
+    channels_last: bool = True  # NHWC activations on CUDA (ignored on the CPU, where NCHW is faster for these nets)
     # loop
     steps: int = 1000
     batch_size: int = 1
