@@ -69,3 +69,32 @@ def test_two_process_resume_equals_straight_run(tmp_path):
     for key in params + ["ada_p"]:
         assert torch.equal(runs["straight"][0][key], runs["split"][0][key]), key
     assert any(not torch.equal(runs["half"][0][k], runs["split"][0][k]) for k in params)  # the resume trained
+
+
+@pytest.mark.timeout(400)
+def test_two_process_training_on_a_prepared_folder(tmp_path, monkeypatch):
+    """A raw folder is prepared into the cache once (one process per machine first), each rank
+    reads a disjoint slice of every batch from disk, and the ranks end identical, and identical
+    to the same 2-process run in memory."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "src" / c).mkdir(parents=True)
+        for i in range(24):
+            Image.fromarray(rng.integers(0, 256, (18, 20, 3), dtype=np.uint8)).save(tmp_path / "src" / c / f"{i}.png")
+    monkeypatch.setenv("GANFORGE_HOME", str(tmp_path / "home"))
+    _torchrun(tmp_path, "prepared")
+    assert len(list((tmp_path / "home" / "datasets" / "prepared").iterdir())) == 1
+    runs = {name: [torch.load(tmp_path / f"{name}-rank{r}.pt", weights_only=True) for r in (0, 1)]
+            for name in ("prepared", "memory")}
+    params = _params(runs["prepared"][0])
+    for key in params:
+        assert torch.equal(runs["prepared"][0][key], runs["prepared"][1][key]), key
+        assert torch.equal(runs["prepared"][0][key], runs["memory"][0][key]), key
+    reads = [dict((i, set(idx)) for i, idx in json.loads((tmp_path / f"reads-rank{r}.json").read_text()))
+             for r in (0, 1)]
+    assert reads[0].keys() == reads[1].keys() and len(reads[0]) == 4
+    for step in reads[0]:
+        assert len(reads[0][step]) == len(reads[1][step]) == 16 and not reads[0][step] & reads[1][step]
