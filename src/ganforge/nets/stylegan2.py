@@ -5,9 +5,10 @@ skip architecture (one toRGB per resolution, upsampled and summed), and a residu
 with a minibatch-stddev channel. Conditional specs join a class embedding to z in the mapping
 network and use a projection head in D.
 
-Differences from the official code, on purpose: up/down-sampling is a separate [1, 3, 3, 1]
-filter (a depthwise transposed/strided convolution, so R1 and path-length double backward work
-everywhere) around an ordinary 3x3 convolution instead of the fused up/down convolutions; the
+Differences from the official code, on purpose: the [1, 3, 3, 1] up/down-sampling filters are
+depthwise (transposed) convolutions rather than upfirdn2d, so R1 and path-length double backward
+work everywhere with stock ops (the upsampling conv is a stride-2 transposed conv then the blur,
+as in the official code; the downsampling one a blur then a stride-2 conv); the
 modulated convolution is always the "non-fused" form (scale input channels, convolve, scale
 output channels), which is the same maths; no fp16 clamping; ``w_avg`` is kept per class in
 conditional networks, so truncation toward it keeps the class.
@@ -59,6 +60,17 @@ class Upsample2x(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv_transpose2d(x, self.kernel.to(x.dtype), stride=2, padding=1, groups=x.shape[1])
+
+
+class UpBlur(nn.Module):
+    """The blur after a stride-2 transposed 3x3 convolution (2H + 1 -> 2H), with gain 4."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("kernel", _fir(channels) * 4.0, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.kernel.to(x.dtype), padding=1, groups=x.shape[1])
 
 
 class Blur(nn.Module):
@@ -126,13 +138,19 @@ class EqualConv2d(nn.Module):
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
-                     padding: int = 0, eps: float = 1e-8) -> torch.Tensor:
+                     padding: int = 0, up: nn.Module | None = None, eps: float = 1e-8) -> torch.Tensor:
     """StyleGAN2's weight (de)modulation in its non-fused form: scale input channels by the
     per-sample style, convolve with the shared weight, then divide each output channel by the
     norm the modulated weight would have, ``sqrt(sum_{i,k} (w_oik s_i)^2)`` = ``sqrt(s^2 . sum_k w_oik^2)``.
-    For unit-variance i.i.d. input the output has unit variance whatever the style's scale."""
+    For unit-variance i.i.d. input the output has unit variance whatever the style's scale.
+
+    ``up`` (a :class:`UpBlur`): 2x upsampling as a stride-2 transposed 3x3 convolution then the
+    [1, 3, 3, 1] blur, the same as upsample-then-convolve at a quarter of the multiply-adds."""
     x = x * styles.to(x.dtype)[:, :, None, None]
-    out = F.conv2d(x, weight.to(x.dtype), padding=padding)
+    if up is not None:
+        out = up(F.conv_transpose2d(x, weight.to(x.dtype).transpose(0, 1), stride=2))
+    else:
+        out = F.conv2d(x, weight.to(x.dtype), padding=padding)
     if demodulate:
         with torch.autocast(x.device.type, enabled=False):
             dcoefs = (styles.float().square() @ weight.float().square().sum(dim=(2, 3)).t() + eps).rsqrt()
@@ -150,7 +168,7 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(cout))
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.register_buffer("noise_const", torch.randn(1, 1, resolution, resolution))
-        self.up = Upsample2x(cin) if up else None
+        self.up = UpBlur(cout) if up else None
         self.resolution = resolution
 
     def reset_parameters(self) -> None:
@@ -161,9 +179,7 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         styles = self.affine(w)
-        if self.up is not None:
-            x = self.up(x)
-        x = modulated_conv2d(x, self.weight, styles, demodulate=True, padding=1)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=True, padding=1, up=self.up)
         if self.training:
             noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device,
                                 generator=generator).to(x.dtype)
