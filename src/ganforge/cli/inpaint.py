@@ -26,7 +26,7 @@ HELP = {
     "min_hole": "smallest hole, as a fraction of the crop",
     "max_hole": "largest hole, as a fraction of the crop",
     "generator": "unet (pix2pix's U-Net on image + mask)",
-    "prefill": "pyramid: the generator corrects a smooth push-pull fill of the hole (residual); none: hole set to grey",
+    "prefill": "pyramid: the generator corrects a smooth multigrid (membrane) fill of the hole (residual); none: hole set to grey",
     "norm": "batch, instance or none",
     "unet_downs": "U-Net depth (0: as deep as the crop allows, 5..8)",
     "gan_loss": "non-saturating, lsgan or hinge",

@@ -3,7 +3,7 @@
 Training (:func:`train_inpainter`, run task ``inpainter``): any image folder (or a built-in
 dataset name) loaded at ``load_size``, random crops and flips, and hole masks made on the fly from
 the run's generator (:mod:`ganforge.restore.masks`). The hole is first filled with a smooth
-push-pull interpolation of the known pixels (:func:`pyramid_fill`, ``prefill='pyramid'``); the
+multigrid interpolation of the known pixels (:func:`pyramid_fill`, ``prefill='pyramid'``); the
 generator, pix2pix's U-Net on 4 channels (the pre-filled RGB + the mask), predicts a correction to
 that fill (``prefill='none'``: the hole is set to 0, mid-grey, and the U-Net paints it alone). Its
 output is composited (known pixels from the input, generated pixels in the hole) and a PatchGAN
@@ -54,7 +54,7 @@ class InpaintConfig:
     max_hole: float = 0.4
     # model
     generator: str = "unet"
-    prefill: str = "pyramid"  # pyramid: the generator refines a smooth push-pull fill (residual); none: hole = 0
+    prefill: str = "pyramid"  # pyramid: the generator refines a smooth multigrid fill (residual); none: hole = 0
     ngf: int = 64
     ndf: int = 64
     n_layers_d: int = 3
@@ -154,11 +154,16 @@ def build_inpaint_generator(cfg: InpaintConfig) -> nn.Module:
 PREFILLS = ("pyramid", "none")
 
 
-def pyramid_fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """A smooth first guess for the hole (push-pull, Gortler et al. 1996): the known pixels are
-    averaged down an image pyramid (mask-weighted 2×2 means) and the hole is filled from the coarser
-    levels, bilinearly upsampled, level by level. Deterministic, no parameters, any H×W; known pixels
-    are returned unchanged."""
+PYRAMID_SMOOTHING = 16  # relaxation sweeps per pyramid level
+
+
+def pyramid_fill(image: torch.Tensor, mask: torch.Tensor, smoothing: int = PYRAMID_SMOOTHING) -> torch.Tensor:
+    """A smooth first guess for the hole: a multigrid membrane (harmonic) fill. The known pixels
+    are averaged down an image pyramid (mask-weighted 2×2 means, push-pull as in Gortler et al.
+    1996); going back up, each level's hole starts from the coarser level (bilinear) and is relaxed
+    ``smoothing`` times towards the mean of its 3×3 neighbours, known pixels held fixed, which
+    approaches the Laplace-equation fill classical inpainting (Navier-Stokes, Telea) approximates.
+    Deterministic, no parameters, any H×W; known pixels are returned unchanged."""
     known = 1 - mask
     levels = [(image * known, known)]
     while min(levels[-1][1].shape[-2:]) > 1:
@@ -167,8 +172,10 @@ def pyramid_fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     x, w = levels[-1]
     fill = x / w.clamp_min(1e-6)  # coarsest level: the mean of the known pixels under it
     for x, w in reversed(levels[:-1]):
-        up = F.interpolate(fill, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        fill = x + (1 - w) * up  # premultiplied known colour, the rest from the coarser level
+        # premultiplied known colour, the rest from the coarser level, then relaxed
+        fill = x + (1 - w) * F.interpolate(fill, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        for _ in range(smoothing):
+            fill = x + (1 - w) * F.avg_pool2d(F.pad(fill, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     return fill
 
 
