@@ -145,7 +145,12 @@ class GanTask:
             u = torch.randn(img.shape, device=img.device, generator=ctx.generator) / math.sqrt(img.shape[2] * img.shape[3])
             (grad,) = torch.autograd.grad((img * u).sum(), ws, create_graph=True)
             lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()
-            self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), 0.01)
+            mean = lengths.mean().detach()
+            reduce = getattr(ctx, "all_reduce_sum", None)
+            if reduce is not None:  # one pl_mean on every rank (rank 0's is checkpointed)
+                total, ranks = reduce([float(mean), 1.0])
+                mean = torch.tensor(total / ranks, dtype=mean.dtype, device=mean.device)
+            self.pl_mean = self.pl_mean.lerp(mean, 0.01)
             return (lengths - self.pl_mean).square().mean()
 
     def _aug(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
