@@ -10,7 +10,7 @@ sha256, how images are resized and scaled), because a number without them cannot
   done separably on one channel for grey images (bit-identical to torch-fidelity's), every
   conv+BatchNorm folded into one biased conv (exact up to fp32 rounding), channels_last
   activations and ``torch.inference_mode`` -- the features match torch-fidelity's to ~1e-5 (FID
-  to well under 1e-3) at about twice the speed on a CPU. ``fast=False`` runs torch-fidelity's
+  to well under 1e-3) about 1.6x faster on a CPU (docs/benchmarks.md). ``fast=False`` runs torch-fidelity's
   module itself, bit-identical to torch-fidelity.
 - ``mnist`` / ``fashion-mnist``: ganforge's domain classifier (penultimate 128-d layer, logits).
 """
@@ -118,10 +118,10 @@ class InceptionExtractor(Extractor):
     batch_size = 32
 
     def __init__(self, weights_name: str | None = None, *, fast: bool = True, precision: str = "fp32") -> None:
-        """``fast=False``: torch-fidelity's own module (bit-identical to torch-fidelity, about half
-        the speed). ``precision``: ``fp32`` (default; the path that agrees with torch-fidelity),
+        """``fast=False``: torch-fidelity's own module (bit-identical to torch-fidelity, about 1.6x slower).
+        ``precision``: ``fp32`` (default; the path that agrees with torch-fidelity),
         or ``auto``/``bf16`` for bf16 autocast on the fast path (resolved by
-        :func:`ganforge.device.resolve_precision`; ~2x faster again on CPUs with native bf16 but the
+        :func:`ganforge.device.resolve_precision`; ~1.5x faster again on CPUs with native bf16 but the
         features move by ~2 %, so FID no longer agrees with torch-fidelity to 1e-3 -- see
         benchmarks/bench_features.py)."""
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
