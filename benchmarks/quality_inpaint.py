@@ -150,6 +150,7 @@ def main() -> int:
     ap.add_argument("--ngf", type=int, default=32)
     ap.add_argument("--ndf", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--lambda-gan", type=float, default=1.0)
     ap.add_argument("--max-images", type=int, default=None)
     ap.add_argument("--test", type=int, default=500, help="fashion: held-out test images")
     ap.add_argument("--precision", default="auto")
@@ -167,7 +168,7 @@ def main() -> int:
     data, held, over = load_data(args)
     run = Path(args.run or tempfile.mkdtemp(prefix=f"inpaint_{args.dataset}_run_"))
     cfg = InpaintConfig(**over, ngf=args.ngf, ndf=args.ndf, batch_size=args.batch_size, lr_g=args.lr, lr_d=args.lr,
-                        steps=args.steps, precision=args.precision, mask_kind="mix", min_hole=0.1, max_hole=0.4,
+                        steps=args.steps, precision=args.precision, lambda_gan=args.lambda_gan, mask_kind="mix", min_hole=0.1, max_hole=0.4,
                         log_every=25, sample_every=max(args.steps // 4, 1), ckpt_every=100, progress=False,
                         tensorboard=False)
     t0 = time.perf_counter()
