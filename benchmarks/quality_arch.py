@@ -45,7 +45,7 @@ def _watchdog(budget: float) -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # the loop finishes the step and checkpoints
 
 
-def run_one(name: str, budget: float, out: Path, n: int, threads: int) -> dict:
+def run_one(name: str, budget: float, out: Path, n: int, threads: int, resume: bool = False) -> dict:
     import torch
 
     import ganforge
@@ -56,16 +56,20 @@ def run_one(name: str, budget: float, out: Path, n: int, threads: int) -> dict:
     cfg = ganforge.GanConfig(**{**COMMON, **RECIPES[name]})
     threading.Thread(target=_watchdog, args=(budget,), daemon=True).start()
     t0, c0 = time.perf_counter(), time.process_time()
-    summary = ganforge.train_gan(cfg, out=run, resume="never", handle_signals=True)
+    previous = json.loads((out / f"{name}.json").read_text())["benchmark"] if resume else {}
+    summary = ganforge.train_gan(cfg, out=run, resume="auto" if resume else "never", handle_signals=True)
     train_wall, train_cpu = time.perf_counter() - t0, time.process_time() - c0
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     (fid,) = evaluate(str(run), "fashion-mnist:test", metrics="fid", extractor="fashion-mnist", n=n,
                       resolution=32, progress=False)
     row = {"arch": name, "recipe": {**COMMON, **RECIPES[name]}, "steps": summary["steps"],
-           "images_seen": summary["steps"] * COMMON["batch_size"], "train_cpu_s": round(train_cpu, 1),
-           "train_wall_s": round(train_wall, 1), "images_per_s": round(summary["images_per_s"], 2),
+           "images_seen": summary["steps"] * COMMON["batch_size"],
+           "train_cpu_s": round(train_cpu + previous.get("train_cpu_s", 0.0), 1),  # all legs (--resume)
+           "train_wall_s": round(train_wall + previous.get("train_wall_s", 0.0), 1),
+           "images_per_s": round(summary["images_per_s"], 2),
            "precision": summary["precision"], "threads": threads, "fid": round(fid.value, 3), "n": n}
     write_json([fid], out / f"{name}.json", extra={"benchmark": row})
+    write_json([fid], out / f"{name}-step{summary['steps']}.json", extra={"benchmark": row})
     return row
 
 
@@ -76,16 +80,19 @@ def main() -> None:
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--threads", type=int, default=1, help="intra-op threads per run (runs go in parallel)")
     p.add_argument("--out", default="runs/quality-arch")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the runs in --out for another --cpu-seconds each (a second point per arch)")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child mode
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.one:
-        print(json.dumps(run_one(args.one, args.cpu_seconds, out, args.n, args.threads)))
+        print(json.dumps(run_one(args.one, args.cpu_seconds, out, args.n, args.threads, args.resume)))
         return
     names = [a.strip() for a in args.archs.split(",") if a.strip()]
     procs = {name: subprocess.Popen([sys.executable, __file__, "--one", name, "--cpu-seconds", str(args.cpu_seconds),
-                                     "--n", str(args.n), "--threads", str(args.threads), "--out", str(out)],
+                                     "--n", str(args.n), "--threads", str(args.threads), "--out", str(out)]
+                                    + (["--resume"] if args.resume else []),
                                     stdout=subprocess.PIPE, text=True) for name in names}
     rows = []
     for name, proc in procs.items():
@@ -99,7 +106,7 @@ def main() -> None:
     for r in rows:
         print(f"| {r['arch']} | {r['steps']} | {r['images_seen']} | {r['train_cpu_s']} | {r['train_wall_s']} | "
               f"{r['images_per_s']} | {r['fid']} |")
-    (out / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (out / f"summary-{int(time.time())}.json").write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":
