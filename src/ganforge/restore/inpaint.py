@@ -299,7 +299,12 @@ class InpaintTask:
         self.loss = LOSSES.get(cfg.gan_loss)
         self.d_scale, self.g_scale = LOSS_SCALE[cfg.gan_loss]
         torch.manual_seed(cfg.seed)  # network initialisation
-        self.G = self._place(_init(build_inpaint_generator(cfg)))
+        G = _init(build_inpaint_generator(cfg))
+        if cfg.prefill == "pyramid":  # start exactly at the pre-fill: the correction's last layer begins at zero
+            last = G.model.model[3]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        self.G = self._place(G)
         self.D = self._place(_init(PatchDiscriminator(cfg.channels + 1, cfg.ndf, cfg.n_layers_d, norm=cfg.norm)))
         self.ema = _Ema(self.G, cfg.ema)
         fused = device.type in ("cpu", "cuda")
