@@ -306,3 +306,15 @@ def test_demo_section_learns_outline_to_digit_offline(tmp_path):
     held = digits[-HELD_OUT:].float() / 255
     identity = float((outlines(digits[-HELD_OUT:]).float() / 255 - held).abs().mean())
     assert l1 < 0.8 * identity, (l1, identity)
+
+
+def test_batchnorm_translator_output_does_not_depend_on_the_batch(tmp_path):
+    """pix2pix's BatchNorm uses the statistics of what it is given at test time (as upstream): a
+    batch must give exactly what each image gives alone."""
+    cfg = TranslateConfig(data=str(_paired(tmp_path / "data")), model="pix2pix", **TINY)
+    train_translator(cfg, out=tmp_path / "run", steps=2)
+    tr = load_translator(tmp_path / "run", device="cpu", precision="fp32")
+    x = torch.rand(3, 3, 32, 32)
+    together = tr.translate_tensor(x)
+    alone = torch.cat([tr.translate_tensor(x[i:i + 1]) for i in range(3)])
+    assert torch.equal(together, alone)
