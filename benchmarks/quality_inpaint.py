@@ -13,7 +13,7 @@ Data:
   test split held out.
 - ``photos``: the shared photos (GANFORGE_TEST_ASSETS or ../shared/assets/images/content) at 256×256
   (short side resized, centre crop); random 64×64 training crops (of 128 px tiles on a 64 px grid) of
-  chicago, cornell, golden_gate, sailboat; held out: the 64×64 crops of tubingen on a 32 px grid (49 crops).
+  chicago, cornell, golden_gate, sailboat (``--scales 256,512``: also from the photos at 512 px); held out: the 64×64 crops of tubingen on a 32 px grid (49 crops).
 
 Masks: ``mix`` (rectangles or brush strokes), hole area 10-40 %, drawn from a fixed generator.
 
@@ -132,12 +132,13 @@ def load_data(args) -> tuple[str, np.ndarray, dict]:
     for name in TRAIN_PHOTOS:  # 128 px tiles on a 64 px grid of each 256 px photo (9 per photo): random 64 crops
         (tmp / "src" / name).parent.mkdir(exist_ok=True)
         (tmp / "src" / name).symlink_to(src / name)
-    photos = load_dataset(tmp / "src", resolution=256, channels=3, progress=False).images
-    for i, photo in enumerate(photos):
-        for y in range(0, 129, 64):
-            for x in range(0, 129, 64):
-                tile = photo[:, y:y + 128, x:x + 128].permute(1, 2, 0).numpy()
-                Image.fromarray(tile).save(tmp / "train" / f"{i}_{y}_{x}.png")
+    for scale in args.scales:
+        photos = load_dataset(tmp / "src", resolution=scale, channels=3, progress=False).images
+        for i, photo in enumerate(photos):
+            for y in range(0, scale - 127, 64):
+                for x in range(0, scale - 127, 64):
+                    tile = photo[:, y:y + 128, x:x + 128].permute(1, 2, 0).numpy()
+                    Image.fromarray(tile).save(tmp / "train" / f"{scale}_{i}_{y}_{x}.png")
     over = dict(data=str(tmp / "train"), load_size=128, crop_size=64, channels=3)
     return over["data"], held, over
 
@@ -150,6 +151,8 @@ def main() -> int:
     ap.add_argument("--ngf", type=int, default=32)
     ap.add_argument("--ndf", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--scales", type=lambda t: [int(v) for v in t.split(",")], default=[256],
+                    help="photos: training photos resized to these sizes (powers of two) before tiling")
     ap.add_argument("--lambda-gan", type=float, default=1.0)
     ap.add_argument("--max-images", type=int, default=None)
     ap.add_argument("--test", type=int, default=500, help="fashion: held-out test images")
