@@ -8,13 +8,11 @@ and fill holes in images with it (thin wrappers over :mod:`ganforge.restore.inpa
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
-from ._common import add_device, add_json, add_network_options, add_quiet, add_resume, write_json
+from ._common import add_json, add_network_options, add_quiet, write_json
 
 HELP = {
     "data": "a folder of images (searched recursively, any layout) or a built-in dataset (fashion-mnist, mnist, ...)",
@@ -42,17 +40,13 @@ HELP = {
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..restore.inpaint import InpaintConfig
-    from .train import add_config_arguments
+    from .train import add_training_arguments
 
     train = sub.add_parser("train-inpainter", help="train an inpainting GAN on an image folder",
                            description="Train an inpainting GAN (U-Net on image + mask, PatchGAN, L1 + adversarial "
                                        "losses) with hole masks made on the fly. Run it again with the same --out "
                                        "to resume exactly.")
-    train.add_argument("--out", required=True, help="run directory (created; resumed if it holds a run)")
-    add_resume(train)
-    add_device(train)
-    add_json(train, "the run summary")
-    add_config_arguments(train, InpaintConfig, HELP, float_optionals=())
+    add_training_arguments(train, InpaintConfig, HELP, float_optionals=())
     train.set_defaults(func=_train)
 
     p = sub.add_parser("inpaint", help="fill holes in images with a trained inpainter",
@@ -74,15 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from ..restore.inpaint import InpaintConfig, train_inpainter
+    from .train import run_training
 
-    given = {f.name: getattr(args, f.name) for f in fields(InpaintConfig) if getattr(args, f.name, None) is not None}
-    summary = train_inpainter(InpaintConfig(**given), out=args.out, resume=args.resume, device=args.device,
-                              handle_signals=True)
-    if args.json_path != "-":
-        print(json.dumps({k: summary.get(k) for k in ("run_dir", "steps", "seconds", "images_per_s", "precision",
-                                                       "bad_steps", "resumed_from")}))
-    write_json(summary, args.json_path)
-    return 0
+    return run_training(args, InpaintConfig, train_inpainter)
 
 
 def _outputs(files: list[Path], out: str) -> list[Path]:

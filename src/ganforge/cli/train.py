@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import MISSING, fields
+from typing import Any, Callable
 
 from ..config import GanConfig
 from ._common import PRECISIONS, add_device, add_json, add_resume, hide_alias, write_json
@@ -80,24 +81,42 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = GanConfig,
                             help=f"{helps.get(f.name, '')} (default: {default})".strip())
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("train", help="train a GAN on an image folder or a standard dataset",
-                            description="Train a GAN. Run it again with the same --out to resume exactly.")
+def add_training_arguments(parser: argparse.ArgumentParser, cls: type = GanConfig,
+                           helps: dict[str, str] | None = None, float_optionals: tuple[str, ...] | None = None) -> None:
+    """What every command that trains into a run directory takes: ``--out``, ``--resume``,
+    ``--device``, ``--json PATH`` and one flag per field of its options dataclass ``cls``."""
     parser.add_argument("--out", required=True, help="run directory (created; resumed if it holds a run)")
     add_resume(parser)
     add_device(parser)
     add_json(parser, "the run summary")
-    add_config_arguments(parser)
+    if float_optionals is None:
+        add_config_arguments(parser, cls, helps)
+    else:
+        add_config_arguments(parser, cls, helps, float_optionals=float_optionals)
+
+
+SUMMARY_KEYS = ("run_dir", "steps", "seconds", "images_per_s", "precision", "bad_steps", "resumed_from")
+
+
+def run_training(args: argparse.Namespace, cls: type, train: Callable[..., dict[str, Any]]) -> int:
+    """Build ``cls`` from the flags given (others keep the dataclass defaults, which is what a
+    resume compares), train with the CLI's signal handling, print a one-line summary."""
+    given = {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+    summary = train(cls(**given), out=args.out, resume=args.resume, device=args.device, handle_signals=True)
+    if args.json_path != "-":
+        print(json.dumps({k: summary.get(k) for k in SUMMARY_KEYS}))
+    write_json(summary, args.json_path)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("train", help="train a GAN on an image folder or a standard dataset",
+                            description="Train a GAN. Run it again with the same --out to resume exactly.")
+    add_training_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..api import train_gan
 
-    given = {f.name: getattr(args, f.name) for f in fields(GanConfig) if getattr(args, f.name) is not None}
-    summary = train_gan(GanConfig(**given), out=args.out, resume=args.resume, device=args.device, handle_signals=True)
-    if args.json_path != "-":
-        print(json.dumps({k: summary[k] for k in ("run_dir", "steps", "seconds", "images_per_s", "precision",
-                                                  "bad_steps", "resumed_from")}))
-    write_json(summary, args.json_path)
-    return 0
+    return run_training(args, GanConfig, train_gan)

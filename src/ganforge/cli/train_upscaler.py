@@ -5,10 +5,7 @@ L1 + perceptual + GAN) on an image folder. Flags map one-to-one onto
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import fields
 
-from ._common import add_device, add_json, add_resume, write_json
 
 HELP_LINE = "train an ESRGAN / SRResNet upscaler (L1 phase, then GAN phase; resumable)"
 
@@ -47,7 +44,7 @@ HELP = {
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..restore.sr_train import SRConfig
-    from .train import add_config_arguments
+    from .train import add_training_arguments
 
     parser = sub.add_parser("train-upscaler", help=HELP_LINE,
                             description="Train a super-resolution network on an image folder: (LR, HR) pairs "
@@ -55,22 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "[0, --psnr-steps) train with L1 only; the rest add a VGG perceptual "
                                         "loss and a discriminator (ESRGAN). Run it again with the same --out to "
                                         "resume exactly; `ganforge upscale --model RUN` uses the result.")
-    parser.add_argument("--out", required=True, help="run directory (created; resumed if it holds a run)")
-    add_resume(parser)
-    add_device(parser)
-    add_json(parser, "the run summary")
-    add_config_arguments(parser, SRConfig, HELP, float_optionals=())
+    add_training_arguments(parser, SRConfig, HELP, float_optionals=())
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..restore.sr_train import SRConfig, train_upscaler
+    from .train import run_training
 
-    given = {f.name: getattr(args, f.name) for f in fields(SRConfig) if getattr(args, f.name, None) is not None}
-    summary = train_upscaler(SRConfig(**given), out=args.out, resume=args.resume, device=args.device,
-                             handle_signals=True)
-    if args.json_path != "-":
-        print(json.dumps({k: summary.get(k) for k in ("run_dir", "steps", "seconds", "images_per_s", "precision",
-                                                       "bad_steps", "resumed_from")}))
-    write_json(summary, args.json_path)
-    return 0
+    return run_training(args, SRConfig, train_upscaler)

@@ -8,12 +8,10 @@ files and folders, writing PNGs of the input's exact size.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
-from ._common import add_device, add_json, add_network_options, add_quiet, add_resume, write_json
+from ._common import add_json, add_network_options, add_quiet, write_json
 
 HELP = {
     "data": "folder: A/ + B/ (paired by file name for pix2pix, unpaired for cyclegan), side-by-side AB "
@@ -50,7 +48,7 @@ HELP = {
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..translate.config import TranslateConfig
-    from .train import add_config_arguments
+    from .train import add_training_arguments
 
     parser = sub.add_parser("translate", help="image-to-image translation: pix2pix, CycleGAN, SPADE",
                             description="Train an image-to-image model, or apply one (a run, a zoo name, a .pth).")
@@ -60,11 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train = actions.add_parser("train", help="train pix2pix, CycleGAN or SPADE on a folder",
                                description="Train an image-to-image model. Run it again with the same --out to "
                                            "resume exactly.")
-    train.add_argument("--out", required=True, help="run directory (created; resumed if it holds a run)")
-    add_resume(train)
-    add_device(train)
-    add_json(train, "the run summary")
-    add_config_arguments(train, TranslateConfig, HELP, float_optionals=())
+    add_training_arguments(train, TranslateConfig, HELP, float_optionals=())
     train.set_defaults(func=_train)
 
     apply = actions.add_parser("apply", help="translate images with a run, a zoo model or a .pth",
@@ -88,15 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from ..translate.config import TranslateConfig
     from ..translate.train import train_translator
+    from .train import run_training
 
-    given = {f.name: getattr(args, f.name) for f in fields(TranslateConfig) if getattr(args, f.name, None) is not None}
-    summary = train_translator(TranslateConfig(**given), out=args.out, resume=args.resume, device=args.device,
-                               handle_signals=True)
-    if args.json_path != "-":
-        print(json.dumps({k: summary.get(k) for k in ("run_dir", "steps", "seconds", "images_per_s", "precision",
-                                                       "bad_steps", "resumed_from")}))
-    write_json(summary, args.json_path)
-    return 0
+    return run_training(args, TranslateConfig, train_translator)
 
 
 def _apply(args: argparse.Namespace) -> int:

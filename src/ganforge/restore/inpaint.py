@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, DataError, GanforgeError
-from .masks import MASK_KINDS, check_mask_options, make_masks
+from ..train.options import LoopOptions
+from .masks import check_mask_options, make_masks
 
 SNAPSHOT_ROWS = 4
 GENERATORS = ("unet",)
@@ -40,7 +41,7 @@ MASK_THRESHOLD = 127  # a mask pixel brighter than this (of 255) is a hole
 
 
 @dataclass
-class InpaintConfig:
+class InpaintConfig(LoopOptions):
     # data
     data: str = ""  # an image folder (searched recursively) or a built-in dataset name (fashion-mnist, ...)
     load_size: int = 256  # images are resized (short side) and centre-cropped to this square first
@@ -74,25 +75,11 @@ class InpaintConfig:
     beta2: float = 0.999
     ema: float = 0.0
     channels_last: bool = True
-    # loop
+    # loop (the rest: train/options.py)
     steps: int = 2000
     batch_size: int = 8
-    seed: int = 0
-    precision: str = "auto"
-    lr_schedule: str = "constant"
-    lr_decay_steps: int = 0
-    grad_clip: float = 0.0
-    log_every: int = 10
-    sample_every: int = 200
-    ckpt_every: int = 500
-    keep_ckpts: int = 3
-    nan_policy: str = "skip"
-    max_reloads: int = 5
-    progress: bool = True
-    tensorboard: bool = True
 
-    RESUMABLE_CHANGES = ("steps", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "progress",
-                         "tensorboard", "nan_policy", "max_reloads", "channels_last")
+    RESUMABLE_CHANGES = LoopOptions.RESUMABLE_CHANGES + ("channels_last",)
 
     def resolved(self) -> "InpaintConfig":
         out = replace(self)
@@ -134,12 +121,6 @@ class InpaintConfig:
         if not 0 <= self.ema < 1:
             raise GanforgeError(f"--ema must be in [0, 1), got {self.ema}")
         self.loop_config().validate()
-
-    def loop_config(self):
-        from ..train.loop import LoopConfig
-
-        names = {f.name for f in fields(LoopConfig)}
-        return LoopConfig(**{k: v for k, v in asdict(self).items() if k in names}, eval_every=0)
 
 
 def build_inpaint_generator(cfg: InpaintConfig) -> nn.Module:

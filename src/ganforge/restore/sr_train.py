@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DataError, GanforgeError, WeightsError
+from ..train.options import LoopOptions
 from .degrade import DEGRADATIONS, DegradedBatches, degrade
 
 ARCHS = ("rrdb", "srresnet")
@@ -47,7 +48,7 @@ EXPORT_FILE = "upscaler.safetensors"
 
 
 @dataclass
-class SRConfig:
+class SRConfig(LoopOptions):
     # data
     data: str = ""  # image folder (cut into tile_size tiles at native resolution) or a built-in dataset name
     tile_size: int = 256  # folders: images are cut into non-overlapping tiles of this size; datasets: resolution
@@ -79,25 +80,9 @@ class SRConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     ema: float = 0.999  # EMA decay of the generator (0: off); the EMA copy is what is loaded
-    # loop
+    # loop (the rest: train/options.py)
     steps: int = 2000
     batch_size: int = 16
-    seed: int = 0
-    precision: str = "auto"
-    lr_schedule: str = "constant"
-    lr_decay_steps: int = 0
-    grad_clip: float = 0.0
-    log_every: int = 10
-    sample_every: int = 200
-    ckpt_every: int = 500
-    keep_ckpts: int = 3
-    nan_policy: str = "skip"
-    max_reloads: int = 5
-    progress: bool = True
-    tensorboard: bool = True
-
-    RESUMABLE_CHANGES = ("steps", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "progress",
-                         "tensorboard", "nan_policy", "max_reloads")
 
     def resolved(self) -> "SRConfig":
         out = replace(self)
@@ -153,12 +138,6 @@ class SRConfig:
         if self.perceptual_weight > 0:
             self.layer_weights()
         self.loop_config().validate()
-
-    def loop_config(self):
-        from ..train.loop import LoopConfig
-
-        names = {f.name for f in fields(LoopConfig)}
-        return LoopConfig(**{k: v for k, v in asdict(self).items() if k in names}, eval_every=0)
 
 
 def d_output_size(size: int, n_layers: int) -> int:

@@ -5,9 +5,10 @@ config.json and compared on resume. ``auto`` fields take the paper's setting for
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 from ..errors import GanforgeError
+from ..train.options import LoopOptions
 
 MODELS = ("pix2pix", "cyclegan", "spade")
 DIRECTIONS = ("AtoB", "BtoA")
@@ -40,7 +41,7 @@ def parse_size(text: str | int) -> tuple[int, int]:
 
 
 @dataclass
-class TranslateConfig:
+class TranslateConfig(LoopOptions):
     # data
     data: str = ""  # folder: A/ + B/ (paired by name, or unpaired), side-by-side AB images, or labels/ + images/
     model: str = "pix2pix"
@@ -76,25 +77,12 @@ class TranslateConfig:
     beta2: float = -1.0  # <0: the model's own (0.999; spade 0.9)
     ema: float = 0.0  # EMA decay of the generator(s); 0: off (the papers use none)
     channels_last: bool = True  # NHWC activations on CUDA (ignored on the CPU, where NCHW is faster for these nets)
-    # loop
+    # loop (the rest: train/options.py)
     steps: int = 1000
     batch_size: int = 1
-    seed: int = 0
-    precision: str = "auto"
     lr_schedule: str = "auto"  # auto: constant for the first half, then linear to 0 (the papers' recipe)
-    lr_decay_steps: int = 0
-    grad_clip: float = 0.0
-    log_every: int = 10
-    sample_every: int = 200
-    ckpt_every: int = 500
-    keep_ckpts: int = 3
-    nan_policy: str = "skip"
-    max_reloads: int = 5
-    progress: bool = True
-    tensorboard: bool = True
 
-    RESUMABLE_CHANGES = ("steps", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "progress",
-                         "tensorboard", "nan_policy", "max_reloads", "channels_last")
+    RESUMABLE_CHANGES = LoopOptions.RESUMABLE_CHANGES + ("channels_last",)
 
     def resolved(self) -> "TranslateConfig":
         """A copy with every ``auto``/0 field replaced by the model's own setting."""
@@ -165,11 +153,10 @@ class TranslateConfig:
         return parse_size(self.crop_size)
 
     def loop_config(self):
+        """The loop's options, with ``lr_schedule='auto'`` resolved to the model's own."""
         from ..train.loop import LoopConfig
 
-        names = {f.name for f in fields(LoopConfig)}
-        values = {k: v for k, v in asdict(self.resolved_loop()).items() if k in names}
-        return LoopConfig(**values, eval_every=0)
+        return LoopConfig(**{**self.resolved_loop().loop_options(), "eval_every": 0})
 
     def resolved_loop(self) -> "TranslateConfig":
         out = replace(self)
