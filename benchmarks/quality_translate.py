@@ -102,11 +102,12 @@ def image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict:
 def untrained_translator(cfg, cin: int, cout: int):
     """The generator exactly as training initialises it (same seed), wrapped like a trained one."""
     from ganforge.translate.apply import Translator, _batch_stats_norms
-    from ganforge.translate.tasks import _init, build_generator
+    from ganforge.train.adversarial import init_normal
+    from ganforge.translate.tasks import build_generator
 
     r = cfg.resolved()
     torch.manual_seed(r.seed)
-    net = _init(build_generator(r, cin, cout)).eval()
+    net = init_normal(build_generator(r, cin, cout)).eval()
     if r.norm == "batch":
         _batch_stats_norms(net)
     return Translator(net, in_channels=cin, out_channels=cout, multiple=r.multiple(),

@@ -9,10 +9,11 @@ from typing import Any
 
 from .errors import CheckpointError, GanforgeError
 from .train.loop import LoopConfig
+from .train.options import LoopOptions
 
 
 @dataclass
-class GanConfig:
+class GanConfig(LoopOptions):
     # data
     data: str = "mnist"
     resolution: int = 32
@@ -47,25 +48,12 @@ class GanConfig:
     ada_target: float | None = None  # e.g. 0.6 enables adaptive p
     channels_last: bool = True  # NHWC activations: oneDNN/cuDNN convs run faster (fp32 CPU: ~1.1-2x per conv)
     compile: bool = False
-    # loop
+    # loop (the rest: train/options.py)
     steps: int = 1000
     batch_size: int = 64
-    seed: int = 0
-    precision: str = "auto"  # bf16 autocast where the hardware has it natively, else fp32
-    lr_schedule: str = "constant"
-    lr_decay_steps: int = 0  # length of the LR schedule; 0: --steps
-    grad_clip: float = 0.0
-    log_every: int = 10
-    sample_every: int = 200
-    ckpt_every: int = 500
-    keep_ckpts: int = 3
-    nan_policy: str = "skip"
-    max_reloads: int = 5  # --nan-policy reload: reloads without a new checkpoint before stopping with an error
     eval_every: int = 0
     eval_metric: str = "fid"
     eval_n: int = 2048
-    progress: bool = True
-    tensorboard: bool = True
 
     # Options that may differ between a run and its resumption (they do not change the maths).
     RESUMABLE_CHANGES = ("steps", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "progress",

@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, DataError, GanforgeError
+from ..train.adversarial import (LOSS_SCALE, EmaCopy, GeneratorDiscriminatorTask, frozen, grid, init_normal,
+                                 side_effect_free, to_display)
 from ..train.options import LoopOptions
 from .masks import check_mask_options, make_masks
 
@@ -264,7 +266,7 @@ class _Perceptual(nn.Module):
         return sum(F.l1_loss(fx[k], fy[k]) for k in self.LAYERS) / len(self.LAYERS)
 
 
-class InpaintTask:
+class InpaintTask(GeneratorDiscriminatorTask):
     """U-Net G on (masked image, mask), PatchGAN D on (composite, mask)."""
 
     name = "inpainter"
@@ -273,21 +275,20 @@ class InpaintTask:
     def __init__(self, cfg: InpaintConfig, device: torch.device, fixed: dict[str, torch.Tensor]) -> None:
         from ..losses import LOSSES
         from ..nets.translators import PatchDiscriminator
-        from ..translate.tasks import LOSS_SCALE, _Ema, _init
 
         self.cfg, self.device = cfg, device
         self.memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.loss = LOSSES.get(cfg.gan_loss)
         self.d_scale, self.g_scale = LOSS_SCALE[cfg.gan_loss]
         torch.manual_seed(cfg.seed)  # network initialisation
-        G = _init(build_inpaint_generator(cfg))
+        G = init_normal(build_inpaint_generator(cfg))
         if cfg.prefill == "pyramid":  # start exactly at the pre-fill: the correction's last layer begins at zero
             last = G.model.model[3]
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
         self.G = self._place(G)
-        self.D = self._place(_init(PatchDiscriminator(cfg.channels + 1, cfg.ndf, cfg.n_layers_d, norm=cfg.norm)))
-        self.ema = _Ema(self.G, cfg.ema)
+        self.D = self._place(init_normal(PatchDiscriminator(cfg.channels + 1, cfg.ndf, cfg.n_layers_d, norm=cfg.norm)))
+        self.ema = EmaCopy(self.G, cfg.ema)
         fused = device.type in ("cpu", "cuda")
         adam = lambda params, lr: torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2), fused=fused)  # noqa: E731
         self.opt = {"G": adam(self.G.parameters(), cfg.lr_g), "D": adam(self.D.parameters(), cfg.lr_d)}
@@ -299,21 +300,6 @@ class InpaintTask:
 
     def _fmt(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=self.memory)
-
-    def modules(self) -> dict[str, nn.Module]:
-        out = {"G": self.G, "D": self.D}
-        if self.ema.copy is not None:
-            out["G_ema"] = self.ema.copy
-        return out
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self.opt
-
-    def extra_state(self) -> dict[str, Any]:
-        return {}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
 
     def step(self, ctx) -> dict[str, float]:
         cfg = self.cfg
@@ -327,7 +313,6 @@ class InpaintTask:
             d_fake = self.D(torch.cat([comp.detach(), mask], 1))
             loss_d = self.d_scale * self.loss.d_loss(d_real.float(), d_fake.float(), 1.0)
         ctx.optimize(loss_d, "D", [self.D])
-        from ..translate.tasks import frozen
 
         with frozen(self.D), ctx.autocast():
             loss_gan = self.g_scale * self.loss.g_loss(self.D(torch.cat([comp, mask], 1)).float())
@@ -349,14 +334,13 @@ class InpaintTask:
 
     def snapshot(self, ctx) -> torch.Tensor:
         """Rows of masked input (hole shown mid-grey) | output (composite) | real."""
-        from ..translate.tasks import _grid, side_effect_free, to_display
 
         G = self.ema.copy or self.G
         real, mask = self.fixed["image"], self.fixed["mask"]
         with side_effect_free(G), ctx.autocast():
             inp, base = net_input(real, mask, self.cfg.prefill)
             out = (base + G(self._fmt(inp)).float()).clamp(-1, 1)
-        return _grid([to_display(real * (1 - mask)), to_display(composite(real, out, mask)), to_display(real)])
+        return grid([to_display(real * (1 - mask)), to_display(composite(real, out, mask)), to_display(real)])
 
 
 def _fixed_inputs(images: torch.Tensor, cfg: InpaintConfig, device: torch.device) -> dict[str, torch.Tensor]:

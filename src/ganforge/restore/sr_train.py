@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DataError, GanforgeError, WeightsError
+from ..train.adversarial import EmaCopy, GeneratorDiscriminatorTask, frozen, side_effect_free
 from ..train.options import LoopOptions
 from .degrade import DEGRADATIONS, DegradedBatches, degrade
 
@@ -190,7 +191,7 @@ def relativistic_g_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return 0.5 * (F.softplus(real - fake.mean()).mean() + F.softplus(-(fake - real.mean())).mean())
 
 
-class SRTask:
+class SRTask(GeneratorDiscriminatorTask):
     """Two-phase ESRGAN training (see the module docstring) as a :class:`ganforge.train.task.Task`."""
 
     name = "upscaler"
@@ -199,7 +200,6 @@ class SRTask:
     def __init__(self, cfg: SRConfig, device: torch.device, fixed: dict[str, torch.Tensor],
                  perceptual: nn.Module | None = None) -> None:
         from ..nets.translators import PatchDiscriminator, init_weights
-        from ..translate.tasks import _Ema
 
         self.cfg, self.device, self.fixed = cfg.resolved(), device, fixed
         torch.manual_seed(cfg.seed)  # network initialisation
@@ -207,7 +207,7 @@ class SRTask:
         self.D = PatchDiscriminator(3, cfg.ndf, cfg.d_layers, norm=cfg.d_norm)
         init_weights(self.D, "normal", 0.02)
         self.D = self.D.to(device)
-        self.ema = _Ema(self.G, cfg.ema)
+        self.ema = EmaCopy(self.G, cfg.ema)
         fused = device.type in ("cpu", "cuda")
         betas = (cfg.beta1, cfg.beta2)
         self.opt = {"G_psnr": torch.optim.Adam(self.G.parameters(), lr=cfg.lr_psnr, betas=betas, fused=fused),
@@ -216,21 +216,6 @@ class SRTask:
         self.perceptual = perceptual
         self.layers = cfg.layer_weights() if perceptual is not None else {}
         self.perceptual_scale = PERCEPTUAL_SCALE.get(getattr(perceptual, "normalisation", "imagenet"), 1.0)
-
-    def modules(self) -> dict[str, nn.Module]:
-        out = {"G": self.G, "D": self.D}
-        if self.ema.copy is not None:
-            out["G_ema"] = self.ema.copy
-        return out
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self.opt
-
-    def extra_state(self) -> dict[str, Any]:
-        return {}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
 
     def phase(self, step: int) -> str:
         """'psnr' before ``psnr_steps``, then 'gan': a function of the step only."""
@@ -245,7 +230,6 @@ class SRTask:
         return self.perceptual_scale * total
 
     def step(self, ctx) -> dict[str, float]:
-        from ..translate.tasks import frozen
 
         cfg = self.cfg
         batch = ctx.next_batch()
@@ -296,7 +280,6 @@ class SRTask:
         """Rows of bicubic | super-resolved | ground truth (fixed held-in crops)."""
         from torchvision.utils import make_grid
 
-        from ..translate.tasks import side_effect_free
 
         G = self.ema.copy or self.G
         lr, hr = self.fixed["lr"], self.fixed["hr"]

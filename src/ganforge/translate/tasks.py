@@ -13,24 +13,17 @@ dropout draws from torch's CPU RNG, which the loop checkpoints too, so resume is
 
 from __future__ import annotations
 
-import contextlib
-import copy
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.utils import make_grid
 
 from ..errors import GanforgeError
 from ..losses import LOSSES
+from ..train.adversarial import (LOSS_SCALE, EmaCopy, GeneratorDiscriminatorTask, frozen, grid, init_normal,
+                                 side_effect_free, to_display)
 from .config import TranslateConfig
-
-# (D scale, G scale) that turn ganforge's registered losses into the papers' exact weighting
-# relative to the L1/cycle/feature terms: pix2pix halves D's BCE sum; CycleGAN's G term is
-# MSE(D(G(x)), 1) where ganforge's lsgan has 0.5 x that.
-LOSS_SCALE = {"non-saturating": (0.5, 1.0), "lsgan": (1.0, 2.0), "hinge": (1.0, 1.0)}
-
 
 def build_generator(cfg: TranslateConfig, in_channels: int, out_channels: int) -> nn.Module:
     """The generator a (resolved) config asks for; ``multiple`` says what H, W must divide by."""
@@ -51,46 +44,6 @@ def build_generator(cfg: TranslateConfig, in_channels: int, out_channels: int) -
     raise GanforgeError(f"unknown generator {cfg.generator!r}")
 
 
-def _init(module: nn.Module) -> nn.Module:
-    from ..nets.translators import init_weights
-
-    init_weights(module, "normal", 0.02)
-    return module
-
-
-@contextlib.contextmanager
-def frozen(*modules: nn.Module) -> Iterator[None]:
-    """No gradients into ``modules`` (a generator step through a fixed discriminator)."""
-    for m in modules:
-        m.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for m in modules:
-            m.requires_grad_(True)
-
-
-@contextlib.contextmanager
-def side_effect_free(*modules: nn.Module) -> Iterator[None]:
-    """For snapshots: forward passes that leave every buffer (BatchNorm running statistics, spectral
-    norm's power-iteration vectors) and torch's RNG (which dropout uses and the loop checkpoints)
-    exactly as they were, so a snapshot never changes the training trajectory."""
-    saved = [[(b, b.clone()) for b in m.buffers()] for m in modules]
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        try:
-            yield
-        finally:
-            for pairs in saved:
-                for buffer, value in pairs:
-                    buffer.copy_(value)
-
-
-def to_display(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] images (1 or 3 channels) -> 3-channel [0, 1] on the CPU, for grids."""
-    x = x.detach().float().add(1).div(2).clamp(0, 1).cpu()
-    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-
-
 def label_colours(num_classes: int) -> torch.Tensor:
     """A fixed, well-spread colour per class id (for showing label maps), K×3 in [0, 1]."""
     g = torch.Generator().manual_seed(7)
@@ -102,29 +55,6 @@ def label_colours(num_classes: int) -> torch.Tensor:
 def show_labels(label: torch.Tensor, num_classes: int) -> torch.Tensor:
     """N×H×W class ids -> N×3×H×W colours in [0, 1]."""
     return label_colours(num_classes)[label.cpu().clamp(0, num_classes - 1)].permute(0, 3, 1, 2)
-
-
-def _grid(columns: list[torch.Tensor]) -> torch.Tensor:
-    """Rows of examples, one column per tensor (all N×3×H×W in [0, 1])."""
-    tiles = torch.stack(columns, 1).flatten(0, 1)
-    return make_grid(tiles, nrow=len(columns), padding=2, pad_value=1.0)
-
-
-class _Ema:
-    """An EMA copy of a generator (off when decay is 0)."""
-
-    def __init__(self, G: nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.copy = copy.deepcopy(G).eval().requires_grad_(False) if decay > 0 else None
-
-    @torch.no_grad()
-    def update(self, G: nn.Module, step: int) -> None:
-        if self.copy is None:
-            return
-        beta = min(self.decay, (1 + step) / (10 + step))
-        torch._foreach_lerp_(list(self.copy.parameters()), list(G.parameters()), 1.0 - beta)
-        for b_ema, b in zip(self.copy.buffers(), G.buffers()):
-            b_ema.copy_(b)
 
 
 class _Base:
@@ -157,14 +87,8 @@ class _Base:
     def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
         return self.g_scale * self.loss.g_loss(fake.float())
 
-    def extra_state(self) -> dict[str, Any]:
-        return {}
 
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
-
-
-class Pix2PixTask(_Base):
+class Pix2PixTask(GeneratorDiscriminatorTask, _Base):
     snapshot_columns = ["real A", "fake B", "real B"]
 
     def __init__(self, cfg: TranslateConfig, device: torch.device, fixed: dict[str, torch.Tensor]) -> None:
@@ -172,21 +96,12 @@ class Pix2PixTask(_Base):
         from ..nets.translators import PatchDiscriminator
 
         torch.manual_seed(cfg.seed)  # network initialisation
-        self.G = self._place(_init(build_generator(cfg, cfg.channels_a, cfg.channels_b)))
-        self.D = self._place(_init(PatchDiscriminator(cfg.channels_a + cfg.channels_b, cfg.ndf, cfg.n_layers_d,
+        self.G = self._place(init_normal(build_generator(cfg, cfg.channels_a, cfg.channels_b)))
+        self.D = self._place(init_normal(PatchDiscriminator(cfg.channels_a + cfg.channels_b, cfg.ndf, cfg.n_layers_d,
                                                       norm=cfg.norm)))
-        self.ema = _Ema(self.G, cfg.ema)
+        self.ema = EmaCopy(self.G, cfg.ema)
         self.opt = {"G": self._adam(self.G.parameters(), cfg.lr_g), "D": self._adam(self.D.parameters(), cfg.lr_d)}
         self.fixed = fixed
-
-    def modules(self) -> dict[str, nn.Module]:
-        out = {"G": self.G, "D": self.D}
-        if self.ema.copy is not None:
-            out["G_ema"] = self.ema.copy
-        return out
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self.opt
 
     def step(self, ctx) -> dict[str, float]:
         batch = ctx.next_batch()
@@ -213,7 +128,7 @@ class Pix2PixTask(_Base):
         a, b = self.fixed["A"], self.fixed["B"]
         with side_effect_free(G), ctx.autocast():
             fake = G(self._fmt(a))
-        return _grid([to_display(a), to_display(fake), to_display(b)])
+        return grid([to_display(a), to_display(fake), to_display(b)])
 
 
 class ImagePool:
@@ -262,11 +177,11 @@ class CycleGANTask(_Base):
             raise GanforgeError(f"the identity loss needs the same channels in A and B (got {cfg.channels_a} and "
                                 f"{cfg.channels_b}); pass --lambda-identity 0")
         torch.manual_seed(cfg.seed)
-        self.G_A = self._place(_init(build_generator(cfg, cfg.channels_a, cfg.channels_b)))  # A -> B
-        self.G_B = self._place(_init(build_generator(cfg, cfg.channels_b, cfg.channels_a)))  # B -> A
-        self.D_A = self._place(_init(PatchDiscriminator(cfg.channels_b, cfg.ndf, cfg.n_layers_d, norm=cfg.norm)))  # judges B
-        self.D_B = self._place(_init(PatchDiscriminator(cfg.channels_a, cfg.ndf, cfg.n_layers_d, norm=cfg.norm)))  # judges A
-        self.ema_A, self.ema_B = _Ema(self.G_A, cfg.ema), _Ema(self.G_B, cfg.ema)
+        self.G_A = self._place(init_normal(build_generator(cfg, cfg.channels_a, cfg.channels_b)))  # A -> B
+        self.G_B = self._place(init_normal(build_generator(cfg, cfg.channels_b, cfg.channels_a)))  # B -> A
+        self.D_A = self._place(init_normal(PatchDiscriminator(cfg.channels_b, cfg.ndf, cfg.n_layers_d, norm=cfg.norm)))  # judges B
+        self.D_B = self._place(init_normal(PatchDiscriminator(cfg.channels_a, cfg.ndf, cfg.n_layers_d, norm=cfg.norm)))  # judges A
+        self.ema_A, self.ema_B = EmaCopy(self.G_A, cfg.ema), EmaCopy(self.G_B, cfg.ema)
         self.opt = {"G": self._adam(list(self.G_A.parameters()) + list(self.G_B.parameters()), cfg.lr_g),
                     "D": self._adam(list(self.D_A.parameters()) + list(self.D_B.parameters()), cfg.lr_d)}
         self.pool_A, self.pool_B = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)  # fakes of A, of B
@@ -325,10 +240,10 @@ class CycleGANTask(_Base):
         with side_effect_free(G_A, G_B), ctx.autocast():
             fake_b, fake_a = G_A(self._fmt(a)), G_B(self._fmt(b))
             rec_a, rec_b = G_B(fake_b), G_A(fake_a)
-        return _grid([to_display(t) for t in (a, fake_b, rec_a, b, fake_a, rec_b)])
+        return grid([to_display(t) for t in (a, fake_b, rec_a, b, fake_a, rec_b)])
 
 
-class SpadeTask(_Base):
+class SpadeTask(GeneratorDiscriminatorTask, _Base):
     snapshot_columns = ["label map", "generated", "real"]
 
     def __init__(self, cfg: TranslateConfig, device: torch.device, fixed: dict[str, torch.Tensor]) -> None:
@@ -336,21 +251,12 @@ class SpadeTask(_Base):
         from ..nets.spade import MultiscaleDiscriminator
 
         torch.manual_seed(cfg.seed)
-        self.G = self._place(_init(build_generator(cfg, cfg.num_classes, cfg.channels_b)))
-        self.D = self._place(_init(MultiscaleDiscriminator(cfg.num_classes + cfg.channels_b, cfg.ndf,
+        self.G = self._place(init_normal(build_generator(cfg, cfg.num_classes, cfg.channels_b)))
+        self.D = self._place(init_normal(MultiscaleDiscriminator(cfg.num_classes + cfg.channels_b, cfg.ndf,
                                                            n_layers=cfg.n_layers_d + 1, num_d=cfg.num_d, norm=cfg.norm)))
-        self.ema = _Ema(self.G, cfg.ema)
+        self.ema = EmaCopy(self.G, cfg.ema)
         self.opt = {"G": self._adam(self.G.parameters(), cfg.lr_g), "D": self._adam(self.D.parameters(), cfg.lr_d)}
         self.fixed = fixed
-
-    def modules(self) -> dict[str, nn.Module]:
-        out = {"G": self.G, "D": self.D}
-        if self.ema.copy is not None:
-            out["G_ema"] = self.ema.copy
-        return out
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self.opt
 
     def _onehot(self, label: torch.Tensor) -> torch.Tensor:
         from ..nets.spade import one_hot
@@ -389,7 +295,7 @@ class SpadeTask(_Base):
         label, real = self.fixed["A"], self.fixed["B"]
         with side_effect_free(G), ctx.autocast():
             fake = G(self._onehot(label))
-        return _grid([show_labels(label, self.cfg.num_classes), to_display(fake), to_display(real)])
+        return grid([show_labels(label, self.cfg.num_classes), to_display(fake), to_display(real)])
 
 
 TASKS = {"pix2pix": Pix2PixTask, "cyclegan": CycleGANTask, "spade": SpadeTask}
