@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from ._common import add_json, add_network_options, add_quiet, write_json
+from ._files import image_inputs, png_outputs
 
 HELP = {
     "data": "a folder of images (searched recursively, any layout) or a built-in dataset (fashion-mnist, mnist, ...)",
@@ -73,36 +73,14 @@ def _train(args: argparse.Namespace) -> int:
     return run_training(args, InpaintConfig, train_inpainter)
 
 
-def _outputs(files: list[Path], out: str) -> list[Path]:
-    from ..errors import DataError
-    from ..imageio import IMAGE_SUFFIXES
-
-    target = Path(out)
-    suffix = target.suffix.lower()
-    if suffix == ".png":
-        if len(files) != 1:
-            raise DataError(f"--out {target} is one file but there are {len(files)} input images; give a folder")
-        return [target]
-    if suffix in IMAGE_SUFFIXES:  # a lossy format would change the known pixels
-        raise DataError(f"inpaint writes PNG (the known pixels stay exact): give --out NAME.png or a folder, "
-                        f"not {target.name}")
-    names: dict[str, int] = {}
-    outputs = []
-    for f in files:
-        n = names[f.stem] = names.get(f.stem, 0) + 1
-        outputs.append(target / (f"{f.stem}.png" if n == 1 else f"{f.stem}-{n}.png"))
-    return outputs
-
-
 def _inpaint(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..imageio import open_image, save_image
     from ..restore.inpaint import inpaint_image, load_inpainter
-    from .upscale import _inputs
 
-    files = _inputs(args.inputs)
-    outputs = _outputs(files, args.out)
+    files = image_inputs(args.inputs)
+    outputs = png_outputs(files, args.out, "inpaint writes PNG (the known pixels stay exact)")
     mask = open_image(args.mask, "L")  # read once (a file that is not an image: one line, before any work)
     model = load_inpainter(args.model, checkpoint=args.checkpoint, device=args.device, precision=args.precision)
     records = []

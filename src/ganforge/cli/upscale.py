@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from ._common import add_json, add_network_options, add_quiet, write_json
+from ._files import image_inputs, png_outputs
 
 HELP = "super-resolve images ×2/×4 with ESRGAN / Real-ESRGAN networks (tiled)"
 
@@ -40,45 +40,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_upscale)
 
 
-def _inputs(items: list[str]) -> list[Path]:
-    from ..errors import DataError
-    from ..imageio import is_image_file
-
-    files: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
-            if not found:
-                raise DataError(f"no images in {path}")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise DataError(f"input not found: {path}")
-    return files
-
-
-def _outputs(files: list[Path], out: str) -> list[Path]:
-    from ..errors import DataError
-    from ..imageio import IMAGE_SUFFIXES
-
-    target = Path(out)
-    suffix = target.suffix.lower()
-    if suffix == ".png":
-        if len(files) != 1:
-            raise DataError(f"--out {target} is one file but there are {len(files)} input images; give a folder")
-        return [target]
-    if suffix in IMAGE_SUFFIXES:
-        raise DataError(f"upscale writes PNG: give --out NAME.png or a folder, not {target.name}")
-    names: dict[str, int] = {}
-    outputs = []
-    for f in files:
-        n = names[f.stem] = names.get(f.stem, 0) + 1
-        outputs.append(target / (f"{f.stem}.png" if n == 1 else f"{f.stem}-{n}.png"))
-    return outputs
-
-
 def run_upscale(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -92,8 +53,8 @@ def run_upscale(args: argparse.Namespace) -> int:
         raise GanforgeError(f"--tile must be a positive number of pixels, got {args.tile}")
     if args.scale is not None and args.scale <= 0:
         raise GanforgeError(f"--scale must be positive, got {args.scale}")
-    files = _inputs(args.inputs)
-    outputs = _outputs(files, args.out)
+    files = image_inputs(args.inputs)
+    outputs = png_outputs(files, args.out, "upscale writes PNG")
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     net = build_upscaler(args.model).to(device)
