@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -41,15 +40,7 @@ LOAD, CROP = 286, 256
 CLOCK = time.process_time
 
 
-def cpu_flags() -> str:
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
-    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
-    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{model} [{' '.join(shown) or 'no avx2/avx512'}]"
+from bench_train_speed import cpu_flags  # noqa: E402  (one copy; benchmarks/ is on sys.path when run as a script)
 
 
 def make_data(root: Path, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import sys
 import time
@@ -57,15 +56,7 @@ DATA_SIZES = {"pix2pix": (4000, 500), "seg": (3000, 300), "spade": (3000, 300), 
 
 # --- small helpers -------------------------------------------------------------------------------
 
-def cpu_flags() -> str:
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
-    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
-    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{model} [{' '.join(shown) or 'no avx2/avx512'}]"
+from bench_train_speed import cpu_flags  # noqa: E402  (one copy; benchmarks/ is on sys.path when run as a script)
 
 
 def load_folder(folder: Path, mode: str) -> tuple[torch.Tensor, list[str]]:

@@ -41,15 +41,6 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return x
 
 
-def _batch_stats_norms(net: nn.Module) -> None:
-    """BatchNorm layers normalise with the image's own statistics and keep no running stats: what
-    upstream pix2pix does at test time (it never calls eval() unless --eval)."""
-    for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.train()
-            m.track_running_stats = False
-
-
 @dataclass
 class Translator:
     """An image -> image generator with what it needs to be used correctly."""
@@ -93,7 +84,7 @@ class Translator:
         return out.float()[..., : size[0], : size[1]].add(1).div(2).clamp(0, 1)
 
     def _batch_statistics(self) -> bool:
-        """Whether a BatchNorm layer normalises with batch statistics (see ``_batch_stats_norms``)."""
+        """Whether a BatchNorm layer normalises with batch statistics (see ``zoo.use_batch_statistics``)."""
         return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in self.net.modules())
 
     def translate_tensor(self, x: torch.Tensor, *, tile: int | None = None, overlap: int = 32) -> torch.Tensor:
@@ -176,7 +167,9 @@ def _from_run(run_dir: Path, *, direction: str | None, checkpoint_name: str, ema
     checkpoint.restore_modules({key: net}, tensors, path)
     net.eval()
     if cfg.norm == "batch":
-        _batch_stats_norms(net)
+        from .zoo import use_batch_statistics
+
+        use_batch_statistics(net)  # as upstream test.py, and as the published pix2pix models are run
     return Translator(net, in_channels=cin, out_channels=cout, multiple=int(meta.get("multiple", cfg.multiple())),
                       labels=model == "spade", num_classes=cfg.num_classes,
                       name=f"{run_dir} ({model}, {direction or cfg.direction}, step {state['step']})")
@@ -188,10 +181,8 @@ def _from_zoo(name_or_path: str, direction: str | None) -> Translator:
     if direction not in (None, "AtoB"):
         raise GanforgeError("a published generator translates one way only; omit --direction "
                             "(use the opposite model, e.g. cyclegan-zebra2horse)")
-    net = build_zoo_generator(name_or_path)
+    net = build_zoo_generator(name_or_path)  # BatchNorm already set to batch statistics where upstream uses them
     entry = ZOO.get(str(name_or_path))
-    if entry is not None and not entry.norm_eval:
-        _batch_stats_norms(net)
     cin = getattr(net, "in_channels", None) or (entry.in_channels if entry else 3)
     cout = getattr(net, "out_channels", None) or (entry.out_channels if entry else 3)
     return Translator(net, in_channels=cin, out_channels=cout, multiple=int(getattr(net, "multiple", 4)),

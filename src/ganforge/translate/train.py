@@ -32,16 +32,14 @@ def load_translation_data(cfg: TranslateConfig) -> tuple[torch.Tensor, torch.Ten
         a, b, names = load_label_pairs(cfg.data, resolution=cfg.load_size, num_classes=cfg.num_classes,
                                        channels=cfg.channels_b)
         info["pairs"] = len(names)
-    elif cfg.model == "pix2pix":
-        from ..data.paired import load_paired_folder
+    else:  # the folders' A and B, before --direction picks the input side
+        from ..data.paired import load_paired_folder, load_unpaired_folder
 
         ca, cb = (cfg.channels_a, cfg.channels_b) if cfg.direction == "AtoB" else (cfg.channels_b, cfg.channels_a)
+    if cfg.model == "pix2pix":
         a, b, names = load_paired_folder(cfg.data, resolution=cfg.load_size, channels=ca, channels_b=cb)
         info["pairs"] = len(names)
-    else:
-        from ..data.paired import load_unpaired_folder
-
-        ca, cb = (cfg.channels_a, cfg.channels_b) if cfg.direction == "AtoB" else (cfg.channels_b, cfg.channels_a)
+    elif cfg.model == "cyclegan":
         a, b = load_unpaired_folder(cfg.data, resolution=cfg.load_size, channels=ca, channels_b=cb)
         info.update(images_A=len(a), images_B=len(b))
     if cfg.model != "spade" and cfg.direction == "BtoA":
@@ -90,10 +88,6 @@ def train_translator(config: TranslateConfig | None = None, *, out: str | os.Pat
         else:
             batches = PairedBatches(a, b, cfg.batch_size, cfg.seed, crop=crop, hflip=cfg.hflip,
                                     ids_a=cfg.model == "spade")
-        if cfg.model == "spade":
-            top = int(a.max())
-            if top >= cfg.num_classes:  # the loader checks files; this guards tensors passed in other ways
-                raise DataError(f"label maps hold class id {top}, beyond --num-classes {cfg.num_classes}")
         task = TASKS[cfg.model](cfg, accelerator.device, _fixed_inputs(a, b, cfg, accelerator.device))
         curves = {"pix2pix": {"losses": ["loss_G_gan", "loss_G_L1", "loss_D"], "D outputs": ["D_real", "D_fake"]},
                   "cyclegan": {"G losses": ["loss_G_A", "loss_G_B", "loss_cycle", "loss_idt"],

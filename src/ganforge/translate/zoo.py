@@ -187,7 +187,7 @@ def _fit_legacy(net: nn.Module, state: dict) -> dict:
     return state
 
 
-def _use_batch_statistics(net: nn.Module) -> None:
+def use_batch_statistics(net: nn.Module) -> None:
     """BatchNorm normalises with the statistics of the batch it sees, as upstream test.py (which
     leaves the model in train mode); momentum 0 keeps the loaded running averages unchanged."""
     for module in net.modules():
@@ -240,7 +240,7 @@ def build_zoo_generator(name_or_path: str, arch: str | None = None, norm: str | 
     norm_eval = info.norm_eval if info is not None else norm != "batch"
     net.eval()
     if not norm_eval:
-        _use_batch_statistics(net)
+        use_batch_statistics(net)
     net.norm_eval = norm_eval
     net.zoo = info
     return net
