@@ -37,6 +37,7 @@ class GanConfig(LoopOptions):
     style_mixing: float = 0.9  # stylegan2 only: probability of two latents with a crossover in W
     pl_weight: float = 2.0  # stylegan2 only: path-length regularisation weight (0: off)
     pl_every: int = 4  # stylegan2 only: path-length regularisation every N steps (weight x N)
+    grow_steps: int = 0  # progan only: steps of each fade-in and of each stable phase; 0: --steps / (2 x levels - 1)
     # optimisation
     lr_g: float = 2e-4
     lr_d: float = 2e-4
@@ -83,6 +84,8 @@ class GanConfig(LoopOptions):
             raise GanforgeError("--r1-every must be >= 0 (0: auto) and --pl-every >= 1")
         if not 0 <= self.style_mixing <= 1 or self.pl_weight < 0:
             raise GanforgeError("--style-mixing must be in [0, 1] and --pl-weight >= 0")
+        if self.grow_steps < 0:
+            raise GanforgeError("--grow-steps must be >= 0 (0: spread the growth over --steps)")
         if self.weight_init not in ("auto", "dcgan", "default"):
             raise GanforgeError("--weight-init must be auto, dcgan or default")
         self.loop_config().validate()
@@ -98,6 +101,22 @@ class GanConfig(LoopOptions):
         if self.r1_every:
             return self.r1_every
         return 16 if self.arch == "stylegan2" else 1
+
+    @property
+    def grow_interval(self) -> int:
+        """progan: steps per fade-in and per stable phase. Auto: the run's --steps split evenly into
+        the first level's phase and a fade-in + stable phase per further level."""
+        if self.grow_steps:
+            return self.grow_steps
+        from .nets.progan import num_levels
+
+        return max(1, self.steps // (2 * num_levels(self.resolution) - 1))
+
+    def steps_dependent(self) -> list[str]:
+        """Why --steps may not change on resume (run_task's check): the maths that follows it."""
+        if self.arch == "progan" and not self.grow_steps:
+            return ["steps (progressive growing's phases follow --steps: set --grow-steps to change it)"]
+        return []
 
     @property
     def augment_ops(self) -> tuple[str, ...]:

@@ -14,8 +14,11 @@ HELP = {
     "data": "image folder (prepared into the cache on first use), a dataset made by 'ganforge data prepare', or mnist / fashion-mnist / digits",
     "resolution": "image size (power of two, 32..256)",
     "channels": "1 (grey) or 3 (RGB); default: the dataset's",
-    "arch": "dcgan, resnet (SNGAN-style, spectral norm) or stylegan2 (mapping network, modulated convs, noise, "
-            "skip G / residual D; suggested: --lr-g 0.0025 --lr-d 0.0025 --beta1 0 --beta2 0.99 --r1-gamma 1)",
+    "arch": "dcgan, resnet (SNGAN-style, spectral norm), stylegan2 (mapping network, modulated convs, noise, "
+            "skip G / residual D; suggested: --lr-g 0.0025 --lr-d 0.0025 --beta1 0 --beta2 0.99 --r1-gamma 1) or "
+            "progan (progressive growing from 4x4 with fade-in, pixel norm, equalised LR; suggested: --lr-g 0.001 "
+            "--lr-d 0.001 --beta1 0 --beta2 0.99, and --loss wgan-gp as in the paper)",
+    "grow_steps": "progan: steps of each fade-in and of each stable phase (0: --steps split evenly over the levels)",
     "conditional": "class-conditional G (label embedding) and projection D",
     "loss": "minimax, non-saturating, lsgan, hinge or wgan-gp",
     "r1_gamma": "R1 penalty weight (0: off)",

@@ -29,4 +29,4 @@ def build_gan(name: str, spec: GanNetSpec):
 
 
 def _load_builtin() -> None:
-    from . import dcgan, resnet, stylegan2  # noqa: F401  (registration side effect)
+    from . import dcgan, progan, resnet, stylegan2  # noqa: F401  (registration side effect)

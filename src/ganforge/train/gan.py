@@ -18,6 +18,7 @@ from ..config import GanConfig
 from ..losses import LOSSES, d_real_and_r1, wgan_gradient_penalty
 from ..nets import GanNetSpec, build_gan
 from ..nets.layers import ConditionalBatchNorm2d, ProjectionHead, dcgan_init
+from ..nets.progan import num_levels, reals_at_stage, stage_at
 from .task import StepContext
 
 PROBABILITY_LOSSES = ("minimax", "non-saturating")  # D outputs are logits of a probability
@@ -89,6 +90,9 @@ class GanTask:
         self.per_row = per_row
         self.style_based = cfg.arch == "stylegan2"  # mapping/synthesis: style mixing, path length, w_avg
         self.pl_mean = torch.zeros((), device=device)  # path-length EMA target (checkpointed)
+        # progan: the stage (level, fade alpha) is a function of the step; the networks carry it
+        self.progressive = cfg.arch == "progan"
+        self.levels = num_levels(spec.resolution) if self.progressive else 0
 
     # --- Task protocol ---------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -128,6 +132,8 @@ class GanTask:
         return torch.where(take_second[:, :, None], ws2, ws)
 
     def _generate(self, z: torch.Tensor, y: torch.Tensor | None, ctx: StepContext, last: bool) -> torch.Tensor:
+        if self.progressive:  # the stage's own resolution, as the reals
+            return self.G_fwd(z, y, full_size=False)
         if not self.style_based:
             return self.G_fwd(z, y)
         return self.G.synthesis(self._mixed_ws(z, y, ctx, update_w_avg=last), ctx.generator)
@@ -159,13 +165,24 @@ class GanTask:
     def _labels(self, labels: torch.Tensor) -> torch.Tensor | None:
         return labels if self.conditional else None
 
+    def _enter_stage(self, step: int) -> tuple[int, float]:
+        """progan: put G, G_ema and D at the step's stage (a function of the step alone, so a run
+        resumed in the middle of a fade continues exactly)."""
+        level, alpha = stage_at(step, self.cfg.grow_interval, self.levels)
+        for net in (self.G, self.G_ema, self.D):
+            net.set_stage(level, alpha)
+        return level, alpha
+
     def step(self, ctx: StepContext) -> dict[str, float]:
         cfg, D = self.cfg, self.D_fwd
         real_target = 1.0 - cfg.label_smoothing
         fake = None
+        stage = self._enter_stage(ctx.step) if self.progressive else None
         for i in range(cfg.n_critic):
             batch = ctx.next_batch()
             real, labels = batch["image"], batch["label"]
+            if stage is not None:
+                real = reals_at_stage(real, *stage)
             if cfg.channels_last:
                 real = real.contiguous(memory_format=torch.channels_last)
             y_real = y = self._labels(labels)
@@ -223,6 +240,8 @@ class GanTask:
             scalars["pl_penalty"] = float(pl.detach())
         if self.style_based and cfg.pl_weight > 0:
             scalars["pl_mean"] = float(self.pl_mean)
+        if stage is not None:
+            scalars["level"], scalars["alpha"] = float(stage[0]), stage[1]
         return scalars
 
     @torch.no_grad()

@@ -89,6 +89,8 @@ def check_resume(options: Any, run_dir: Path, resume: str, resumable: tuple[str,
     if steps_changed and getattr(options, "lr_schedule", "constant") != "constant" \
             and not getattr(options, "lr_decay_steps", 0):
         changed.append("steps (the LR schedule's length follows --steps: set --lr-decay-steps to change it)")
+    if steps_changed and hasattr(options, "steps_dependent"):
+        changed += options.steps_dependent()
     if changed:
         raise CheckpointError(
             f"cannot resume {run_dir}: options differ from the saved run ({', '.join(changed)}); "
