@@ -229,3 +229,25 @@ def test_raw_folder_trains_through_the_cache_like_in_memory(tmp_path, monkeypatc
     memory = ganforge.train_gan(ganforge.GanConfig(**opts), out=tmp_path / "memory")
     assert memory["data_source"].startswith("folder ")
     assert _same(_weights(tmp_path / "cached"), _weights(tmp_path / "memory"))
+
+
+def test_evaluation_reference_reads_only_its_chosen_images(tmp_path, monkeypatch):
+    """A folder (through the training cache) or a prepared dataset as the FID reference: only the
+    n seeded choices are read from disk, and they equal the in-memory path's images and labels."""
+    from ganforge.metrics.evaluation import load_source
+
+    root = _folder(tmp_path / "imgs", n=12)
+    monkeypatch.setenv("GANFORGE_PREPARE", "0")
+    memory = load_source(str(root), n=5, seed=3, resolution=16, progress=False)
+    monkeypatch.delenv("GANFORGE_PREPARE")
+    reads = []
+    read = prep.PreparedDataset.read
+    monkeypatch.setattr(prep.PreparedDataset, "read", lambda self, idx: reads.append(len(idx)) or read(self, idx))
+    streamed = load_source(str(root), n=5, seed=3, resolution=16, progress=False)
+    assert reads == [5]
+    assert torch.equal(streamed.images, memory.images) and torch.equal(streamed.labels, memory.labels)
+    assert streamed.info["subset"] == memory.info["subset"] == "5 of 24, seeded randperm seed=3"
+    prep.prepare_dataset(root, tmp_path / "prepared", resolution=16, progress=False)
+    assert torch.equal(load_source(str(tmp_path / "prepared"), n=5, seed=3, progress=False).images, memory.images)
+    with pytest.raises(ganforge.GanforgeError, match="prepared at 16"):
+        load_source(str(tmp_path / "prepared"), n=5, resolution=32, progress=False)

@@ -127,6 +127,8 @@ def load_source(spec: str, *, n: int | None = None, seed: int = 0, resolution: i
     is_builtin = builtin_name(spec) is not None
     if not is_builtin and not Path(spec).expanduser().is_dir():
         raise GanforgeError(f"{spec}: not a run directory, a built-in dataset or an image folder")
+    if not is_builtin and (streamed := _load_prepared_subset(spec, n, seed, resolution, progress)) is not None:
+        return streamed
     if not is_builtin and resolution is None:
         images, _ = read_folder(Path(spec).expanduser(), progress=progress)
         labels = torch.zeros(len(images), dtype=torch.int64)
@@ -144,6 +146,40 @@ def load_source(spec: str, *, n: int | None = None, seed: int = 0, resolution: i
     if idx is not None:
         images, labels = images[idx], labels[idx]
     return Source(spec, kind, images, labels, info, cacheable=True)
+
+
+def _load_prepared_subset(spec: str, n: int | None, seed: int, resolution: int | None,
+                          progress: bool) -> Source | None:
+    """A prepared dataset, or a folder at a given resolution (through the training cache): only
+    the ``n`` chosen images are read from disk, so a reference set costs n images of memory
+    whatever the dataset's size. The same images and pixels as the in-memory path (the same seeded
+    choice over the same order), hence the same cached features. None: not streamable here
+    (GANFORGE_PREPARE=0, or a folder at its native size)."""
+    import numpy as np
+
+    from ..data.prepared import is_prepared, open_prepared, open_training_data
+
+    path = Path(spec).expanduser()
+    if is_prepared(path):
+        ds = open_prepared(path)
+        if resolution is not None and resolution != ds.resolution:
+            raise GanforgeError(f"{spec} was prepared at {ds.resolution}x{ds.resolution}, not {resolution}; "
+                                f"prepare it again with --resolution {resolution}")
+        resize = f"prepared at {ds.resolution} (shorter side, bicubic, centre crop)"
+    elif resolution is not None:
+        ds = open_training_data(path, resolution=resolution, progress=progress)
+        if ds is None:
+            return None
+        resize = f"shorter side to {resolution}, bicubic, centre crop (ganforge.data)"
+    else:
+        return None
+    idx = subsample(len(ds), n, seed)
+    rows = np.arange(len(ds)) if idx is None else idx.numpy()
+    images = torch.from_numpy(ds.read(rows))
+    labels = ds.labels[torch.from_numpy(rows)]
+    info = {"description": ds.source, "resize": resize,
+            "subset": "all" if idx is None else f"{len(idx)} of {len(ds)}, seeded randperm seed={seed}"}
+    return Source(spec, "folder", images, labels, info, cacheable=True)
 
 
 def _source_fingerprint(source: Source) -> str:
