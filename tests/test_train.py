@@ -198,3 +198,32 @@ def test_eval_during_training_logs_metric_and_keeps_best(tmp_path):
     best = tmp_path / "run" / "checkpoints" / "best"
     assert (best / "weights.safetensors").is_file()
     assert ganforge.load_generator(tmp_path / "run", checkpoint_name="best").step in (2, 4)
+
+
+def test_each_architecture_gets_its_papers_optimiser_unless_told(tmp_path):
+    cfg = ganforge.GanConfig(arch="stylegan2", resolution=32, batch_size=64).resolved()
+    assert (cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.beta2) == (0.0025, 0.0025, 0.0, 0.99)
+    assert cfg.r1_gamma == pytest.approx(0.0002 * 32 ** 2 / 64)  # StyleGAN2-ADA's heuristic
+    cfg = ganforge.GanConfig(arch="progan").resolved()
+    assert (cfg.lr_g, cfg.beta1, cfg.beta2, cfg.r1_gamma) == (0.001, 0.0, 0.99, 0.0)
+    cfg = ganforge.GanConfig().resolved()
+    assert (cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.beta2, cfg.r1_gamma) == (2e-4, 2e-4, 0.5, 0.999, 0.0)
+    cfg = ganforge.GanConfig(arch="stylegan2", lr_g=0.01, beta1=0.5, r1_gamma=0.0).resolved()
+    assert (cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.r1_gamma) == (0.01, 0.0025, 0.5, 0.0)  # what is given wins
+    # the optimisers really use them, and run.json records them
+    _train(tmp_path, "sg2", arch="stylegan2", steps=1, pl_weight=0.0)
+    info = json.loads((tmp_path / "sg2" / "run.json").read_text())
+    assert info["optimizer"] == {"lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0, "beta2": 0.99,
+                                 "r1_gamma": pytest.approx(0.0002 * 16 ** 2 / 16)}
+    state = torch.load(checkpoint.list_checkpoints(tmp_path / "sg2" / "checkpoints")[-1] / checkpoint.STATE_FILE,
+                       weights_only=True)
+    group = state["optimizers"]["G"]["param_groups"][0]
+    assert group["lr"] == 0.0025 and tuple(group["betas"]) == (0.0, 0.99)
+
+
+def test_a_run_with_the_old_explicit_settings_resumes_under_auto(tmp_path):
+    """Runs written before "auto" saved DCGAN's numbers explicitly; the same maths resumes."""
+    _train(tmp_path, "run", steps=2, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, r1_gamma=0.0)
+    assert _train(tmp_path, "run", steps=3)["resumed_from"] == 2
+    with pytest.raises(CheckpointError, match="lr_g"):
+        _train(tmp_path, "run", steps=4, lr_g=1e-3)

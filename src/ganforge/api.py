@@ -71,6 +71,7 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
             curve_groups={"losses": ["loss_G", "loss_D", "mode_seeking"], "D outputs": ["D_real", "D_fake"],
                           "augment p": ["augment_p"], "eval": ["eval"]},
             run_info={"arch": cfg.arch, "spec": spec.__dict__, "class_names": dataset.class_names,
+                      "optimizer": {k: getattr(task.cfg, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "r1_gamma")},
                       "data_source": dataset.source, "skipped_files": len(dataset.skipped)},
             summary={"data_seconds": t_data, "data_source": dataset.source},
         )

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError, GanforgeError
 from .train.loop import LoopConfig
 from .train.options import LoopOptions
+
+
+# Each architecture's published optimiser settings, used where the options say "auto" (0 for a
+# learning rate, < 0 for a beta or R1 gamma): DCGAN (Radford et al.) for dcgan and resnet,
+# StyleGAN2-ADA's defaults for stylegan2 (its R1 heuristic gamma = 0.0002 R^2 / batch), and
+# Progressive GAN's Adam for progan.
+ARCH_OPTIMIZERS: dict[str, dict[str, float]] = {
+    "dcgan": dict(lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, r1_gamma=0.0),
+    "resnet": dict(lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, r1_gamma=0.0),
+    "stylegan2": dict(lr_g=0.0025, lr_d=0.0025, beta1=0.0, beta2=0.99, r1_gamma=-1.0),  # -1: the heuristic
+    "progan": dict(lr_g=1e-3, lr_d=1e-3, beta1=0.0, beta2=0.99, r1_gamma=0.0),
+}
 
 
 @dataclass
@@ -28,7 +40,7 @@ class GanConfig(LoopOptions):
     weight_init: str = "auto"  # auto: DCGAN init for dcgan, PyTorch defaults otherwise
     # game
     loss: str = "non-saturating"
-    r1_gamma: float = 0.0
+    r1_gamma: float = -1.0  # <0: the architecture's own (0; stylegan2: 0.0002 x resolution^2 / batch size)
     gp_weight: float = 10.0  # WGAN-GP only
     label_smoothing: float = 0.0  # one-sided: real target 1 - s
     n_critic: int = 1
@@ -39,10 +51,10 @@ class GanConfig(LoopOptions):
     pl_every: int = 4  # stylegan2 only: path-length regularisation every N steps (weight x N)
     grow_steps: int = 0  # progan only: steps of each fade-in and of each stable phase; 0: --steps / (2 x levels - 1)
     # optimisation
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    lr_g: float = 0.0  # 0: the architecture's own (ARCH_OPTIMIZERS)
+    lr_d: float = 0.0
+    beta1: float = -1.0  # <0: the architecture's own
+    beta2: float = -1.0
     ema: float = 0.999  # EMA decay of G's weights; 0 disables
     augment: str = ""  # comma list of color,translation,cutout
     augment_p: float = 0.0
@@ -89,6 +101,21 @@ class GanConfig(LoopOptions):
         if self.weight_init not in ("auto", "dcgan", "default"):
             raise GanforgeError("--weight-init must be auto, dcgan or default")
         self.loop_config().validate()
+
+    def resolved(self) -> "GanConfig":
+        """A copy with the "auto" optimiser settings replaced by the architecture's own
+        (:data:`ARCH_OPTIMIZERS`; an architecture registered elsewhere gets DCGAN's). A resume
+        compares resolved options, so an explicit value equal to the automatic one is the same run."""
+        d = ARCH_OPTIMIZERS.get(self.arch, ARCH_OPTIMIZERS["dcgan"])
+        out = replace(self)
+        out.lr_g = self.lr_g or d["lr_g"]
+        out.lr_d = self.lr_d or d["lr_d"]
+        out.beta1 = d["beta1"] if self.beta1 < 0 else self.beta1
+        out.beta2 = d["beta2"] if self.beta2 < 0 else self.beta2
+        if self.r1_gamma < 0:
+            gamma = d["r1_gamma"]
+            out.r1_gamma = 0.0002 * self.resolution ** 2 / self.batch_size if gamma < 0 else gamma
+        return out
 
     @property
     def mode_seeking_weight(self) -> float:

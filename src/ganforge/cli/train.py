@@ -15,13 +15,16 @@ HELP = {
     "resolution": "image size (power of two, 32..256)",
     "channels": "1 (grey) or 3 (RGB); default: the dataset's",
     "arch": "dcgan, resnet (SNGAN-style, spectral norm), stylegan2 (mapping network, modulated convs, noise, "
-            "skip G / residual D; suggested: --lr-g 0.0025 --lr-d 0.0025 --beta1 0 --beta2 0.99 --r1-gamma 1) or "
-            "progan (progressive growing from 4x4 with fade-in, pixel norm, equalised LR; suggested: --lr-g 0.001 "
-            "--lr-d 0.001 --beta1 0 --beta2 0.99, and --loss wgan-gp as in the paper)",
+            "skip G / residual D) or progan (progressive growing from 4x4 with fade-in, pixel norm, equalised LR; "
+            "the paper used --loss wgan-gp); each gets its paper's Adam settings unless --lr-g/--beta1/... say otherwise",
     "grow_steps": "progan: steps of each fade-in and of each stable phase (0: --steps split evenly over the levels)",
     "conditional": "class-conditional G (label embedding) and projection D",
     "loss": "minimax, non-saturating, lsgan, hinge or wgan-gp",
-    "r1_gamma": "R1 penalty weight (0: off)",
+    "r1_gamma": "R1 penalty weight (0: off; <0: the architecture's own: off, stylegan2 0.0002 x resolution^2 / batch size)",
+    "lr_g": "G learning rate (0: the architecture's own: 2e-4 dcgan/resnet, 0.0025 stylegan2, 0.001 progan)",
+    "lr_d": "D learning rate (0: the architecture's own, as --lr-g)",
+    "beta1": "Adam beta1 (<0: the architecture's own: 0.5 dcgan/resnet, 0 stylegan2/progan)",
+    "beta2": "Adam beta2 (<0: the architecture's own: 0.999 dcgan/resnet, 0.99 stylegan2/progan)",
     "r1_every": "lazy R1: apply it every N steps with weight x N (0: 16 for stylegan2, 1 otherwise)",
     "style_mixing": "stylegan2: probability of mixing two latents at a random layer (style mixing regularisation)",
     "pl_weight": "stylegan2: path-length regularisation weight (0: off)",

@@ -57,6 +57,7 @@ class GanTask:
     name = "gan"
 
     def __init__(self, cfg: GanConfig, spec: GanNetSpec, device: torch.device) -> None:
+        cfg = cfg.resolved()  # the architecture's own optimiser settings where the options say auto
         self.cfg, self.spec = cfg, spec
         torch.manual_seed(cfg.seed)  # network initialisation
         G, D = build_gan(cfg.arch, spec)

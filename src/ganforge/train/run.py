@@ -83,6 +83,11 @@ def check_resume(options: Any, run_dir: Path, resume: str, resumable: tuple[str,
     if not path.is_file() and legacy_config and (run_dir / legacy_config).is_file():
         path = run_dir / legacy_config
     saved = load_options(type(options), path)
+    if hasattr(options, "resolved"):  # "auto" and the value it stands for are the same maths
+        try:
+            options, saved = options.resolved(), saved.resolved()
+        except GanforgeError:
+            pass  # invalid options: validation reports them
     changed = [f.name for f in fields(options)
                if getattr(options, f.name) != getattr(saved, f.name) and f.name not in resumable]
     steps_changed = getattr(options, "steps", None) != getattr(saved, "steps", None)
