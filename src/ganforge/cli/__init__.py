@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval", "FID, KID, IS, precision/recall of A against reference B, with the protocol"),
     "eval-video": ("video", "flicker (warping error k=1, k=10) and style distance of a stylised video"),
     "inpaint": ("inpaint", "fill holes in images with a trained inpainting GAN (known pixels kept exactly)"),
-    "interpolate": ("sample", "latent walk (slerp) between seeds as a GIF or MP4"),
+    "interpolate": ("sample", "latent walk between seeds as a GIF or MP4 (slerp in z; stylegan2: linear in W)"),
     "sample": ("sample", "draw samples from a trained run"),
     "serve": ("serve", "web page and REST API for style transfer and sampling"),
     "similarity": ("eval", "SSIM and feature cosine similarity (%%) of two images or folders"),
