@@ -129,11 +129,19 @@ class Generator:
 
 
 def load_generator(run_dir: str | Path, *, checkpoint_name: str = "latest") -> Generator:
-    """Load the generator of a GAN run directory; ``checkpoint_name``: 'latest', 'best' or 'step-N'.
-    Runs of other tasks load through :func:`ganforge.runs.load_run`."""
+    """Load the generator of a GAN run directory (``checkpoint_name``: 'latest', 'best' or
+    'step-N'), or of a file written by ``ganforge export`` (a ``.safetensors`` file, which holds one
+    checkpoint: see docs/export.md). Runs of other tasks load through :func:`ganforge.runs.load_run`."""
     from .runs import load_checkpoint, require_task
 
     run_dir = Path(run_dir)
+    if run_dir.is_file() or (run_dir.suffix == ".safetensors" and not run_dir.is_dir()):
+        from .export import load_exported
+
+        if checkpoint_name != "latest":
+            raise GanforgeError(f"{run_dir} is an exported generator (one set of weights); "
+                                "--checkpoint applies to run directories")
+        return load_exported(run_dir)
     meta = require_task(run_dir, "gan")  # another task's run: a one-line error naming its command
     cfg = GanConfig.load(run_dir / "config.json")
     spec = GanNetSpec(**meta["spec"])
