@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "train a small conditional GAN offline and write an HTML report"),
     "eval": ("eval", "FID, KID, IS, precision/recall of A against reference B, with the protocol"),
     "eval-video": ("video", "flicker (warping error k=1, k=10) and style distance of a stylised video"),
+    "export": ("export", "write a run's generator as one self-describing .safetensors file"),
     "inpaint": ("inpaint", "fill holes in images with a trained inpainting GAN (known pixels kept exactly)"),
     "interpolate": ("sample", "latent walk between seeds as a GIF or MP4 (slerp in z; stylegan2: linear in W)"),
     "sample": ("sample", "draw samples from a trained run"),

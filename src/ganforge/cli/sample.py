@@ -11,7 +11,7 @@ from ._common import add_network_options
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained run")
-    p.add_argument("run", help="run directory")
+    p.add_argument("run", help="run directory, or a generator written by ganforge export (.safetensors)")
     p.add_argument("--n", type=int, default=64)
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", help="grid image (.png/.jpg)")
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--truncation", type=float, default=1.0,
                    help="resample |z| above this; stylegan2: psi toward the mean w, 0 allowed (< 1 trades variety for quality)")
     p.add_argument("--raw", action="store_true", help="use the raw generator instead of its EMA")
-    p.add_argument("--checkpoint", default="latest", help="latest, best or step-NNNNNNN")
+    p.add_argument("--checkpoint", default="latest", help="latest, best or step-NNNNNNN (run directories)")
     p.add_argument("--nrow", type=int, default=None)
     add_network_options(p)
     p.set_defaults(func=_sample)
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="A closed walk through the seeds' latents: slerp between their z, or for "
                                    "style-based generators (stylegan2) straight lines between their w, each seed "
                                    "mapped once with its own class (--class, or the one `sample --seed` draws).")
-    q.add_argument("run")
+    q.add_argument("run", help="run directory, or a generator written by ganforge export (.safetensors)")
     q.add_argument("--out", required=True, help="walk.gif or walk.mp4")
     q.add_argument("--seeds", default="0,1,2,3", help="comma list of seeds to visit (loops back)")
     q.add_argument("--frames", type=int, default=24, help="frames between two seeds")

@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Slerp through random keyframe latents (with class morphs for conditional runs); "
                                    "style-based generators (stylegan2) step linearly between the keyframes' w, "
                                    "each mapped once with its class and truncation.")
-    v.add_argument("run", metavar="RUN", help="GAN run directory")
+    v.add_argument("run", metavar="RUN", help="GAN run directory, or a generator written by ganforge export")
     v.add_argument("--seconds", type=float, required=True)
     v.add_argument("--out", required=True, help=".mp4 (or a folder: PNG sequence)")
     v.add_argument("--fps", type=int, default=24)
