@@ -1,4 +1,5 @@
-"""Load a trained generator from a run directory and draw, save and interpolate samples."""
+"""Load a trained generator (from a run directory or an exported file) and draw, save and
+interpolate samples."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ class Generator:
     """A trained generator (EMA weights by default) with its metadata."""
 
     def __init__(self, G_ema: torch.nn.Module, G: torch.nn.Module, spec: GanNetSpec, class_names: list[str],
-                 step: int, run_dir: Path) -> None:
+                 step: int, run_dir: Path, arch: str | None = None) -> None:
         self.G_ema, self.G, self.spec = G_ema.eval(), G.eval(), spec
-        self.class_names, self.step, self.run_dir = class_names, step, run_dir
+        self.class_names, self.step, self.run_dir = class_names, step, run_dir  # run_dir: or the exported file
+        self.arch = arch  # the registered architecture name; export needs it to rebuild the network
 
     num_classes = property(lambda self: self.spec.num_classes)
     channels = property(lambda self: self.spec.channels)
@@ -87,6 +89,36 @@ class Generator:
             out.append(net(z[i:i + batch_size], y, **kwargs).float().add(1).div(2).clamp(0, 1))
         return torch.cat(out)
 
+    def _network(self, ema: bool) -> tuple[torch.nn.Module, torch.device]:
+        net = self.G_ema if ema else self.G
+        return net, next(net.parameters()).device
+
+    @torch.no_grad()
+    def mapping(self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation: float = 1.0,
+                ema: bool = True) -> torch.Tensor:
+        """ws ``(N, num_ws, w_dim)`` of a W-space generator (:attr:`w_space`), on its device:
+        ``z`` (and the class, which the mapping network embeds) mapped once and pulled toward
+        ``w_avg`` (per class) by psi = ``truncation``. Walks interpolate these, not z: W is where
+        StyleGAN's images change most evenly, and ``synthesize(mapping(z, y, psi))`` is exactly
+        what :meth:`generate` computes for ``(z, y)``."""
+        if not self.w_space:
+            raise GanforgeError("this generator has no W space (not style-based); interpolate its z instead")
+        if not truncation >= 0:
+            raise GanforgeError(f"--truncation must be >= 0 (1: none), got {truncation}")
+        if self.num_classes and labels is None:
+            raise GanforgeError("this generator is conditional: mapping needs a class for every latent")
+        net, device = self._network(ema)
+        return net.mapping(z.to(device), None if labels is None else labels.to(device), truncation_psi=float(truncation))
+
+    @torch.no_grad()
+    def synthesize(self, ws: torch.Tensor, ema: bool = True, batch_size: int = 256) -> torch.Tensor:
+        """Images in [0, 1] (on the generator's device) for ws from :meth:`mapping` (or mixes of
+        them), ``batch_size`` at a time."""
+        net, device = self._network(ema)
+        out = [net.synthesis(ws[i:i + batch_size].to(device)).float().add(1).div(2).clamp(0, 1)
+               for i in range(0, len(ws), batch_size)]
+        return torch.cat(out)
+
     def sample(self, n: int, labels=None, seed: int = 0, truncation: float = 1.0, ema: bool = True) -> torch.Tensor:
         """``n`` images as a float tensor N×C×H×W in [0, 1]; ``labels``: int, list or tensor."""
         z = self.latents(n, seed, 1.0 if self.w_space else truncation)
@@ -97,11 +129,19 @@ class Generator:
 
 
 def load_generator(run_dir: str | Path, *, checkpoint_name: str = "latest") -> Generator:
-    """Load the generator of a GAN run directory; ``checkpoint_name``: 'latest', 'best' or 'step-N'.
-    Runs of other tasks load through :func:`ganforge.runs.load_run`."""
+    """Load the generator of a GAN run directory (``checkpoint_name``: 'latest', 'best' or
+    'step-N'), or of a file written by ``ganforge export`` (a ``.safetensors`` file, which holds one
+    checkpoint: see docs/export.md). Runs of other tasks load through :func:`ganforge.runs.load_run`."""
     from .runs import load_checkpoint, require_task
 
     run_dir = Path(run_dir)
+    if run_dir.is_file() or (run_dir.suffix == ".safetensors" and not run_dir.is_dir()):
+        from .export import load_exported
+
+        if checkpoint_name != "latest":
+            raise GanforgeError(f"{run_dir} is an exported generator (one set of weights); "
+                                "--checkpoint applies to run directories")
+        return load_exported(run_dir)
     meta = require_task(run_dir, "gan")  # another task's run: a one-line error naming its command
     cfg = GanConfig.load(run_dir / "config.json")
     spec = GanNetSpec(**meta["spec"])
@@ -109,7 +149,7 @@ def load_generator(run_dir: str | Path, *, checkpoint_name: str = "latest") -> G
     G, _ = build_gan(cfg.arch, spec)
     G_ema, _ = build_gan(cfg.arch, spec)
     checkpoint.restore_modules({"G": G, "G_ema": G_ema}, tensors, path)
-    return Generator(G_ema, G, spec, meta.get("class_names", []), int(state["step"]), run_dir)
+    return Generator(G_ema, G, spec, meta.get("class_names", []), int(state["step"]), run_dir, arch=cfg.arch)
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
@@ -128,11 +168,25 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 
 
 def interpolation_frames(gen: Generator, seeds: list[int], frames_per_seed: int = 24, label=None,
-                         ema: bool = True) -> torch.Tensor:
-    """A closed latent walk through ``seeds`` (slerp), as frames N×C×H×W in [0, 1]."""
+                         ema: bool = True, truncation: float = 1.0) -> torch.Tensor:
+    """A closed latent walk through ``seeds``, as frames N×C×H×W in [0, 1]: slerp between the
+    seeds' z, or for W-space generators (:attr:`Generator.w_space`) linear steps between their w
+    (StyleGAN's practice). There each seed is mapped once with its own class (``label``, or else the
+    class ``gen.sample(1, seed=s)`` draws), truncated toward ``w_avg`` by psi = ``truncation``, so
+    keyframe i is the image ``gen.sample(1, labels=label, seed=s_i, truncation=psi)`` gives (to float
+    rounding: batched matmuls round differently) and a conditional walk morphs between the seeds' classes. ``truncation`` for z-space generators
+    resamples |z| as in :meth:`Generator.latents`."""
     if len(seeds) < 2:
         raise GanforgeError("interpolation needs at least two seeds")
-    keys = torch.cat([gen.latents(1, seed=s) for s in seeds])
+    if gen.w_space:
+        z = torch.cat([gen.latents(1, seed=s) for s in seeds])
+        # unconditional: None (and --class is refused)
+        y = torch.cat([gen._labels(1, label, s) for s in seeds]) if gen.num_classes else gen._labels(1, label, 0)
+        w_keys = gen.mapping(z, y, truncation=truncation, ema=ema)
+        ws = torch.stack([torch.lerp(w_keys[i], w_keys[(i + 1) % len(seeds)], t / frames_per_seed)
+                          for i in range(len(seeds)) for t in range(frames_per_seed)])
+        return gen.synthesize(ws, ema=ema)
+    keys = torch.cat([gen.latents(1, seed=s, truncation=truncation) for s in seeds])
     zs = [slerp(keys[i], keys[(i + 1) % len(keys)], t / frames_per_seed)
           for i in range(len(keys)) for t in range(frames_per_seed)]
     z = torch.stack(zs)

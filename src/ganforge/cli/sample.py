@@ -11,7 +11,7 @@ from ._common import add_network_options
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained run")
-    p.add_argument("run", help="run directory")
+    p.add_argument("run", help="run directory, or a generator written by ganforge export (.safetensors)")
     p.add_argument("--n", type=int, default=64)
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", help="grid image (.png/.jpg)")
@@ -21,19 +21,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--truncation", type=float, default=1.0,
                    help="resample |z| above this; stylegan2: psi toward the mean w, 0 allowed (< 1 trades variety for quality)")
     p.add_argument("--raw", action="store_true", help="use the raw generator instead of its EMA")
-    p.add_argument("--checkpoint", default="latest", help="latest, best or step-NNNNNNN")
+    p.add_argument("--checkpoint", default="latest", help="latest, best or step-NNNNNNN (run directories)")
     p.add_argument("--nrow", type=int, default=None)
     add_network_options(p)
     p.set_defaults(func=_sample)
 
-    q = sub.add_parser("interpolate", help="latent walk (slerp) between seeds as a GIF or MP4")
-    q.add_argument("run")
+    q = sub.add_parser("interpolate", help="latent walk between seeds as a GIF or MP4 (slerp in z; stylegan2: linear in W)",
+                       description="A closed walk through the seeds' latents: slerp between their z, or for "
+                                   "style-based generators (stylegan2) straight lines between their w, each seed "
+                                   "mapped once with its own class (--class, or the one `sample --seed` draws).")
+    q.add_argument("run", help="run directory, or a generator written by ganforge export (.safetensors)")
     q.add_argument("--out", required=True, help="walk.gif or walk.mp4")
     q.add_argument("--seeds", default="0,1,2,3", help="comma list of seeds to visit (loops back)")
     q.add_argument("--frames", type=int, default=24, help="frames between two seeds")
     q.add_argument("--fps", type=int, default=24)
     q.add_argument("--scale", type=int, default=4, help="nearest-neighbour upscaling of each frame")
     q.add_argument("--class", dest="label", type=int, default=None)
+    q.add_argument("--truncation", type=float, default=1.0,
+                   help="resample |z| above this; stylegan2: psi toward the mean w, 0 allowed")
     q.add_argument("--checkpoint", default="latest")
     add_network_options(q)
     q.set_defaults(func=_interpolate)
@@ -67,7 +72,7 @@ def _interpolate(args: argparse.Namespace) -> int:
     except ValueError:
         raise GanforgeError(f"--seeds must be a comma list of integers, got {args.seeds!r}") from None
     gen = _OnDevice(load_generator(args.run, checkpoint_name=args.checkpoint), args.device, args.precision)
-    frames = interpolation_frames(gen, seeds, args.frames, label=args.label)
+    frames = interpolation_frames(gen, seeds, args.frames, label=args.label, truncation=args.truncation)
     print(write_video(frames, args.out, fps=args.fps, scale=args.scale))
     return 0
 
@@ -95,4 +100,17 @@ class _OnDevice:
         with autocast(self.precision, self.device):
             out = self._gen.generate(z.to(self.device), None if labels is None else labels.to(self.device),
                                      ema=ema, batch_size=batch_size, truncation=truncation)
+        return out.float().cpu()
+
+    def mapping(self, z, labels=None, truncation: float = 1.0, ema: bool = True):
+        from ..device import autocast
+
+        with autocast(self.precision, self.device):
+            return self._gen.mapping(z, labels, truncation=truncation, ema=ema)
+
+    def synthesize(self, ws, ema: bool = True, batch_size: int = 256):
+        from ..device import autocast
+
+        with autocast(self.precision, self.device):
+            out = self._gen.synthesize(ws, ema=ema, batch_size=batch_size)
         return out.float().cpu()

@@ -62,15 +62,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_eval_video)
 
     v = sub.add_parser("video", help="smooth random latent walk of a trained GAN as a video",
-                       description="Slerp through random keyframe latents (with class morphs for conditional runs).")
-    v.add_argument("run", metavar="RUN", help="GAN run directory")
+                       description="Slerp through random keyframe latents (with class morphs for conditional runs); "
+                                   "style-based generators (stylegan2) step linearly between the keyframes' w, "
+                                   "each mapped once with its class and truncation.")
+    v.add_argument("run", metavar="RUN", help="GAN run directory, or a generator written by ganforge export")
     v.add_argument("--seconds", type=float, required=True)
     v.add_argument("--out", required=True, help=".mp4 (or a folder: PNG sequence)")
     v.add_argument("--fps", type=int, default=24)
     v.add_argument("--key-seconds", type=float, default=2.0, help="seconds between keyframes")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--classes", help="conditional runs: keyframe classes in turn, e.g. 3,5,8 (default: all)")
-    v.add_argument("--truncation", type=float, default=1.0)
+    v.add_argument("--truncation", type=float, default=1.0,
+                   help="resample |z| above this; stylegan2: psi toward the mean w (per class), 0 allowed")
     v.add_argument("--scale", type=int, help="integer upscaling (default: long side >= 256 px)")
     v.add_argument("--checkpoint", default="latest")
     add_network_options(v)
