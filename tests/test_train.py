@@ -227,3 +227,11 @@ def test_a_run_with_the_old_explicit_settings_resumes_under_auto(tmp_path):
     assert _train(tmp_path, "run", steps=3)["resumed_from"] == 2
     with pytest.raises(CheckpointError, match="lr_g"):
         _train(tmp_path, "run", steps=4, lr_g=1e-3)
+
+
+def test_training_gives_the_callers_rng_state_back(tmp_path):
+    """Tasks seed torch's RNG to initialise their networks; the caller's state is restored."""
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
+    _train(tmp_path, "run", steps=1)
+    assert torch.equal(torch.get_rng_state(), before)

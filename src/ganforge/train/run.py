@@ -22,6 +22,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from .. import __version__
 from ..errors import CheckpointError, GanforgeError
 from . import checkpoint
@@ -120,25 +122,29 @@ def run_task(task_name: str, options: Any, out: str | Path, prepare: Callable[[A
     run_dir = Path(out)
     check_resume(options, run_dir, resume, resumable, legacy_config)
     accelerator = make_accelerator(cpu=accelerate_cpu_flag(device))
-    prepared = prepare(accelerator)
-    loop = TrainingLoop(prepared.task, prepared.batches, prepared.loop_config, run_dir, accelerator,
-                        eval_fn=prepared.eval_fn, curve_groups=prepared.curve_groups)
-    is_main = accelerator.is_main_process
-    if is_main:  # one writer: processes never race on a run's files
-        run_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint.write_text_atomic(run_dir / CONFIG_FILE, json.dumps(options_json(options), indent=2) + "\n")
-        info = {"task": task_name, **prepared.run_info, "ganforge_version": __version__}
-        checkpoint.write_text_atomic(run_dir / RUN_FILE, json.dumps(info, indent=2) + "\n")
-        for name, text in (extra_files or {}).items():
-            checkpoint.write_text_atomic(run_dir / name, text)
-    resumed_from = loop.resume() if resume == "auto" else 0
-    summary = loop.run(handle_signals=handle_signals)
-    if on_finish is not None:
-        on_finish(loop)
-    if is_main and prepared.write_outputs is not None:
-        prepared.write_outputs(loop)
-    summary.update({"task": task_name, "run_dir": str(run_dir), "resumed_from": resumed_from, **prepared.summary,
-                    "world_size": accelerator.num_processes})
-    if is_main:
-        checkpoint.write_text_atomic(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    # Tasks seed torch's global RNG for their network initialisation and the loop checkpoints it;
+    # the caller's own RNG state is given back afterwards, so training changes no global state.
+    rng_devices = [accelerator.device] if accelerator.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=rng_devices):
+        prepared = prepare(accelerator)
+        loop = TrainingLoop(prepared.task, prepared.batches, prepared.loop_config, run_dir, accelerator,
+                            eval_fn=prepared.eval_fn, curve_groups=prepared.curve_groups)
+        is_main = accelerator.is_main_process
+        if is_main:  # one writer: processes never race on a run's files
+            run_dir.mkdir(parents=True, exist_ok=True)
+            checkpoint.write_text_atomic(run_dir / CONFIG_FILE, json.dumps(options_json(options), indent=2) + "\n")
+            info = {"task": task_name, **prepared.run_info, "ganforge_version": __version__}
+            checkpoint.write_text_atomic(run_dir / RUN_FILE, json.dumps(info, indent=2) + "\n")
+            for name, text in (extra_files or {}).items():
+                checkpoint.write_text_atomic(run_dir / name, text)
+        resumed_from = loop.resume() if resume == "auto" else 0
+        summary = loop.run(handle_signals=handle_signals)
+        if on_finish is not None:
+            on_finish(loop)
+        if is_main and prepared.write_outputs is not None:
+            prepared.write_outputs(loop)
+        summary.update({"task": task_name, "run_dir": str(run_dir), "resumed_from": resumed_from, **prepared.summary,
+                        "world_size": accelerator.num_processes})
+        if is_main:
+            checkpoint.write_text_atomic(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary
