@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 
 from .errors import CheckpointError, GanforgeError
 from .nets import GanNetSpec, build_gan
+from .train.checkpoint import write_bytes_atomic
 
 FORMAT = "ganforge.generator"
 FORMAT_VERSION = 1
@@ -78,16 +78,7 @@ def export_generator(gen, path: str | Path, *, ema: bool = True) -> dict[str, An
     if hashlib.sha256(memoryview(blob)[_data_section(blob)[1]:]).hexdigest() != digest:
         raise RuntimeError("safetensors laid the tensors out differently the second time")  # pragma: no cover
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(blob)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_bytes_atomic(path, blob)
     return {"output": str(path), "bytes": len(blob), "tensors": len(tensors), "metadata": meta}
 
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from . import ARCHITECTURES, GanNetSpec
 from .layers import minibatch_stddev
-from .stylegan2 import EqualConv2d, EqualLinear, channels_at, normalize_2nd_moment
+from .stylegan2 import EqualConv2d, EqualLinear, channels_at, normalize_2nd_moment, projected_score
 
 
 def num_levels(resolution: int) -> int:
@@ -168,12 +168,7 @@ class ProGANDiscriminator(_Staged):
             for i in range(level - 2, -1, -1):
                 h = self._block(i, h)
         h = self.fc(self.conv4(minibatch_stddev(h)).flatten(1))
-        out = self.out(h).squeeze(1)
-        if self.embed is not None:
-            if labels is None:
-                raise ValueError("a conditional discriminator needs labels")
-            out = out + (self.embed(labels).to(h.dtype) * h).sum(dim=1) * h.shape[1] ** -0.5
-        return out
+        return projected_score(h, self.out, self.embed, labels)
 
 
 def reals_at_stage(x: torch.Tensor, level: int, alpha: float) -> torch.Tensor:

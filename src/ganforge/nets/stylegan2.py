@@ -368,12 +368,19 @@ class StyleGAN2Discriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.blocks(self.from_rgb(x))
         h = self.fc(self.conv(minibatch_stddev(h)).flatten(1))
-        out = self.out(h).squeeze(1)
-        if self.embed is not None:
-            if labels is None:
-                raise ValueError("a conditional discriminator needs labels")
-            out = out + (self.embed(labels).to(h.dtype) * h).sum(dim=1) * h.shape[1] ** -0.5
-        return out
+        return projected_score(h, self.out, self.embed, labels)
+
+
+def projected_score(h: torch.Tensor, out: nn.Module, embed: nn.Embedding | None,
+                    labels: torch.Tensor | None) -> torch.Tensor:
+    """D's score from its last features: ``out(h)`` plus, when conditional, the projection term
+    <embed(y), h> / sqrt(dim) (Miyato & Koyama 2018, scaled so it starts as large as the linear term)."""
+    score = out(h).squeeze(1)
+    if embed is None:
+        return score
+    if labels is None:
+        raise ValueError("a conditional discriminator needs labels")
+    return score + (embed(labels).to(h.dtype) * h).sum(dim=1) * h.shape[1] ** -0.5
 
 
 @ARCHITECTURES.register("stylegan2")

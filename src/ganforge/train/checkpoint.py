@@ -74,12 +74,18 @@ def save(root: Path, step: int, modules: dict[str, nn.Module], state: dict[str, 
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a small file (run.json, config.json) so that readers see the old or the new
-    content, never a torn one: a temporary file in the same folder, fsync, then os.replace."""
+    content, never a torn one."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Readers see the old or the new file, never a torn one: a temporary file in the same
+    folder, fsync, then os.replace."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
