@@ -154,9 +154,9 @@ def super_resolution_example(out: Path, *, steps: int = 1000, photo: Path | None
                 f"columns of the photo (at full, 3/4 and 1/2 size), then applied to the right strip it never saw, "
                 f"shrunk ×{SR_SCALE} (antialiased bicubic). PSNR against the original (border of {s} px left "
                 f"out): bicubic {p_bic:.2f} dB, ganforge {p_ours:.2f} dB. {verdict} {PHOTO_CREDIT} Run directory: "
-                f"<code>sr-run/</code>; on your own photos: <code>ganforge train-upscaler --data DIR --arch srresnet "
-                f"--nf 16 --nb 2 --psnr-steps 3000 --steps 3000 --perceptual-weight 0 --out sr-run</code>, then "
-                f"<code>ganforge upscale photo.jpg --model sr-run --out photo_x4.png</code>.</p>")
+                f"<code>sr-run/</code>, used by <code>ganforge upscale photo.jpg --model sr-run --out photo_x4.png"
+                f"</code>; on your own photos: <code>ganforge train-upscaler --data DIR --arch srresnet --nf 16 --nb 2 "
+                f"--psnr-steps 3000 --steps 3000 --perceptual-weight 0 --out my-sr</code>.</p>")
     return fragment, numbers
 
 
