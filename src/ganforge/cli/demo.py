@@ -17,13 +17,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-style", dest="style", action="store_false", help="skip the style-transfer section")
     p.add_argument("--no-translate", dest="translate", action="store_false",
                    help="skip the image-to-image (pix2pix) section")
+    p.add_argument("--no-restore", dest="restore", action="store_false",
+                   help="skip the restoration section (super-resolution and inpainting)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from ..report.demo import run_demo
 
-    index = run_demo(args.out, steps=args.steps, data=args.data, style=args.style, translate=args.translate, precision=args.precision,
-                     device=args.device, progress=not args.quiet)
+    index = run_demo(args.out, steps=args.steps, data=args.data, style=args.style, translate=args.translate,
+                     restore=args.restore, precision=args.precision, device=args.device, progress=not args.quiet)
     print(f"open {index}")
     return 0
