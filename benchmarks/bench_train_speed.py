@@ -6,6 +6,11 @@ NaN guard, logging) with the same architecture sizes, in fp32 and in bf16 autoca
 same in-memory random images. Usage:
 
     OMP_NUM_THREADS=1 python benchmarks/bench_train_speed.py --iters 20 --rounds 3 --variants fp32-nchw,fp32,auto
+
+Other architectures and sizes (ganforge only; the reference loop is DCGAN 64x64), e.g. StyleGAN2
+at 256x256 on a GPU, AMP against fp32:
+
+    python benchmarks/bench_train_speed.py --arch stylegan2 --resolution 256 --batch-size 32 --variants fp32,bf16,fp16
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import platform
 import statistics
 import tempfile
+import sys
 import time
 from pathlib import Path
 
@@ -88,16 +94,19 @@ def reference(images: torch.Tensor, iters: int, batch: int, device: torch.device
     return iters * batch / (CLOCK() - t)
 
 
-def ganforge_rate(images: torch.Tensor, iters: int, batch: int, precision: str, channels_last: bool) -> float:
+def ganforge_rate(images: torch.Tensor, iters: int, batch: int, precision: str, channels_last: bool,
+                  arch: str = "dcgan", width: int = 64) -> float:
     from ganforge.config import GanConfig
     from ganforge.nets import GanNetSpec
     from ganforge.train.gan import GanTask
     from ganforge.train.loop import TensorBatches, TrainingLoop, make_accelerator
 
     acc = make_accelerator()
-    cfg = GanConfig(resolution=RES, width=64, batch_size=batch, precision=precision, channels_last=channels_last,
-                    steps=iters + 3, sample_every=0, ckpt_every=0, log_every=10**9, progress=False, tensorboard=False)
-    task = GanTask(cfg, GanNetSpec(RES, NC, width=64), acc.device)
+    res = images.shape[-1]
+    cfg = GanConfig(arch=arch, resolution=res, width=width, batch_size=batch, precision=precision,
+                    channels_last=channels_last, steps=iters + 3, sample_every=0, ckpt_every=0, log_every=10**9,
+                    progress=False, tensorboard=False)
+    task = GanTask(cfg, GanNetSpec(res, NC, width=width), acc.device)
     batches = TensorBatches(images, torch.zeros(len(images), dtype=torch.long), batch, 0)
     with tempfile.TemporaryDirectory() as tmp:
         loop = TrainingLoop(task, batches, cfg.loop_config(), tmp, acc)
@@ -129,7 +138,10 @@ def cpu_flags() -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description="DCGAN 64x64 training speed: ganforge vs reference")
+    p = argparse.ArgumentParser(description="GAN training speed: ganforge vs the reference DCGAN loop")
+    p.add_argument("--arch", default="dcgan", help="a registered architecture (the reference runs for dcgan at 64 only)")
+    p.add_argument("--resolution", type=int, default=RES)
+    p.add_argument("--width", type=int, default=64)
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median rate of each is reported")
     p.add_argument("--batch-size", type=int, default=64)
@@ -142,24 +154,32 @@ def main() -> None:
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    images = torch.randint(0, 256, (args.batch_size * 8, NC, RES, RES), dtype=torch.uint8)
+    images = torch.randint(0, 256, (args.batch_size * 8, NC, args.resolution, args.resolution), dtype=torch.uint8)
+    with_reference = args.arch == "dcgan" and args.resolution == RES and args.width == NGF
     results = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
-               "cpu": cpu_flags(), "torch": torch.__version__, "batch": args.batch_size, "iters": args.iters,
+               "cpu": cpu_flags(), "torch": torch.__version__, "arch": args.arch, "resolution": args.resolution,
+               "width": args.width, "batch": args.batch_size, "iters": args.iters,
                "rounds": args.rounds, "clock": args.clock}
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    rates: dict[str, list[float]] = {"reference_fp32": []}
+    rates: dict[str, list[float]] = {"reference_fp32": []} if with_reference else {}
     for v in variants:
         rates[f"ganforge_{v}"] = []
     for _ in range(args.rounds):  # interleaved, so drift in machine load hits every variant alike
-        rates["reference_fp32"].append(reference(images, args.iters, args.batch_size, device))
+        if with_reference:
+            rates["reference_fp32"].append(reference(images, args.iters, args.batch_size, device))
         for v in variants:
             precision, _, fmt = v.partition("-")
-            rates[f"ganforge_{v}"].append(ganforge_rate(images, args.iters, args.batch_size, precision, fmt != "nchw"))
-    ref = statistics.median(rates["reference_fp32"])
+            rates[f"ganforge_{v}"].append(ganforge_rate(images, args.iters, args.batch_size, precision, fmt != "nchw",
+                                                        args.arch, args.width))
+            print(f"  {v}: {rates[f'ganforge_{v}'][-1]:.2f} img/s", file=sys.stderr, flush=True)
+    # ratios against the reference loop (dcgan 64) or else against ganforge's first variant
+    base_key = "reference_fp32" if with_reference else f"ganforge_{variants[0]}"
+    base = statistics.median(rates[base_key])
+    results["ratio_base"] = base_key
     for key, values in rates.items():
         results[f"{key}_img_s"] = statistics.median(values)
-        if key != "reference_fp32":
-            results[f"{key}_ratio"] = statistics.median(values) / ref
+        if key != base_key:
+            results[f"{key}_ratio"] = statistics.median(values) / base
     print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in results.items()}, indent=1))
 
 

@@ -45,7 +45,8 @@ def main() -> None:
     p.add_argument("--video", default=str(SHARED / "video" / "cutBunny.mp4"))
     p.add_argument("--style", default=str(SHARED / "images" / "style" / "starry_night.jpg"))
     p.add_argument("--content", default=str(SHARED / "images" / "content"), help="photos for train-style")
-    p.add_argument("--decoder", help="an AdaIN decoder for vgg19-caffe (default: train one here)")
+    p.add_argument("--decoder", help="an AdaIN decoder for vgg19-caffe (default: train one here); speed mode: "
+                                     "'random' for He-initialised weights (timing only)")
     p.add_argument("--train-steps", type=int, default=400)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--strength", type=float, default=0.7, help="temporal strength (default 0.7, the CLI default)")
@@ -63,6 +64,7 @@ def main() -> None:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="precision of the stylisation runs (default auto: bf16 only on a CPU with native bf16)")
     p.add_argument("--batch-size", type=int, default=4, help="frames per network pass")
+    p.add_argument("--device", default="cpu", help="speed mode: cpu, cuda (the network's device; flow stays on the CPU)")
     p.add_argument("--rounds", type=int, default=2, help="speed mode: rounds of the interleaved runs")
     p.add_argument("--one-pass", action="store_true",
                    help="only E_warp and style distance, per-frame vs temporal, from ONE network pass over the clip "
@@ -172,6 +174,29 @@ def cpu_flags() -> str:
     return f"{model or 'unknown CPU'}, {os.cpu_count()} cores; " + " ".join(f for f in wanted if f in flags)
 
 
+def random_decoder():
+    """``--decoder random`` (speed mode only): He-initialised weights of the official decoder
+    architecture, output scaled to a visible range. Frames/s does not depend on the values; the
+    flow and blend see a textured image, not a constant one."""
+    import torch
+
+    sys.path.insert(0, str(REPO / "src"))
+    from ganforge.nets.adain_decoder import AdaINDecoder
+
+    gen = torch.Generator().manual_seed(0)
+    dec = AdaINDecoder()
+    for m in dec.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            fan_in = m.weight[0].numel()
+            m.weight.data = torch.randn(m.weight.shape, generator=gen) * (2 / fan_in) ** 0.5
+            m.bias.data.zero_()
+    with torch.no_grad():
+        probe = dec(torch.rand(1, 512, 8, 8, generator=gen))
+        dec[-1].weight.mul_(0.12 / probe.std())
+        dec[-1].bias.fill_(0.5)
+    return dec
+
+
 def speed(args: argparse.Namespace) -> None:
     """frames/s of the whole path (decode, network, flow + blend, chunk files, encode) for per-frame
     and temporal modes at fp32 and at ``--precision`` (default auto) in one process, interleaved
@@ -200,10 +225,13 @@ def speed(args: argparse.Namespace) -> None:
             w.write(f)
             frames.append(f)
     print(f"CPU: {cpu_flags()}; torch {torch.__version__}, {args.threads} threads", flush=True)
+    if args.device != "cpu":
+        print(f"device: {args.device} ({torch.cuda.get_device_name()})", flush=True)
     precisions = ["fp32"] if args.precision == "fp32" else ["fp32", args.precision]
+    decoder = random_decoder() if args.decoder == "random" else args.decoder
     ops, resolved = {}, {}
     for p in precisions:
-        st = Stylizer("adain", encoder="vgg19-caffe", decoder=args.decoder, precision=p)
+        st = Stylizer("adain", encoder="vgg19-caffe", decoder=decoder, precision=p, device=args.device)
         resolved[p] = st.precision
         ops[p] = stylizer_op(st, [(args.style, 1.0)])
         ops[p](torch.from_numpy(frames[0]).permute(2, 0, 1)[None].float() / 255)  # load weights, style cache, warm up
