@@ -38,6 +38,20 @@ CONTENT_DIR = SHARED / "images" / "content"
 STYLE_DIR = SHARED / "images" / "style"
 
 
+def latest_checkpoint(run: Path) -> Path:
+    """The newest checkpoint file of a training run folder."""
+    from ganforge.train import checkpoint
+
+    return checkpoint.list_checkpoints(run / "checkpoints")[-1]
+
+
+def read_log(run: Path) -> list[dict]:
+    """A run's log.jsonl as a list of records."""
+    import json
+
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
 def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared asset missing: {path}")

@@ -4,7 +4,6 @@ fade, and a 128x128 smoke run on crops of real photos."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,9 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import ganforge
-from conftest import CONTENT_DIR, require
+from conftest import CONTENT_DIR, latest_checkpoint, read_log, require
 from ganforge.nets import GanNetSpec, build_gan
 from ganforge.nets.progan import growth_steps, num_levels, reals_at_stage, stage_at
-from ganforge.train import checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,14 +25,6 @@ TINY = dict(data="digits", max_images=256, resolution=16, width=8, z_dim=16, bat
 
 def _train(tmp_path: Path, name: str, **kw) -> dict:
     return ganforge.train_gan(ganforge.GanConfig(**{**TINY, **kw}), out=tmp_path / name)
-
-
-def _latest(run: Path) -> Path:
-    return checkpoint.list_checkpoints(run / "checkpoints")[-1]
-
-
-def _log(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
 
 
 def test_schedule():
@@ -80,9 +70,9 @@ def test_a_fade_starts_exactly_where_the_level_below_ends(classes):
 def test_trains_through_every_level_and_samples(tmp_path):
     summary = _train(tmp_path, "run", steps=12, grow_steps=2, conditional=True, r1_gamma=1.0)
     assert summary["steps"] == 12 and summary["bad_steps"] == 0
-    log = _log(tmp_path / "run")
+    log = read_log(tmp_path / "run")
     assert [(r["level"], r["alpha"]) for r in log] == [stage_at(s, 2, 3) for s in range(12)]
-    weights = load_file(str(_latest(tmp_path / "run") / "weights.safetensors"))
+    weights = load_file(str(latest_checkpoint(tmp_path / "run") / "weights.safetensors"))
     assert weights["G_ema.stage"].tolist() == [2.0, 1.0] and weights["D.stage"].tolist() == [2.0, 1.0]
     assert all(torch.isfinite(v.float()).all() for v in weights.values())
     gen = ganforge.load_generator(tmp_path / "run")
@@ -108,12 +98,12 @@ def test_resume_in_the_middle_of_a_fade_is_bit_exact(tmp_path):
     assert ganforge.load_generator(tmp_path / "split").G_ema.get_stage() == (1, 0.25)
     summary = _train(tmp_path, "split", steps=14, **opts)
     assert summary["resumed_from"] == 6
-    a = load_file(str(_latest(tmp_path / "straight") / "weights.safetensors"))
-    b = load_file(str(_latest(tmp_path / "split") / "weights.safetensors"))
+    a = load_file(str(latest_checkpoint(tmp_path / "straight") / "weights.safetensors"))
+    b = load_file(str(latest_checkpoint(tmp_path / "split") / "weights.safetensors"))
     assert a.keys() == b.keys() and "G.stage" in a
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    strip = lambda run: [{k: v for k, v in r.items() if k != "img_per_s"} for r in _log(run)]  # noqa: E731
+    strip = lambda run: [{k: v for k, v in r.items() if k != "img_per_s"} for r in read_log(run)]  # noqa: E731
     assert strip(tmp_path / "straight") == strip(tmp_path / "split")
 
 
@@ -145,8 +135,8 @@ def test_128px_photo_crops_train_sample_and_resume_mid_fade(tmp_path):
     _train(tmp_path, "straight", steps=21, **opts)
     _train(tmp_path, "split", steps=19, **opts)
     assert _train(tmp_path, "split", steps=21, **opts)["resumed_from"] == 19
-    a = load_file(str(_latest(tmp_path / "straight") / "weights.safetensors"))
-    b = load_file(str(_latest(tmp_path / "split") / "weights.safetensors"))
+    a = load_file(str(latest_checkpoint(tmp_path / "straight") / "weights.safetensors"))
+    b = load_file(str(latest_checkpoint(tmp_path / "split") / "weights.safetensors"))
     for key in a:
         assert torch.equal(a[key], b[key]), key
     x = ganforge.load_generator(tmp_path / "split").sample(4, seed=0)

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 import ganforge
+from conftest import latest_checkpoint, read_log
 from ganforge.nets import GanNetSpec, build_gan
 from ganforge.nets.stylegan2 import modulated_conv2d
 from ganforge.train import checkpoint
@@ -23,14 +24,6 @@ TINY = dict(data="digits", max_images=512, resolution=16, width=8, z_dim=16, bat
 
 def _train(tmp_path: Path, name: str, **kw) -> dict:
     return ganforge.train_gan(ganforge.GanConfig(**{**TINY, **kw}), out=tmp_path / name)
-
-
-def _latest(run: Path) -> Path:
-    return checkpoint.list_checkpoints(run / "checkpoints")[-1]
-
-
-def _log(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("resolution,channels,classes", [(32, 1, 0), (64, 3, 3)])
@@ -99,10 +92,10 @@ def test_trains_with_regularisers_through_the_common_trainer(tmp_path):
     summary = _train(tmp_path, "run", steps=4, r1_gamma=1.0, r1_every=2, pl_every=2, conditional=True,
                      augment="translation", augment_p=0.3)
     assert summary["steps"] == 4 and summary["bad_steps"] == 0
-    log = _log(tmp_path / "run")
+    log = read_log(tmp_path / "run")
     assert ["pl_penalty" in r for r in log] == [True, False, True, False]  # lazy: steps 0 and 2 (0-based)
     assert log[-1]["pl_mean"] > 0
-    weights = load_file(str(_latest(tmp_path / "run") / "weights.safetensors"))
+    weights = load_file(str(latest_checkpoint(tmp_path / "run") / "weights.safetensors"))
     assert all(torch.isfinite(v.float()).all() for v in weights.values())
     assert weights["G.mapping.w_avg"].abs().sum() > 0  # tracked during training
     assert torch.equal(weights["G.mapping.w_avg"], weights["G_ema.mapping.w_avg"])
@@ -117,15 +110,15 @@ def test_resume_is_bit_exact(tmp_path):
     _train(tmp_path, "split", steps=3, **opts)
     summary = _train(tmp_path, "split", steps=6, **opts)
     assert summary["resumed_from"] == 3
-    a = load_file(str(_latest(tmp_path / "straight") / "weights.safetensors"))
-    b = load_file(str(_latest(tmp_path / "split") / "weights.safetensors"))
+    a = load_file(str(latest_checkpoint(tmp_path / "straight") / "weights.safetensors"))
+    b = load_file(str(latest_checkpoint(tmp_path / "split") / "weights.safetensors"))
     assert a.keys() == b.keys() and "G_ema.mapping.w_avg" in a
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    state = lambda run: torch.load(_latest(run) / checkpoint.STATE_FILE, weights_only=True)  # noqa: E731
+    state = lambda run: torch.load(latest_checkpoint(run) / checkpoint.STATE_FILE, weights_only=True)  # noqa: E731
     pl_a, pl_b = state(tmp_path / "straight")["task"]["pl_mean"], state(tmp_path / "split")["task"]["pl_mean"]
     assert float(pl_a) > 0 and torch.equal(pl_a, pl_b)
-    strip = lambda run: [{k: v for k, v in r.items() if k != "img_per_s"} for r in _log(run)]  # noqa: E731
+    strip = lambda run: [{k: v for k, v in r.items() if k != "img_per_s"} for r in read_log(run)]  # noqa: E731
     assert strip(tmp_path / "straight") == strip(tmp_path / "split")
 
 

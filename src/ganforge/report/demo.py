@@ -84,7 +84,6 @@ def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str 
     from .. import __version__
     from ..api import train_gan
     from ..config import GanConfig
-    from ..imageio import save_image
     from ..sample import interpolation_frames, load_generator, save_grid, write_video
 
     out = Path(out)
