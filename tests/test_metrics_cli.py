@@ -222,7 +222,10 @@ def test_eval_of_a_run_directory_samples_the_generator(tmp_path, monkeypatch, do
             return real[seed:seed + n]
 
     monkeypatch.setattr(ganforge.sample, "load_generator", lambda run_dir: FakeGenerator())
-    result = evaluate(str(run), f"{name}:test", metrics="fid", n=300, progress=False)[0]
+    from ganforge.metrics.evaluation import EvalWarning
+
+    with pytest.warns(EvalWarning, match="n=300"):  # small-n FID says it is biased
+        result = evaluate(str(run), f"{name}:test", metrics="fid", n=300, progress=False)[0]
     assert seen == [(256, 0, 1.0, True), (44, 256, 1.0, True)]
     a = result.protocol["a"]
     assert a["kind"] == "run" and a["step"] == 7 and a["n"] == 300 and "uint8" in a["quantised"]
