@@ -54,6 +54,8 @@ def test_nofc_file_loads_with_only_fc_missing(inception):
     assert set(state) <= own
 
 
+@pytest.mark.filterwarnings("ignore:FID with n=16:UserWarning")  # 16 images on purpose: parity, not quality
+@pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")  # torch-fidelity's own loader
 def test_fid_equals_torch_fidelity_calculate_metrics(folders, inception, tmp_path, monkeypatch):
     monkeypatch.setenv("GANFORGE_HOME", str(tmp_path / "home"))  # no feature cache: compute both sides
     torch_fidelity = pytest.importorskip("torch_fidelity")
