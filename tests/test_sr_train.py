@@ -93,6 +93,42 @@ def test_degradations_are_deterministic_given_the_generator(kind):
         assert torch.equal(out[0], degrade(hr, 4, kind, torch.Generator().manual_seed(99)))
 
 
+def test_poisson_noise_is_shot_noise():
+    """Poisson noise grows with brightness (std ~ sqrt(intensity)), keeps the mean, scales linearly."""
+    from ganforge.restore.degrade import poisson_noise
+
+    x = torch.cat([torch.full((1, 3, 64, 64), 0.1), torch.full((1, 3, 64, 64), 0.4)])
+    one = torch.ones(2)
+    out = poisson_noise(x, one, torch.Generator().manual_seed(0))
+    dark, bright = (out[i] - x[i] for i in range(2))
+    assert abs(float(bright.std() / dark.std()) - 2.0) < 0.2  # sqrt(0.4 / 0.1)
+    assert abs(float(bright.std()) - (0.4 / 255) ** 0.5) < 0.004 and abs(float(bright.mean())) < 0.003
+    half = poisson_noise(x, one / 2, torch.Generator().manual_seed(0)) - x
+    assert torch.allclose(half, (out - x) / 2, atol=1e-6)
+
+
+def test_sinc_filter_is_a_low_pass_that_rings():
+    """The 2-D sinc kernel sums to 1, is symmetric, has negative side lobes (the ringing), passes
+    frequencies below its cutoff and removes those above."""
+    import math
+
+    from ganforge.restore.degrade import sinc_filter, sinc_kernel
+
+    k = sinc_kernel(math.pi / 2, 21)
+    assert abs(float(k.sum()) - 1) < 1e-6 and torch.allclose(k, k.flip(0)) and torch.allclose(k, k.t())
+    assert float(k.min()) < -0.01 * float(k.max())
+    t = torch.arange(96, dtype=torch.float32)
+    low, high = torch.cos(0.15 * math.pi * t), torch.cos(0.85 * math.pi * t)
+    x = 0.5 + 0.2 * (low + high)[None, None, None].expand(1, 1, 96, 96)
+    y = sinc_filter(x, torch.tensor([math.pi / 2]), torch.tensor([21]))[0, 0, 48, 20:76] - 0.5
+    amp = lambda f: float(2 * (y * torch.cos(f * math.pi * t[20:76])).mean())  # noqa: E731
+    assert amp(0.15) > 0.18 and abs(amp(0.85)) < 0.02
+    edge = torch.zeros(1, 1, 32, 32)
+    edge[..., 16:] = 1
+    rung = sinc_filter(edge, torch.tensor([math.pi / 3]), torch.tensor([21]))
+    assert rung.max() > 1.01 and rung.min() < -0.01  # overshoot on both sides of the edge
+
+
 def test_degraded_batches_are_a_function_of_index_and_generator():
     images = (_hr(n=6, size=40) * 255).round().to(torch.uint8)
     src = DegradedBatches(images, 2, seed=3, crop=32, scale=4, degradation="classic")

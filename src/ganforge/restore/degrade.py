@@ -15,10 +15,11 @@ Degradations (``DEGRADATIONS``):
 - ``noise``: bicubic downscale then Gaussian noise (sigma uniform in [1, 25] / 255);
 - ``jpeg``: bicubic downscale then JPEG (quality uniform in [30, 95]);
 - ``classic``: blur -> bicubic downscale -> noise -> JPEG, one round;
-- ``realistic``: Real-ESRGAN's second-order model (Wang et al. 2021), simplified: two rounds of
-  blur -> random resize (area, bilinear or bicubic) -> noise -> JPEG, the second round ending at
-  the target size. Real-ESRGAN also uses generalised/plateau kernels, Poisson noise and sinc
-  filters; those are left out here.
+- ``realistic``: Real-ESRGAN's second-order model (Wang et al. 2021): two rounds of
+  blur -> random resize (area, bilinear or bicubic) -> noise (Gaussian or Poisson, half each) ->
+  JPEG, the second round ending at the target size with a 2-D sinc filter (p 0.8) before its JPEG,
+  which makes the ringing and overshoot artefacts of sharpened, resized images. Real-ESRGAN's
+  generalised/plateau blur kernels, grey noise and its random sinc/JPEG order are left out.
 """
 
 from __future__ import annotations
@@ -85,6 +86,44 @@ def gaussian_noise(x: torch.Tensor, sigmas: torch.Tensor, generator: torch.Gener
     return (x + noise.to(x.dtype) * sigmas.to(x.dtype).to(x.device).view(-1, 1, 1, 1)).clamp(0, 1)
 
 
+def poisson_noise(x: torch.Tensor, scales: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Signal-dependent (shot) noise: Poisson counts of the 8-bit intensity, the deviation from the
+    image scaled by ``scales[i]`` (Real-ESRGAN's 0.05-3), so bright areas get more noise than dark."""
+    base = x.detach().clamp(0, 1).float().to(generator.device)
+    noise = torch.poisson(base * 255, generator=generator) / 255 - base
+    return (x + noise.to(x.device, x.dtype) * scales.to(x.device, x.dtype).view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+SINC_SIZE = 21  # the largest sinc kernel (Real-ESRGAN's)
+
+
+def sinc_kernel(cutoff: float, size: int) -> torch.Tensor:
+    """A circular low-pass kernel (the 2-D "sinc", an Airy pattern): ``w J1(w r) / (2 pi r)`` for the
+    cutoff ``w`` in radians per pixel (pi: no filtering), ``size`` odd, normalised to sum 1. Its
+    side lobes are what make ringing around edges."""
+    r = size // 2
+    t = torch.arange(-r, r + 1, dtype=torch.float64)
+    rr = torch.sqrt(t[:, None] ** 2 + t[None] ** 2)
+    k = cutoff * torch.special.bessel_j1(cutoff * rr) / (2 * math.pi * rr.clamp_min(1e-12))
+    k = torch.where(rr == 0, torch.full_like(rr, cutoff ** 2 / (4 * math.pi)), k)
+    return (k / k.sum()).float()
+
+
+def sinc_filter(x: torch.Tensor, cutoffs: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+    """Filter image i with ``sinc_kernel(cutoffs[i], sizes[i])`` (reflect padding; kernels wider
+    than the image are cut to it and renormalised)."""
+    n, c, h, w = x.shape
+    radius = min(SINC_SIZE // 2, min(h, w) - 1)
+    kernels = []
+    for cut, size in zip(cutoffs.tolist(), sizes.tolist()):
+        k = F.pad(sinc_kernel(cut, int(size)), [(SINC_SIZE - int(size)) // 2] * 4)
+        k = k[SINC_SIZE // 2 - radius: SINC_SIZE // 2 + radius + 1, SINC_SIZE // 2 - radius: SINC_SIZE // 2 + radius + 1]
+        kernels.append(k / k.sum())
+    weight = torch.stack(kernels).to(x.device, x.dtype).repeat_interleave(c, 0)[:, None]
+    flat = F.pad(x.reshape(1, n * c, h, w), (radius,) * 4, mode="reflect")
+    return F.conv2d(flat, weight, groups=n * c).view(n, c, h, w)
+
+
 def jpeg(x: torch.Tensor, qualities: torch.Tensor) -> torch.Tensor:
     """JPEG-compress image i at quality ``qualities[i]`` (rounded, 1..95) through 8 bits
     (Pillow's libjpeg on the CPU, 4:2:0 chroma subsampling: deterministic)."""
@@ -133,17 +172,18 @@ def degrade(hr: torch.Tensor, scale: int, kind: str, generator: torch.Generator)
         x = jpeg(x, _uniform(n, 30, 95, generator))
     else:  # realistic: two rounds (Real-ESRGAN's second-order degradation, simplified)
         x = _round(x, generator, blur=(0.2, 3.0), blur_p=1.0, factor=(0.15, 1.5), noise=(1, 30),
-                   final=None, base=(hr.shape[-2], hr.shape[-1]))
+                   poisson=(0.05, 3.0), final=None, base=(hr.shape[-2], hr.shape[-1]))
         x = _round(x, generator, blur=(0.2, 1.5), blur_p=0.8, factor=(0.3, 1.2), noise=(1, 25),
-                   final=(h, w), base=(hr.shape[-2] // scale, hr.shape[-1] // scale))
+                   poisson=(0.05, 2.5), final=(h, w), base=(hr.shape[-2] // scale, hr.shape[-1] // scale))
     return quantise(x)
 
 
 def _round(x: torch.Tensor, generator: torch.Generator, *, blur: tuple[float, float], blur_p: float,
-           factor: tuple[float, float], noise: tuple[float, float], final: tuple[int, int] | None,
-           base: tuple[int, int]) -> torch.Tensor:
-    """One round of blur -> resize -> noise -> JPEG. The resize factor (one per batch: images of a
-    batch keep one size) is relative to ``base``; ``final`` forces the last resize to that size."""
+           factor: tuple[float, float], noise: tuple[float, float], poisson: tuple[float, float],
+           final: tuple[int, int] | None, base: tuple[int, int]) -> torch.Tensor:
+    """One round of blur -> resize -> noise (Gaussian or Poisson, half each) -> JPEG. The resize
+    factor (one per batch: images of a batch keep one size) is relative to ``base``; ``final``
+    forces the last resize to that size and adds the sinc filter (p 0.8) before the JPEG."""
     n = x.shape[0]
     draws = _uniform(n, 0, 1, generator)  # which images are blurred
     sigmas = _uniform(n, *blur, generator)
@@ -157,7 +197,15 @@ def _round(x: torch.Tensor, generator: torch.Generator, *, blur: tuple[float, fl
         x = resize(x, size, mode)
     else:
         x = resize(x, final, mode)
-    x = gaussian_noise(x, _uniform(n, noise[0] / 255, noise[1] / 255, generator), generator)
+    gaussian = (_uniform(n, 0, 1, generator) < 0.5).to(x.device).view(-1, 1, 1, 1)
+    noisy_g = gaussian_noise(x, _uniform(n, noise[0] / 255, noise[1] / 255, generator), generator)
+    noisy_p = poisson_noise(x, _uniform(n, *poisson, generator), generator)
+    x = torch.where(gaussian, noisy_g, noisy_p)
+    if final is not None:
+        ring = (_uniform(n, 0, 1, generator) < 0.8).to(x.device).view(-1, 1, 1, 1)
+        cutoffs = _uniform(n, math.pi / 3, math.pi, generator)
+        sizes = 7 + 2 * _uniform(n, 0, 8, generator).floor().clamp(max=7)  # odd, 7..21
+        x = torch.where(ring, sinc_filter(x, cutoffs, sizes), x)
     return jpeg(x, _uniform(n, 30, 95, generator))
 
 
