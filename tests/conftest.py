@@ -52,6 +52,24 @@ def read_log(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
 
 
+def assert_same_run(run_a: Path, run_b: Path, logs: bool = True) -> dict:
+    """Assert two runs ended with bit-identical weights (latest checkpoints: same keys, equal
+    tensors) and, with ``logs``, the same log records apart from the timing; return run_a's weights."""
+    from safetensors.torch import load_file
+
+    a = load_file(str(latest_checkpoint(run_a) / "weights.safetensors"))
+    b = load_file(str(latest_checkpoint(run_b) / "weights.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    if logs:
+        def strip(run: Path) -> list[dict]:
+            return [{k: v for k, v in r.items() if k != "img_per_s"} for r in read_log(run)]
+
+        assert strip(run_a) == strip(run_b)
+    return a
+
+
 def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared asset missing: {path}")
