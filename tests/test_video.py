@@ -183,6 +183,45 @@ def test_warping_with_the_known_motion_reproduces_frames():
         assert np.array_equal(w2[y:y + 16, x:x + 16], cur[y:y + 16, x:x + 16].astype(np.float32))
 
 
+def test_raft_flow_is_torchvisions_raft_on_padded_frames(tmp_path):
+    """--flow raft-small: torchvision's RAFT loaded strictly from a file in the published layout
+    (random weights here: none are available offline), frames of any size padded to RAFT's needs,
+    the flow cut back; equal to a plain forward written here."""
+    import torch.nn.functional as F
+    from torchvision.models.optical_flow import raft_small
+
+    from ganforge.cli.video import FLOWS
+    from ganforge.video.flow import FLOW_METHODS, RAFT_MIN_SIDE
+
+    assert FLOWS == FLOW_METHODS  # the CLI's copy (kept import-free) matches
+    torch.manual_seed(0)
+    net = raft_small(weights=None).eval()
+    path = tmp_path / "raft_small_C_T_V2-01064c6d.pth"
+    torch.save(net.state_dict(), path)
+    a, b = frame(3)[:40, :56], frame(4)[:40, :56]
+    est = FlowEstimator("raft-small", weights=path, device="cpu", raft_iterations=4)
+    flow = est(a, b)
+    assert flow.shape == (40, 56, 2) and flow.dtype == np.float32
+    x = torch.stack([torch.from_numpy(f).permute(2, 0, 1).float() / 127.5 - 1 for f in (a, b)])
+    x = F.pad(x, (0, RAFT_MIN_SIDE - 56, 0, RAFT_MIN_SIDE - 40), mode="replicate")
+    with torch.inference_mode():
+        ref = net(x[:1], x[1:], num_flow_updates=4)[-1][0, :, :40, :56].permute(1, 2, 0).numpy()
+    assert np.allclose(flow, ref, atol=1e-5)
+    torch.save({k: v for k, v in net.state_dict().items() if "update_block" not in k}, path)
+    with pytest.raises(GanforgeError, match="missing keys"):
+        FlowEstimator("raft-small", weights=path, device="cpu")
+
+
+def test_raft_without_its_weights_is_a_one_line_error(clips, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GANFORGE_WEIGHTS_DIR", str(tmp_path))  # an empty folder: not found, offline
+    monkeypatch.setenv("GANFORGE_HOME", str(tmp_path / "home"))
+    with pytest.raises(GanforgeError, match="ganforge weights fetch raft-small"):
+        FlowEstimator("raft-small")
+    assert main(["eval-video", str(clips["static"]), str(clips["static"]), "--flow", "raft-large"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ganforge: error:") and "raft-large" in err and "\n" not in err
+
+
 def test_flicker_metric_static_zero_noisy_larger(clips, tmp_path):
     r = warping_error(clips["static"], clips["static"], (1, 10))
     assert r["E_warp_k1"] < 1e-6 and r["E_warp_k10"] < 1e-6

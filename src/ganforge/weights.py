@@ -262,5 +262,19 @@ register_weights(WeightsEntry(
                  "only the strict key/shape check guards this file"),
 ))
 
+for _name, _file, _data in (("raft-small", "raft_small_C_T_V2-01064c6d.pth", "FlyingChairs + FlyingThings3D"),
+                            ("raft-large", "raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+                             "FlyingChairs + FlyingThings3D + Sintel + KITTI + HD1K")):
+    register_weights(WeightsEntry(
+        name=_name,
+        filename=_file,
+        url=f"https://download.pytorch.org/models/{_file}",
+        sha256=_file.rsplit("-", 1)[1].split(".")[0],  # torchvision's sha256 prefix in the file name
+        licence="BSD-3-Clause (torchvision; RAFT by Teed & Deng, princeton-vl, BSD-3-Clause)",
+        architecture=f"torchvision.models.optical_flow.{_name.replace('-', '_')} (torchvision's DEFAULT weights)",
+        normalisation="two RGB frames in [-1, 1], sides multiples of 8",
+        description=f"RAFT optical flow trained on {_data}: the optional --flow {_name} of video commands",
+    ))
+
 from .translate import zoo as _zoo  # noqa: E402,F401  (registers the translation zoo)
 from .restore import zoo as _restore_zoo  # noqa: E402,F401  (registers the restoration zoo)

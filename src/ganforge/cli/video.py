@@ -10,6 +10,9 @@ import sys
 from ._common import add_json, add_network_options, add_quiet, add_resume, add_style_controls, write_json
 
 DEFAULT_STRENGTH = 0.7  # = ganforge.video.temporal.DEFAULT_STRENGTH (not imported: it pulls in PyAV at start-up)
+FLOWS = ("dis", "farneback", "raft-small", "raft-large")  # = ganforge.video.flow.FLOW_METHODS (same reason)
+FLOW_HELP = ("optical flow: dis (default) or farneback (OpenCV, no weights), raft-small or raft-large (torchvision's "
+             "RAFT on a CUDA GPU when there is one; needs its weights: ganforge weights fetch raft-small)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temporal-contrast", default="restore", choices=["restore", "none"],
                    help="restore: after blending, raise the local texture contrast back to the current frame's "
                         "(keeps the style; default); none: the plain blend (smoother over long spans, less stylised)")
-    p.add_argument("--flow", default="dis", choices=["dis", "farneback"], help="OpenCV optical flow (default dis)")
+    p.add_argument("--flow", default="dis", choices=FLOWS, help=FLOW_HELP)
     p.add_argument("--batch-size", type=int, default=4, help="frames per network pass")
     p.add_argument("--chunk", type=int, default=24, help="frames per resumable chunk")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (lower = better, larger)")
@@ -53,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("original", metavar="ORIGINAL")
     e.add_argument("stylised", metavar="STYLISED")
     e.add_argument("--k", default="1,10", help="frame distances (default 1,10: short- and long-term)")
-    e.add_argument("--flow", default="dis", choices=["dis", "farneback"])
+    e.add_argument("--flow", default="dis", choices=FLOWS, help=FLOW_HELP)
     e.add_argument("--style", help="style image: also report the mean per-frame style distance")
     e.add_argument("--style-every", type=int, default=1, help="measure the style distance on every N-th frame")
     e.add_argument("--encoder", help="VGG19 for the style distance (default: one found on this machine, else colour statistics)")

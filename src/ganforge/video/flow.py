@@ -1,5 +1,5 @@
-"""Optical flow (OpenCV DIS or Farnebäck: classical, no downloaded weights), backward warping and
-forward–backward occlusion masks.
+"""Optical flow (OpenCV DIS or Farnebäck: classical, no downloaded weights; or torchvision's RAFT
+when its published weights are present), backward warping and forward–backward occlusion masks.
 
 Conventions: a flow ``f`` from image A to image B (``flow(A, B)``) is H×W×2 (dx, dy) with
 ``A(x) ≈ B(x + f(x))``. So ``warp(B, flow(A, B))`` resamples B onto A's pixel grid.
@@ -7,9 +7,15 @@ Conventions: a flow ``f`` from image A to image B (``flow(A, B)``) is H×W×2 (d
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import numpy as np
 
-FLOW_METHODS = ("dis", "farneback")
+# RAFT (Teed & Deng 2020) through torchvision: the method name is also the weights' registry name
+RAFT_MODELS = {"raft-small": "raft_small", "raft-large": "raft_large"}
+FLOW_METHODS = ("dis", "farneback", *RAFT_MODELS)
+RAFT_MIN_SIDE = 128  # RAFT's 4-level correlation pyramid at 1/8 resolution needs at least this many px
 
 
 def _cv2():
@@ -31,21 +37,33 @@ def _gray(img: np.ndarray) -> np.ndarray:
 
 class FlowEstimator:
     """``flow(a, b)`` for RGB frames (uint8 or float in [0, 1]). ``method``: 'dis' (DIS, medium
-    preset; default) or 'farneback'. DIS's medium preset stops at half resolution; on frames whose
-    short side is under 256 px it runs down to full resolution (finest scale 0), since at half of a
-    small frame its 8-px patches underestimate motion. Deterministic and single-threaded by default
+    preset; default), 'farneback', or 'raft-small' / 'raft-large' (torchvision's RAFT with the
+    published weights: registry names of the same spelling, found like every weights file, or an
+    explicit ``weights`` path; run on ``device``, auto = CUDA when available).
+
+    DIS's medium preset stops at half resolution; on frames whose short side is under 256 px it
+    runs down to full resolution (finest scale 0), since at half of a small frame its 8-px patches
+    underestimate motion. The OpenCV methods are deterministic and single-threaded by default
     (``threads=1``; OpenCV's global thread count is restored after each call)."""
 
-    def __init__(self, method: str = "dis", threads: int = 1) -> None:
+    def __init__(self, method: str = "dis", threads: int = 1, *, weights: str | os.PathLike | None = None,
+                 device: Any = "auto", raft_iterations: int = 12) -> None:
         if method not in FLOW_METHODS:
             from .io import VideoError
 
             raise VideoError(f"unknown flow method {method!r}; use one of {', '.join(FLOW_METHODS)}")
         self.method, self.threads = method, threads
+        self._raft = self._dis = None
+        if method in RAFT_MODELS:
+            self._raft, self._device = _load_raft(method, weights, device)
+            self.raft_iterations = raft_iterations
+            return
         cv2 = _cv2()
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if method == "dis" else None
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if self._raft is not None:
+            return self._raft_flow(a, b)
         cv2 = _cv2()
         ga, gb = _gray(a), _gray(b)
         before = cv2.getNumThreads()
@@ -57,6 +75,49 @@ class FlowEstimator:
             return cv2.calcOpticalFlowFarneback(ga, gb, None, 0.5, 4, 15, 3, 5, 1.2, 0)
         finally:
             cv2.setNumThreads(before)
+
+    def _raft_flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """RAFT's last refinement; frames are padded (edge-replicated) on the right and bottom to a
+        multiple of 8 and at least RAFT_MIN_SIDE, and the flow is cut back to the frame."""
+        import torch
+        import torch.nn.functional as F
+
+        h, w = a.shape[:2]
+        ph = max(RAFT_MIN_SIDE, -(-h // 8) * 8) - h
+        pw = max(RAFT_MIN_SIDE, -(-w // 8) * 8) - w
+        x = torch.stack([raft_input(a), raft_input(b)]).to(self._device)
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        with torch.inference_mode():
+            flow = self._raft(x[:1], x[1:], num_flow_updates=self.raft_iterations)[-1]
+        return flow[0, :, :h, :w].permute(1, 2, 0).float().cpu().numpy()
+
+
+def raft_input(img: np.ndarray):
+    """An RGB frame (uint8, or float in [0, 1]; grey is repeated) as RAFT's 3×H×W input in [-1, 1]."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(img))
+    x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    if x.ndim == 2:
+        x = x[..., None]
+    if x.shape[-1] == 1:
+        x = x.expand(*x.shape[:2], 3)
+    return x.permute(2, 0, 1) * 2 - 1
+
+
+def _load_raft(method: str, weights: str | os.PathLike | None, device: Any):
+    """torchvision's RAFT with the published weights (strict load; a missing file is the registry's
+    one-line error naming the fetch command)."""
+    from torchvision.models import optical_flow
+
+    from .. import weights as registry
+    from ..device import resolve_device
+
+    net = getattr(optical_flow, RAFT_MODELS[method])(weights=None)
+    state = registry.load_state_dict(weights if weights is not None else method)
+    registry.load_into(net, state, source=str(weights or method))
+    dev = resolve_device(device)
+    return net.eval().to(dev), dev
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
