@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import SHARED, require
 from ganforge.cli import main
@@ -130,7 +131,6 @@ def _bad_inputs(clips, d: Path) -> dict[str, Path]:
             s = c.add_stream("libx264", rate=10)
             s.width, s.height, s.pix_fmt = 16, 16, "yuv420p"
             c.start_encoding()
-    from PIL import Image
 
     Image.new("RGB", (8, 8)).save(d / "still.png")
     return {p.name: p for p in (d / "text.mp4", d / "truncated.mp4", d / "empty.mp4", d / "codec.mp4",
@@ -181,6 +181,62 @@ def test_warping_with_the_known_motion_reproduces_frames():
         exact[y:y + 16, x:x + 16] = [-STEP[0], -STEP[1]]
         w2 = warp(prev.astype(np.float32), exact)
         assert np.array_equal(w2[y:y + 16, x:x + 16], cur[y:y + 16, x:x + 16].astype(np.float32))
+
+
+def test_upscale_and_translate_take_a_video_through_the_shared_path(clips, tmp_path, capsys):
+    """`ganforge upscale VIDEO` and `ganforge translate apply MODEL VIDEO` run the frames through the
+    one video path (process_video: same frame count, fps, rotation, audio; resumable chunks; the
+    temporal option, flow carried to the upscaled size): each frame is the image command's output."""
+    from ganforge.nets.translators import ResnetGenerator
+    from ganforge.restore.upscale import upscale_image
+    from ganforge.restore.zoo import build_upscaler
+    from ganforge.translate.apply import load_translator
+    from test_upscale import random_state
+
+    x4 = tmp_path / "x4.pth"
+    torch.save({"params_ema": random_state(4, seed=1)}, x4)
+    src = _frames(clips["moving"])
+    for strength in ("0", "0.5"):
+        out = tmp_path / f"up{strength}.mp4"
+        assert main(["upscale", str(clips["moving"]), "--model", str(x4), "--out", str(out), "--quiet",
+                     "--temporal-strength", strength, "--precision", "fp32", "--json", str(tmp_path / "up.json")]) == 0
+        info = probe(out)
+        assert (info.frames, info.width, info.height, info.rotation, info.audio_codec) == (24, 4 * W, 4 * H, 90, "aac")
+        summary = json.loads((tmp_path / "up.json").read_text())
+        assert summary["output_size"] == [4 * W, 4 * H] and summary["temporal_strength"] == float(strength)
+    # a PNG sequence (lossless) holds exactly the image command's output, rounded to 8 bits
+    assert main(["upscale", str(clips["moving"]), "--model", str(x4), "--out", str(tmp_path / "up_png"), "--quiet",
+                 "--temporal-strength", "0", "--precision", "fp32"]) == 0
+    net = build_upscaler(x4)
+    want = upscale_image(net, torch.from_numpy(src[5]).permute(2, 0, 1).float() / 255, precision="fp32")
+    got = torch.from_numpy(_frames(tmp_path / "up_png")[5]).permute(2, 0, 1).float() / 255
+    assert (got - want).abs().max() <= 0.5 / 255 + 1e-6
+
+    torch.manual_seed(0)
+    gen = tmp_path / "tiny_resnet.pth"
+    torch.save(ResnetGenerator(3, 3, ngf=8, n_blocks=2).state_dict(), gen)
+    out = tmp_path / "tr.mp4"
+    assert main(["translate", "apply", str(gen), str(clips["moving"]), "--out", str(out), "--quiet",
+                 "--precision", "fp32", "--json", str(tmp_path / "tr.json")]) == 0
+    info = probe(out)
+    assert (info.frames, info.width, info.height, info.audio_codec) == (24, W, H, "aac")
+    assert json.loads((tmp_path / "tr.json").read_text())["frames"] == 24
+    assert main(["translate", "apply", str(gen), str(clips["moving"]), "--out", str(tmp_path / "tr_png"), "--quiet",
+                 "--precision", "fp32"]) == 0
+    tr = load_translator(gen, device="cpu", precision="fp32")
+    want = tr.translate_tensor(torch.from_numpy(src[7]).permute(2, 0, 1)[None].float() / 255)[0]
+    got = torch.from_numpy(_frames(tmp_path / "tr_png")[7]).permute(2, 0, 1).float() / 255
+    assert (got - want).abs().max() <= 0.5 / 255 + 1e-6
+
+    capsys.readouterr()
+    image = tmp_path / "still.png"
+    Image.fromarray(src[0]).save(image)
+    for argv in (["upscale", str(clips["moving"]), str(image), "--model", str(x4), "--out", str(tmp_path / "o")],
+                 ["upscale", str(clips["moving"]), "--model", str(x4), "--out", str(tmp_path / "o.png")],
+                 ["translate", "apply", str(gen), str(clips["moving"]), "--out", str(tmp_path / "o.jpg")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("ganforge: error:") and "\n" not in err, err
 
 
 def test_raft_flow_is_torchvisions_raft_on_padded_frames(tmp_path):
@@ -401,7 +457,6 @@ def adain_files(tmp_path_factory):
         dec[-1].weight.mul_(0.12 / dec(enc.encode(x)).std())
         dec[-1].bias.add_(0.5 - dec(enc.encode(x)).mean())
     torch.save(dec.state_dict(), d / "decoder.pth")
-    from PIL import Image
 
     rng = np.random.default_rng(0)
     Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(d / "a.png")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ._common import add_json, add_network_options, add_quiet, write_json
+from .video import add_video_options, run_video_op, single_video_input
 
 HELP = {
     "data": "folder: A/ + B/ (paired by file name for pix2pix, unpaired for cyclegan), side-by-side AB "
@@ -65,17 +66,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                                description="Translate images of any size (output size == input size).")
     apply.add_argument("model", metavar="RUN_OR_ZOO",
                        help="a translate run directory, a zoo name (ganforge weights list) or a .pth generator")
-    apply.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (label maps for spade)")
-    apply.add_argument("--out", required=True, help="output folder (PNG files named after the inputs)")
+    apply.add_argument("inputs", nargs="+", metavar="INPUT",
+                       help="image files or folders (label maps for spade), or one video (its frames through the "
+                            "shared video path)")
+    apply.add_argument("--out", required=True,
+                       help="output folder (PNG files named after the inputs); for a video: a video file or a folder")
     apply.add_argument("--direction", default=None, choices=("AtoB", "BtoA"),
                        help="cyclegan runs: which generator (default AtoB)")
     apply.add_argument("--checkpoint", default="latest", help="latest, best or step-N")
     apply.add_argument("--tile", type=int, default=None, metavar="N",
                        help="process in N px tiles with blended overlaps (default: only above ~2.4 Mpx, 512)")
     apply.add_argument("--overlap", type=int, default=32, metavar="N", help="tile overlap in px")
+    add_video_options(apply, 0.0, "frames translated independently")
     add_network_options(apply)
     add_quiet(apply)
-    add_json(apply, "what was written")
+    add_json(apply, "what was written (for a video: the video summary)")
     apply.set_defaults(func=_apply)
 
 
@@ -94,6 +99,20 @@ def _apply(args: argparse.Namespace) -> int:
     from ..errors import GanforgeError
     from ..translate.apply import load_translator
 
+    video = single_video_input(args.inputs, args.out)
+    if video is not None:
+        from ..video.io import probe
+        from ..video.ops import translator_op
+
+        probe(video)  # bad input: one line before any network loads
+        translator = load_translator(args.model, direction=args.direction, checkpoint=args.checkpoint,
+                                     device=args.device, precision=args.precision)
+        op = translator_op(translator, tile=args.tile, overlap=args.overlap)
+        settings = {"model": str(args.model), "direction": args.direction, "checkpoint": args.checkpoint,
+                    "tile": args.tile, "overlap": args.overlap, "precision": translator.precision,
+                    "device": str(translator.device)}
+        run_video_op(args, video, op, settings, "translate (video)")
+        return 0
     files: list[tuple[Path, Path]] = []  # (input, output name relative to --out)
     for item in args.inputs:
         path = Path(item)

@@ -9,6 +9,7 @@ import time
 
 from ._common import add_json, add_network_options, add_quiet, write_json
 from ._files import image_inputs, png_outputs
+from .video import add_video_options, run_video_op, single_video_input
 
 HELP = "super-resolve images ×2/×4 with ESRGAN / Real-ESRGAN networks (tiled)"
 
@@ -19,13 +20,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "RRDBNet/SRResNet: a registered name (see `ganforge weights list`, e.g. "
                                    "realesrgan-x4plus; Real-ESRGAN's own names work too) or a .pth/.safetensors "
                                    "file in the ESRGAN/Real-ESRGAN layout. Writes PNG.")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
+                   help="image files and/or folders of images, or one video (frames through the shared video path)")
     p.add_argument("--model", required=True, metavar="NAME_OR_PTH",
                    help="registered weights name (realesrgan-x4plus, realesrgan-x2plus, realesrnet-x4plus, "
                         "realesrgan-x4plus-anime, esrgan-x4), a weights file, or a `ganforge train-upscaler` run "
                         "directory")
     p.add_argument("--out", required=True, metavar="PATH",
-                   help="output .png for a single image, else a folder (one INPUT_STEM.png per image)")
+                   help="output .png for a single image, else a folder (one INPUT_STEM.png per image); "
+                        "for a video: a video file (.mp4 …) or a folder (PNG sequence)")
     p.add_argument("--scale", type=float, default=None,
                    help="output scale (default: the network's); another value resizes the network's output "
                         "(bicubic) to scale × the input size")
@@ -34,9 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=int, default=16, help="px by which tiles overlap and are cross-faded (default 16)")
     p.add_argument("--halo", type=int, default=16,
                    help="extra context px computed around each tile and discarded (default 16)")
+    add_video_options(p, 0.0, "frames upscaled independently")
     add_network_options(p)
     add_quiet(p)
-    add_json(p, "the model, settings and one record per image")
+    add_json(p, "the model, settings and one record per image (for a video: the video summary)")
     p.set_defaults(func=run_upscale)
 
 
@@ -53,11 +57,26 @@ def run_upscale(args: argparse.Namespace) -> int:
         raise GanforgeError(f"--tile must be a positive number of pixels, got {args.tile}")
     if args.scale is not None and args.scale <= 0:
         raise GanforgeError(f"--scale must be positive, got {args.scale}")
-    files = image_inputs(args.inputs)
-    outputs = png_outputs(files, args.out, "upscale writes PNG")
+    video = single_video_input(args.inputs, args.out)
+    if video is not None:
+        from ..video.io import probe
+
+        probe(video)  # bad input: one line before any network loads
+    else:
+        files = image_inputs(args.inputs)
+        outputs = png_outputs(files, args.out, "upscale writes PNG")
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     net = build_upscaler(args.model).to(device)
+    if video is not None:
+        from ..video.ops import upscaler_op
+
+        op = upscaler_op(net, tile=args.tile, overlap=args.overlap, halo=args.halo, precision=precision,
+                         device=device, out_scale=args.scale)
+        settings = {"model": args.model, "scale": args.scale or net.scale, "tile": args.tile, "overlap": args.overlap,
+                    "halo": args.halo, "precision": precision, "device": str(device)}
+        run_video_op(args, video, op, settings, "upscale (video)", out_scale=args.scale or net.scale)
+        return 0
     records = []
     to_stderr = args.json_path == "-"
     for src, dst in tqdm(list(zip(files, outputs)), desc="upscale", unit="img", disable=args.quiet, file=sys.stderr):

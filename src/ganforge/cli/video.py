@@ -15,6 +15,67 @@ FLOW_HELP = ("optical flow: dis (default) or farneback (OpenCV, no weights), raf
              "RAFT on a CUDA GPU when there is one; needs its weights: ganforge weights fetch raft-small)")
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+
+
+def is_video(path: str) -> bool:
+    """Whether a per-image command's input is a video (by its suffix): it then goes through the
+    shared video path (:func:`run_video_op`)."""
+    from pathlib import Path
+
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def add_video_options(p: argparse.ArgumentParser, default_strength: float, why: str = "") -> None:
+    """The options of the one video path, the same for every command that takes a video."""
+    p.add_argument("--temporal-strength", type=float, default=default_strength,
+                   help="blend of the flow-warped previous output into each frame where the flow is trusted "
+                        f"(0 = independent frames; default {default_strength}" + (f": {why}" if why else "") + ")")
+    p.add_argument("--temporal-contrast", default="restore", choices=["restore", "none"],
+                   help="restore: after blending, raise the local texture contrast back to the current frame's "
+                        "(keeps the style; default); none: the plain blend (smoother over long spans, less stylised)")
+    p.add_argument("--flow", default="dis", choices=FLOWS, help=FLOW_HELP)
+    p.add_argument("--batch-size", type=int, default=4, help="frames per network pass")
+    p.add_argument("--chunk", type=int, default=24, help="frames per resumable chunk")
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality (lower = better, larger)")
+    p.add_argument("--no-audio", dest="audio", action="store_false", help="drop the audio stream")
+    add_resume(p)
+
+
+def run_video_op(args: argparse.Namespace, src: str, op, settings: dict, desc: str, out_scale: float = 1.0) -> dict:
+    """Every video command's body: ``op`` (N×3×H×W in [0, 1] -> N×3×H'×W') over the frames of
+    ``src`` into ``args.out`` through :func:`ganforge.video.pipeline.process_video` with the
+    options of :func:`add_video_options`; prints and writes (``--json``) the summary."""
+    from ..video.pipeline import process_video
+
+    summary = process_video(src, args.out, op, temporal_strength=args.temporal_strength, flow=args.flow,
+                            temporal_contrast=args.temporal_contrast, chunk_frames=args.chunk,
+                            batch_size=args.batch_size, progress=not args.quiet, resume=args.resume == "auto",
+                            keep_audio=args.audio, crf=args.crf,
+                            settings={**settings, "crf": args.crf, "audio": args.audio}, desc=desc,
+                            out_scale=out_scale)
+    _say(summary, args.json_path)
+    return summary
+
+
+def single_video_input(inputs: list[str], out: str) -> str | None:
+    """The video among a per-image command's inputs, or None when there is none. A video must be the
+    only input and ``--out`` a video file or a folder (PNG sequence); anything else is one line."""
+    from pathlib import Path
+
+    from ..errors import GanforgeError
+
+    videos = [i for i in inputs if is_video(i)]
+    if not videos:
+        return None
+    if len(inputs) > 1:
+        raise GanforgeError(f"a video ({videos[0]}) must be the only input; give images and videos in separate runs")
+    if Path(out).suffix and Path(out).suffix.lower() not in VIDEO_SUFFIXES:
+        raise GanforgeError(f"--out {out}: for a video input give a video file ({', '.join(VIDEO_SUFFIXES)}) "
+                            "or a folder (PNG sequence)")
+    return videos[0]
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stylize-video", help="restyle a video with temporal consistency (resumable)",
                        description="Stylise every frame of IN (any container/codec FFmpeg reads) and write OUT "
@@ -32,19 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decoder", help="decoder weights name or path (adain/wct)")
     p.add_argument("--style-size", type=int, default=512, help="long side the style images are used at")
     p.add_argument("--iterations", type=int, help="gatys: optimiser iterations per frame")
-    p.add_argument("--temporal-strength", type=float, default=DEFAULT_STRENGTH,
-                   help="blend of the flow-warped previous output into each frame where the flow is trusted "
-                        f"(0 = independent frames; default {DEFAULT_STRENGTH}: on cutBunny short-term flicker "
-                        "E_warp(k=1) 0.24x per-frame at the same style distance; higher = steadier)")
-    p.add_argument("--temporal-contrast", default="restore", choices=["restore", "none"],
-                   help="restore: after blending, raise the local texture contrast back to the current frame's "
-                        "(keeps the style; default); none: the plain blend (smoother over long spans, less stylised)")
-    p.add_argument("--flow", default="dis", choices=FLOWS, help=FLOW_HELP)
-    p.add_argument("--batch-size", type=int, default=4, help="frames per network pass")
-    p.add_argument("--chunk", type=int, default=24, help="frames per resumable chunk")
-    p.add_argument("--crf", type=int, default=18, help="H.264 quality (lower = better, larger)")
-    p.add_argument("--no-audio", dest="audio", action="store_false", help="drop the audio stream")
-    add_resume(p)
+    add_video_options(p, DEFAULT_STRENGTH, "on cutBunny short-term flicker E_warp(k=1) 0.24x per-frame at the "
+                                           "same style distance; higher = steadier")
     add_network_options(p)
     add_quiet(p)
     add_json(p, "the run summary")
@@ -94,7 +144,6 @@ def run_stylize_video(args: argparse.Namespace) -> int:
     from ..style import Stylizer
     from ..style.controls import StyleError, parse_style_spec
     from ..video.io import iter_frames, probe
-    from ..video.pipeline import process_video
     from ..video.stylize import stylizer_op
 
     if args.iterations is not None and args.method != "gatys":
@@ -110,13 +159,8 @@ def run_stylize_video(args: argparse.Namespace) -> int:
     settings = {"styles": [[str(p), w] for p, w in styles], "method": args.method, "alpha": args.alpha,
                 "colour": args.colour, "max_size": args.max_size, "tile": args.tile, "overlap": args.overlap,
                 "encoder": args.encoder, "decoder": args.decoder, "style_size": args.style_size,
-                "precision": st.precision, "device": str(st.device), "crf": args.crf, "audio": args.audio, **gatys}
-    summary = process_video(args.input, args.out, op, temporal_strength=args.temporal_strength, flow=args.flow,
-                            temporal_contrast=args.temporal_contrast,
-                            chunk_frames=args.chunk, batch_size=args.batch_size, progress=not args.quiet,
-                            resume=args.resume == "auto", keep_audio=args.audio, crf=args.crf, settings=settings,
-                            desc=f"stylize-video ({args.method})")
-    _say(summary, args.json_path)
+                "precision": st.precision, "device": str(st.device), **gatys}
+    run_video_op(args, args.input, op, settings, f"stylize-video ({args.method})")
     return 0
 
 

@@ -72,9 +72,11 @@ def _finished_chunks(work: Path) -> int:
         n += 1
 
 
-def _run_op(op: FrameOp, frames: list[np.ndarray], batch_size: int) -> list[np.ndarray]:
+def _run_op(op: FrameOp, frames: list[np.ndarray], batch_size: int, out_scale: float = 1.0) -> list[np.ndarray]:
+    """``op`` over ``frames`` in batches; results not at ``out_scale`` × the frame size (e.g. from a
+    smaller processing size) are resized to it."""
     out = []
-    h, w = frames[0].shape[:2]
+    h, w = (max(1, round(n * out_scale)) for n in frames[0].shape[:2])
     for i in range(0, len(frames), batch_size):
         x = torch.from_numpy(np.stack(frames[i:i + batch_size])).permute(0, 3, 1, 2).float().div_(255)
         y = op(x)
@@ -89,11 +91,12 @@ def _run_op(op: FrameOp, frames: list[np.ndarray], batch_size: int) -> list[np.n
 def process_video(src: str | os.PathLike, out: str | os.PathLike, op: FrameOp, *, temporal_strength: float = DEFAULT_STRENGTH,
                   flow: str = "dis", temporal_contrast: str = "restore", chunk_frames: int = 24, batch_size: int = 4, progress: bool = True,
                   resume: bool = True, keep_audio: bool = True, crf: int = 18, settings: dict[str, Any] | None = None,
-                  desc: str = "video") -> dict[str, Any]:
-    """Apply ``op`` (N×3×H×W → N×3×H×W, values in [0, 1]) to every frame of ``src`` and write
-    ``out`` (.mp4 / .mov / .mkv, or a folder for a PNG sequence). ``settings``: whatever else
+                  desc: str = "video", out_scale: float = 1.0) -> dict[str, Any]:
+    """Apply ``op`` (N×3×H×W → N×3×H'×W', values in [0, 1]) to every frame of ``src`` and write
+    ``out`` (.mp4 / .mov / .mkv, or a folder for a PNG sequence); output frames are ``out_scale``
+    × the input size (an upscaler's scale; 1 for everything else). ``settings``: whatever else
     defines the result (style, method, alpha…), so a resumed job only reuses matching chunks.
-    Returns a summary (frames, fps, seconds, processing fps, resumed_from_frame)."""
+    Returns a summary (frames, fps, seconds, processing fps, resumed_from_frame, output size)."""
     from tqdm.auto import tqdm
 
     src, out = Path(src), Path(out)
@@ -104,7 +107,7 @@ def process_video(src: str | os.PathLike, out: str | os.PathLike, op: FrameOp, *
     work = work_dir_for(out)
     key = _job_key(src, {"temporal_strength": float(temporal_strength), "flow": flow,
                          "temporal_contrast": temporal_contrast, "chunk_frames": chunk_frames,
-                         "batch_size": batch_size, **(settings or {})})
+                         "batch_size": batch_size, "out_scale": float(out_scale), **(settings or {})})
     job_file = work / "job.json"
     if work.is_dir() and (not resume or _read_json(job_file) != key):
         shutil.rmtree(work)
@@ -132,7 +135,7 @@ def process_video(src: str | os.PathLike, out: str | os.PathLike, op: FrameOp, *
 
         def flush() -> None:
             nonlocal index
-            styl = _run_op(op, buffer, batch_size)
+            styl = _run_op(op, buffer, batch_size, out_scale)
             outs = [blender(s, y) for s, y in zip(buffer, styl)]
             _atomic_savez(work / f"chunk_{index:05d}.npz",
                           frames=np.stack([(np.clip(o, 0, 1) * 255 + 0.5).astype(np.uint8) for o in outs]),
@@ -171,6 +174,7 @@ def process_video(src: str | os.PathLike, out: str | os.PathLike, op: FrameOp, *
     new = decoded - start
     return {"input": str(src), "output": str(path), "frames": writer.count, "fps": float(info.fps),
             "width": info.width, "height": info.height, "rotation": info.rotation,
+            "output_size": list(writer.size) if writer.size else None,
             "audio": (info.audio_codec if keep_audio and not writer.sequence else None),
             "temporal_strength": float(temporal_strength), "flow": flow if temporal_strength > 0 else None,
             "temporal_contrast": temporal_contrast if temporal_strength > 0 else None,

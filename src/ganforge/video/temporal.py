@@ -57,6 +57,17 @@ def restore_contrast(blend: np.ndarray, ref: np.ndarray, radius: int = CONTRAST_
     return (low + detail * gain).astype(np.float32)
 
 
+def resize_flow(flow: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A flow field and its trust mask computed on the source frames, carried to an output of
+    another size (``size`` = (H, W)): resampled bilinearly, the vectors scaled by the size ratio."""
+    import cv2
+
+    h, w = flow.shape[:2]
+    out = cv2.resize(flow, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    out *= np.array([size[1] / w, size[0] / h], dtype=np.float32)
+    return out, cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
 class TemporalBlender:
     """Stateful: call :meth:`__call__` once per frame, in order. :meth:`set_state` lets a resumed
     job continue exactly where it stopped."""
@@ -81,6 +92,8 @@ class TemporalBlender:
         out = styl
         if self.estimator is not None and self.prev_src is not None and self.prev_out is not None:
             flow, mask = flow_and_mask(self.estimator, src, self.prev_src)
+            if styl.shape[:2] != src.shape[:2]:  # an upscaler's output: flow and mask at its size
+                flow, mask = resize_flow(flow, mask, styl.shape[:2])
             warped = warp(self.prev_out, flow)
             weight = (self.strength * mask)[..., None]
             out = (styl + weight * (warped - styl)).astype(np.float32)
