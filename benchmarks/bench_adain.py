@@ -17,6 +17,23 @@ from pathlib import Path
 import torch
 
 
+def he_init(*modules: torch.nn.Module) -> None:
+    """He-normal convolution weights and zero biases (random weights whose signal survives depth)."""
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                torch.nn.init.zeros_(m.bias)
+
+
+def scale_output(decoder: torch.nn.Sequential, features: torch.Tensor) -> None:
+    """Scale the decoder's last conv so its output on ``features`` has std 0.12 around 0.5: a
+    textured image in [0, 1], not a saturated one."""
+    probe = decoder(features)
+    decoder[-1].weight.mul_(0.12 / probe.std())
+    decoder[-1].bias.fill_(0.5)
+
+
 def reference_stylize(vgg: torch.nn.Sequential, decoder: torch.nn.Module, content: torch.Tensor,
                       style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
     """What pytorch-AdaIN's test.py does per image: encode both, AdaIN, decode (fp32)."""
@@ -47,14 +64,9 @@ def main() -> None:
 
     torch.manual_seed(0)
     enc, dec = VGGEncoder("adain", "none"), AdaINDecoder()
-    for m in list(enc.modules()) + list(dec.modules()):  # He init: signal survives, so the bf16
-        if isinstance(m, torch.nn.Conv2d):                 # deviation below is measured on real outputs
-            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            torch.nn.init.zeros_(m.bias)
+    he_init(enc, dec)  # signal survives, so the bf16 deviation below is measured on real outputs
     with torch.no_grad():
-        probe = dec(enc.encode(torch.rand(1, 3, 64, 64)))
-        dec[-1].weight.mul_(0.12 / probe.std())
-        dec[-1].bias.fill_(0.5)
+        scale_output(dec, enc.encode(torch.rand(1, 3, 64, 64)))
     tmp = Path(tempfile.mkdtemp())
     torch.save(enc.file_state(), tmp / "vgg_normalised.pth")
     torch.save(dec.state_dict(), tmp / "decoder.pth")

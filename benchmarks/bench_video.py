@@ -176,24 +176,19 @@ def cpu_flags() -> str:
 
 def random_decoder():
     """``--decoder random`` (speed mode only): He-initialised weights of the official decoder
-    architecture, output scaled to a visible range. Frames/s does not depend on the values; the
-    flow and blend see a textured image, not a constant one."""
+    architecture, output scaled to a visible range (bench_adain's helpers). Frames/s does not
+    depend on the values."""
     import torch
 
     sys.path.insert(0, str(REPO / "src"))
+    from bench_adain import he_init, scale_output
     from ganforge.nets.adain_decoder import AdaINDecoder
 
-    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
     dec = AdaINDecoder()
-    for m in dec.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            fan_in = m.weight[0].numel()
-            m.weight.data = torch.randn(m.weight.shape, generator=gen) * (2 / fan_in) ** 0.5
-            m.bias.data.zero_()
+    he_init(dec)
     with torch.no_grad():
-        probe = dec(torch.rand(1, 512, 8, 8, generator=gen))
-        dec[-1].weight.mul_(0.12 / probe.std())
-        dec[-1].bias.fill_(0.5)
+        scale_output(dec, torch.rand(1, 512, 8, 8))
     return dec
 
 

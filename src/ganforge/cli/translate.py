@@ -101,10 +101,8 @@ def _apply(args: argparse.Namespace) -> int:
 
     video = single_video_input(args.inputs, args.out)
     if video is not None:
-        from ..video.io import probe
         from ..video.ops import translator_op
 
-        probe(video)  # bad input: one line before any network loads
         translator = load_translator(args.model, direction=args.direction, checkpoint=args.checkpoint,
                                      device=args.device, precision=args.precision)
         op = translator_op(translator, tile=args.tile, overlap=args.overlap)

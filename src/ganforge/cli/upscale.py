@@ -58,11 +58,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     if args.scale is not None and args.scale <= 0:
         raise GanforgeError(f"--scale must be positive, got {args.scale}")
     video = single_video_input(args.inputs, args.out)
-    if video is not None:
-        from ..video.io import probe
-
-        probe(video)  # bad input: one line before any network loads
-    else:
+    if video is None:
         files = image_inputs(args.inputs)
         outputs = png_outputs(files, args.out, "upscale writes PNG")
     device = resolve_device(args.device)

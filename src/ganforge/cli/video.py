@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ._common import add_json, add_network_options, add_quiet, add_resume, add_style_controls, write_json
 
@@ -21,8 +22,6 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 def is_video(path: str) -> bool:
     """Whether a per-image command's input is a video (by its suffix): it then goes through the
     shared video path (:func:`run_video_op`)."""
-    from pathlib import Path
-
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
@@ -60,9 +59,8 @@ def run_video_op(args: argparse.Namespace, src: str, op, settings: dict, desc: s
 
 def single_video_input(inputs: list[str], out: str) -> str | None:
     """The video among a per-image command's inputs, or None when there is none. A video must be the
-    only input and ``--out`` a video file or a folder (PNG sequence); anything else is one line."""
-    from pathlib import Path
-
+    only input and ``--out`` a video file or a folder (PNG sequence); anything else, or a file that
+    is no readable video, is one line, before any network loads."""
     from ..errors import GanforgeError
 
     videos = [i for i in inputs if is_video(i)]
@@ -73,6 +71,9 @@ def single_video_input(inputs: list[str], out: str) -> str | None:
     if Path(out).suffix and Path(out).suffix.lower() not in VIDEO_SUFFIXES:
         raise GanforgeError(f"--out {out}: for a video input give a video file ({', '.join(VIDEO_SUFFIXES)}) "
                             "or a folder (PNG sequence)")
+    from ..video.io import probe
+
+    probe(videos[0])
     return videos[0]
 
 

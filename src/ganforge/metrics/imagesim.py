@@ -23,7 +23,9 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     return (g[:, None] * g[None, :]).float()
 
 
-def _luma(x: torch.Tensor) -> torch.Tensor:
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """N×1×H×W luma of N×C×H×W images (ITU-R 601: 0.299 R + 0.587 G + 0.114 B, as PIL's "L"; the
+    channel mean when C is not 3)."""
     if x.shape[1] == 3:
         w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
         return (x * w).sum(dim=1, keepdim=True)
@@ -35,7 +37,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, *, window: int = 11, sigma: float = 1
     luminance of float N×C×H×W images in [0,1]; 'valid' windows only. Returns N values in [-1, 1]."""
     if a.shape != b.shape:
         raise GanforgeError(f"SSIM needs images of the same size, got {tuple(a.shape)} and {tuple(b.shape)}")
-    x, y = _luma(a.float()), _luma(b.float())
+    x, y = luma(a.float()), luma(b.float())
     win = min(window, x.shape[-1], x.shape[-2])
     w = _gaussian_window(win, sigma).to(x)[None, None]
     c1, c2 = 0.01 ** 2, 0.03 ** 2

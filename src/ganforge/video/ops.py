@@ -33,9 +33,11 @@ def translator_op(translator: Any, *, tile: int | None = None, overlap: int = 32
     if translator.labels:
         raise GanforgeError(f"{translator.name}: a label-map model (SPADE) cannot take a video's RGB frames")
 
+    from ..metrics.imagesim import luma
+
     def op(x: torch.Tensor) -> torch.Tensor:
         if translator.in_channels == 1:
-            x = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+            x = luma(x)
         y = translator.translate_tensor(x, tile=tile, overlap=overlap).float().cpu()
         return y.expand(-1, 3, -1, -1) if y.shape[1] == 1 else y
 

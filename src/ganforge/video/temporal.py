@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .flow import FlowEstimator, flow_and_mask, warp
+from .flow import FlowEstimator, _cv2, flow_and_mask, warp
 
 DEFAULT_STRENGTH = 0.7
 CONTRAST_MODES = ("restore", "none")
@@ -60,8 +60,7 @@ def restore_contrast(blend: np.ndarray, ref: np.ndarray, radius: int = CONTRAST_
 def resize_flow(flow: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """A flow field and its trust mask computed on the source frames, carried to an output of
     another size (``size`` = (H, W)): resampled bilinearly, the vectors scaled by the size ratio."""
-    import cv2
-
+    cv2 = _cv2()
     h, w = flow.shape[:2]
     out = cv2.resize(flow, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
     out *= np.array([size[1] / w, size[0] / h], dtype=np.float32)
