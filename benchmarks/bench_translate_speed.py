@@ -219,7 +219,7 @@ def main() -> None:
     CROP, LOAD = args.crop, args.crop * 286 // 256
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
-    from ganforge.train.loop import resolve_precision
+    from ganforge.device import resolve_precision
 
     t_all = time.perf_counter()
     models = [m.strip() for m in args.models.split(",") if m.strip()]

@@ -65,7 +65,7 @@ def main() -> None:
     p.add_argument("--json", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    from ganforge.train.loop import resolve_precision
+    from ganforge.device import resolve_precision
 
     native_bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
     peaks = {"fp32": matmul_peak("fp32")}

@@ -451,7 +451,7 @@ def main() -> None:
     p.add_argument("--fresh", action="store_true", help="delete an existing run of this experiment in OUT/runs first (else it is resumed)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    from ganforge.train.loop import resolve_precision
+    from ganforge.device import resolve_precision
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -488,7 +488,7 @@ def test_stylize_video_cli_mixing_json_and_eval(clips, adain_files, tmp_path, ca
 def test_bf16_frames_close_to_fp32_and_auto_is_fp32_without_native_bf16(adain_files, monkeypatch):
     """The fast CPU path (bf16 autocast, channels_last, decoder weights cast once) gives frames close
     to fp32; precision auto picks bf16 only where the CPU runs it natively."""
-    import ganforge.train.loop as loop
+    import ganforge.device as device_policy
     from ganforge.style import Stylizer
     from ganforge.video.stylize import stylizer_op
 
@@ -502,9 +502,9 @@ def test_bf16_frames_close_to_fp32_and_auto_is_fp32_without_native_bf16(adain_fi
     assert next(st.decoders["relu4_1"].parameters()).dtype == torch.bfloat16
     diff = (out["bf16"] - out["fp32"]).abs() * 255
     assert diff.mean() < 3 and diff.max() < 40  # [0, 255]; measured on cutBunny with a trained decoder: docs/benchmarks.md
-    monkeypatch.setattr(loop, "_cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(device_policy, "cpu_has_native_bf16", lambda: False)
     assert Stylizer("adain", precision="auto", device="cpu").precision == "fp32"
-    monkeypatch.setattr(loop, "_cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(device_policy, "cpu_has_native_bf16", lambda: True)
     assert Stylizer("adain", precision="auto", device="cpu").precision == "bf16"
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .errors import CheckpointError, DataError, GanforgeError, WeightsError  # noqa: E402
+from ._version import __version__
+from .errors import CheckpointError, DataError, GanforgeError, WeightsError
 
 __all__ = [
     "__version__",

@@ -76,9 +76,9 @@ class GanConfig(LoopOptions):
     def validate(self) -> None:
         from .augment import POLICIES
         from .losses import LOSSES
-        from .nets import ARCHITECTURES, _load_builtin
+        from .nets import ARCHITECTURES, load_builtin_architectures
 
-        _load_builtin()
+        load_builtin_architectures()
         LOSSES.get(self.loss)
         ARCHITECTURES.get(self.arch)
         if self.resolution < 8 or self.resolution & (self.resolution - 1):

@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from ..device import PRECISIONS  # noqa: F401 (the one list; re-exported for the commands)
+
 RESUME = ("auto", "never")
 HIDDEN = argparse.SUPPRESS
 

@@ -12,32 +12,11 @@ import os
 from pathlib import Path
 
 from ..errors import DataError
-from .builtin import DATASETS, splits
+from .builtin import DATASETS, dataset_choices, dataset_names, parse_builtin
 from .dataset import ImageDataset, check_channels
 from .folder import load_folder
 
 __all__ = ["ImageDataset", "load_dataset", "dataset_names", "dataset_choices"]
-
-
-def dataset_names() -> list[str]:
-    """The built-in dataset names (without split suffixes)."""
-    return DATASETS.names()
-
-
-def dataset_choices() -> list[str]:
-    """Every built-in spelling accepted by ``load_dataset``, e.g. for help texts."""
-    out = []
-    for name in dataset_names():
-        out.append(name)
-        out.extend(f"{name}:{split}" for split in splits(name))
-    return out
-
-
-def _builtin(source: str) -> tuple[str, str | None] | None:
-    name, sep, split = source.strip().lower().partition(":")
-    if name in DATASETS:
-        return name, (split if sep else None)
-    return None
 
 
 def load_dataset(source: str | os.PathLike, *, resolution: int, channels: int | None = None,
@@ -56,7 +35,7 @@ def load_dataset(source: str | os.PathLike, *, resolution: int, channels: int | 
     """
     channels = check_channels(channels)
     text = os.fspath(source)
-    builtin = None if isinstance(source, Path) else _builtin(text)
+    builtin = None if isinstance(source, Path) else parse_builtin(text)
     if builtin is not None:
         name, split = builtin
         return DATASETS.get(name)(split, resolution, channels, max_images, progress)

@@ -22,7 +22,7 @@ from .. import paths
 from ..download import download_verified, sha256_file
 from ..errors import DataError
 from ..registry import Registry
-from .dataset import ImageDataset, check_memory, check_resolution
+from .dataset import ImageDataset, check_channels, check_memory, check_resolution
 from .transforms import resize_batch
 
 
@@ -79,6 +79,38 @@ def splits(name: str) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- finding the files
+
+def dataset_names() -> list[str]:
+    """The built-in dataset names (without split suffixes)."""
+    return DATASETS.names()
+
+
+def dataset_choices() -> list[str]:
+    """Every built-in spelling accepted by ``load_dataset``, e.g. for help texts."""
+    out = []
+    for name in dataset_names():
+        out.append(name)
+        out.extend(f"{name}:{split}" for split in splits(name))
+    return out
+
+
+def parse_builtin(source: str) -> tuple[str, str | None] | None:
+    """(name, split or None) when ``source`` names a built-in dataset (``mnist``, ``mnist:test``),
+    else None."""
+    name, sep, split = source.strip().lower().partition(":")
+    if name in DATASETS:
+        return name, (split if sep else None)
+    return None
+
+
+def load_builtin(source: str, *, resolution: int, channels: int | None = None, max_images: int | None = None,
+                 progress: bool = True) -> ImageDataset:
+    """A built-in dataset (``parse_builtin(source)`` must not be None) at ``resolution``."""
+    found = parse_builtin(source)
+    if found is None:
+        raise DataError(f"{source!r} is not a built-in dataset ({', '.join(dataset_choices())})")
+    return DATASETS.get(found[0])(found[1], resolution, check_channels(channels), max_images, progress)
+
 
 def _roots() -> list[Path]:
     """Read-only user folder first, then our own writable cache."""

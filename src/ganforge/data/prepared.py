@@ -109,11 +109,11 @@ def cache_key(fingerprint: str, resolution: int, channels: int | None, max_image
 
 
 def _builtin_name(source: str | os.PathLike) -> str | None:
-    from . import _builtin
+    from .builtin import parse_builtin
 
     if isinstance(source, Path):
         return None
-    found = _builtin(os.fspath(source))
+    found = parse_builtin(os.fspath(source))
     return None if found is None else os.fspath(source).strip().lower()
 
 
@@ -230,9 +230,9 @@ def _write_folder(root: Path, tmp: Path, files: list[Path], resolution: int, cha
 
 def _write_builtin(name: str, tmp: Path, resolution: int, channels: int | None, max_images: int | None,
                    progress: bool) -> dict[str, Any]:
-    from . import load_dataset
+    from .builtin import load_builtin
 
-    ds = load_dataset(name, resolution=resolution, channels=channels, max_images=max_images, progress=progress)
+    ds = load_builtin(name, resolution=resolution, channels=channels, max_images=max_images, progress=progress)
     _check_disk(tmp, ds.images.numel())
     mm = np.lib.format.open_memmap(tmp / IMAGES_FILE, mode="w+", dtype=np.uint8, shape=tuple(ds.images.shape))
     mm[:] = ds.images.numpy()
@@ -304,7 +304,7 @@ def write_index(folder: Path, body: dict[str, Any], *, fingerprint: str, key: st
     """Hash ``folder/images.npy`` chunk by chunk and write ``folder/index.json`` (``body``: labels,
     class_names, source). Used by ``prepare_dataset`` and by tools that fill images.npy themselves
     (benchmarks/bench_data.py writes synthetic pixels straight into the array)."""
-    from .. import __version__
+    from .._version import __version__
 
     shape, _, offset = _npy_layout(folder / IMAGES_FILE)
     n, c, r, _ = shape

@@ -19,7 +19,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from .. import __version__, paths
+from .. import paths
+from .._version import __version__
 from ..errors import GanforgeError
 from . import core
 from .extractors import Extractor, Features, auto_extractor, get_extractor
@@ -122,7 +123,7 @@ def load_source(spec: str, *, n: int | None = None, seed: int = 0, resolution: i
                 "truncation": truncation, "quantised": "float [0,1] -> uint8 round (as PNG)"}
         return Source(spec, "run", images, None, info)
     from ..data import load_dataset
-    from ..data import _builtin as builtin_name  # type: ignore[attr-defined]
+    from ..data.builtin import parse_builtin as builtin_name
 
     is_builtin = builtin_name(spec) is not None
     if not is_builtin and not Path(spec).expanduser().is_dir():

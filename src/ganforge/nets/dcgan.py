@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from . import ARCHITECTURES, GanNetSpec
+from .registry import ARCHITECTURES, GanNetSpec
 from .layers import (ProjectionHead, apply_norm, class_condition, class_embedding, dcgan_init, make_norm,
                      minibatch_stddev)
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import ARCHITECTURES, GanNetSpec
+from .registry import ARCHITECTURES, GanNetSpec
 from .layers import minibatch_stddev
 from .stylegan2 import EqualConv2d, EqualLinear, channels_at, normalize_2nd_moment, projected_score
 

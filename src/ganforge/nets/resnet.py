@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from . import ARCHITECTURES, GanNetSpec
+from .registry import ARCHITECTURES, GanNetSpec
 from .layers import ProjectionHead, apply_norm, class_condition, class_embedding, make_norm
 
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import ARCHITECTURES, GanNetSpec
+from .registry import ARCHITECTURES, GanNetSpec
 from .layers import minibatch_stddev
 
 SQRT2 = math.sqrt(2.0)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, DataError, GanforgeError
+from ..train.rundir import register_run_task
 from ..train.adversarial import (LOSS_SCALE, EmaCopy, GeneratorDiscriminatorTask, frozen, grid, init_normal,
                                  side_effect_free, to_display)
 from ..train.options import LoopOptions
@@ -423,7 +424,7 @@ class Inpainter:
 def load_inpainter(run_dir: str | os.PathLike, *, checkpoint: str = "latest", ema: bool = True,
                    device: str = "auto", precision: str = "auto") -> Inpainter:
     """An :class:`Inpainter` from a ``ganforge train-inpainter`` run directory."""
-    from ..runs import load_checkpoint, require_task
+    from ..train.rundir import load_checkpoint, require_task
     from ..train import checkpoint as ckpt
     from ..train.run import CONFIG_FILE, load_options
 
@@ -514,3 +515,10 @@ def inpaint_image(model: Inpainter, image: Any, mask: Any) -> Any:
     filled = (out.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     result = np.where(hole[..., None], filled, arr)
     return Image.fromarray(result[..., 0] if mode == "L" else result, mode)
+
+
+def _load_inpainter_run(run_dir: Path, meta: dict, *, checkpoint_name: str = "latest"):
+    return load_inpainter(run_dir, checkpoint=checkpoint_name)
+
+
+register_run_task("inpainter", _load_inpainter_run)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DataError, GanforgeError, WeightsError
+from ..train.rundir import register_run_task
 from ..train.adversarial import EmaCopy, GeneratorDiscriminatorTask, frozen, side_effect_free
 from ..train.options import LoopOptions
 from .degrade import DEGRADATIONS, DegradedBatches, degrade
@@ -303,10 +304,11 @@ def load_sr_images(cfg: SRConfig) -> tuple[torch.Tensor, dict[str, Any]]:
     short side fits one), or a built-in dataset (``fashion-mnist``, ...) at ``tile_size``."""
     if not cfg.data:
         raise DataError("--data is required: a folder of images (or a built-in dataset name such as fashion-mnist)")
-    from ..data import _builtin, load_dataset
+    from ..data import load_dataset
+    from ..data.builtin import parse_builtin
 
     size = cfg.tile_size
-    if _builtin(str(cfg.data)) is not None:
+    if parse_builtin(str(cfg.data)) is not None:
         ds = load_dataset(cfg.data, resolution=size, channels=3, max_images=cfg.max_images, progress=False)
         return ds.images, {"data_source": str(cfg.data), "images": len(ds.images), "tiles": len(ds.images)}
     from PIL import Image
@@ -401,7 +403,7 @@ def train_upscaler(config: SRConfig | None = None, *, out: str | os.PathLike, re
 def load_upscaler_run(run_dir: str | os.PathLike, *, checkpoint_name: str = "latest", ema: bool = True) -> nn.Module:
     """The generator of a ``train-upscaler`` run at a checkpoint ('latest', 'best', 'step-N'):
     the EMA copy when the run keeps one (and ``ema``), in eval mode on the CPU."""
-    from ..runs import load_checkpoint, require_task
+    from ..train.rundir import load_checkpoint, require_task
     from ..train import checkpoint
     from ..train.run import CONFIG_FILE, load_options
 
@@ -415,3 +417,10 @@ def load_upscaler_run(run_dir: str | os.PathLike, *, checkpoint_name: str = "lat
     net.step = int(state.get("step", 0))
     net.source = f"{run_dir} ({cfg.arch} ×{cfg.scale}, {key}, step {net.step})"
     return net.eval()
+
+
+def _load_upscaler_run(run_dir: Path, meta: dict, *, checkpoint_name: str = "latest") -> nn.Module:
+    return load_upscaler_run(run_dir, checkpoint_name=checkpoint_name)
+
+
+register_run_task("upscaler", _load_upscaler_run)

@@ -24,79 +24,8 @@ import torch
 from torch import nn
 
 from ..errors import WeightsError
-from ..weights import WEIGHTS, WeightsEntry, register_weights
-
-_REAL_ESRGAN = "https://github.com/xinntao/Real-ESRGAN/releases/download"
-_REAL_ESRGAN_LICENCE = "BSD-3-Clause (Real-ESRGAN, Xintao Wang et al. 2021)"
-_IO = "RGB in [0, 1] (N×3×H×W); output RGB in about [0, 1] at scale × H, scale × W"
-_NO_SHA = ("Real-ESRGAN publishes no sha256 for its release files, so only the strict key/shape "
-           "check guards this file")
-
-# registry name -> (architecture, as build_upscaler reads it off the keys); also what the docs list
-UPSCALERS: dict[str, dict[str, Any]] = {}
-
-
-def _register(name: str, arch: dict[str, Any], **fields: Any) -> None:
-    register_weights(WeightsEntry(name=name, **fields))
-    UPSCALERS[name] = arch
-
-
-_register(
-    "realesrgan-x4plus", dict(kind="RRDBNet", nf=64, nb=23, gc=32, scale=4),
-    filename="RealESRGAN_x4plus.pth",
-    url=f"{_REAL_ESRGAN}/v0.1.0/RealESRGAN_x4plus.pth",
-    sha256="",  # upstream publishes no sha256 (README, docs/model_zoo.md, release v0.1.0): not checkable
-    licence=_REAL_ESRGAN_LICENCE,
-    architecture="RRDBNet nf=64 nb=23 gc=32 ×4 (basicsr rrdbnet_arch layout, params_ema wrapper)",
-    normalisation=_IO,
-    description=f"Real-ESRGAN ×4 for real-world photos (GAN, second-order degradations). {_NO_SHA}",
-)
-
-_register(
-    "realesrgan-x2plus", dict(kind="RRDBNet", nf=64, nb=23, gc=32, scale=2),
-    filename="RealESRGAN_x2plus.pth",
-    url=f"{_REAL_ESRGAN}/v0.2.1/RealESRGAN_x2plus.pth",
-    sha256="",  # upstream publishes no sha256: not checkable
-    licence=_REAL_ESRGAN_LICENCE,
-    architecture="RRDBNet nf=64 nb=23 gc=32 ×2: the ×4 trunk on a 2×2 pixel-unshuffled input (12 channels)",
-    normalisation=_IO + " (H, W padded to even sizes internally)",
-    description=f"Real-ESRGAN ×2 for real-world photos. {_NO_SHA}",
-)
-
-_register(
-    "realesrnet-x4plus", dict(kind="RRDBNet", nf=64, nb=23, gc=32, scale=4),
-    filename="RealESRNet_x4plus.pth",
-    url=f"{_REAL_ESRGAN}/v0.1.1/RealESRNet_x4plus.pth",
-    sha256="",  # upstream publishes no sha256: not checkable
-    licence=_REAL_ESRGAN_LICENCE,
-    architecture="RRDBNet nf=64 nb=23 gc=32 ×4 (basicsr layout, params_ema wrapper)",
-    normalisation=_IO,
-    description=f"Real-ESRNet ×4: the L1-only (PSNR-oriented, smoother) stage of Real-ESRGAN. {_NO_SHA}",
-)
-
-_register(
-    "realesrgan-x4plus-anime", dict(kind="RRDBNet", nf=64, nb=6, gc=32, scale=4),
-    filename="RealESRGAN_x4plus_anime_6B.pth",
-    url=f"{_REAL_ESRGAN}/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",
-    sha256="",  # upstream publishes no sha256: not checkable
-    licence=_REAL_ESRGAN_LICENCE,
-    architecture="RRDBNet nf=64 nb=6 gc=32 ×4 (basicsr layout, params_ema wrapper)",
-    normalisation=_IO,
-    description=f"Real-ESRGAN ×4 for anime / illustrations, 6 RRDB blocks (about 3× faster). {_NO_SHA}",
-)
-
-_register(
-    "esrgan-x4", dict(kind="RRDBNet", nf=64, nb=23, gc=32, scale=4),
-    filename="ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
-    url=f"{_REAL_ESRGAN}/v0.1.1/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
-    sha256="ff704c30",  # basicsr's publish_models.py puts the sha256's first 8 hex digits in the name
-    licence="Apache-2.0 (ESRGAN, Wang et al. 2018; BasicSR)",
-    architecture="RRDBNet nf=64 nb=23 gc=32 ×4 (basicsr layout)",
-    normalisation=_IO,
-    description=("the official ESRGAN ×4 (DF2K+OST, bicubic degradation), as listed in Real-ESRGAN's "
-                 "model zoo; the ESRGAN repository's own RRDB_ESRGAN_x4.pth (Google Drive only) loads "
-                 "too, from a path"),
-)
+from ..weights import WEIGHTS
+from ..weights.catalog import UPSCALERS
 
 # upstream model names and file names that users type, -> registry names
 ALIASES: dict[str, str] = {}

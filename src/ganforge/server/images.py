@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
-from .. import __version__
+from .._version import __version__
 from ..errors import DataError
 from ..imageio import _to_8bit
 

@@ -3,7 +3,6 @@ per-style statistics) and :func:`stylize` (one call, one image)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from collections import OrderedDict
@@ -14,6 +13,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..device import autocast
 from ..errors import WeightsError
 from ..imageio import save_image, tensor_to_pil
 from ..nets.adain_decoder import load_decoder
@@ -181,19 +181,14 @@ class Stylizer:
                 self._decoders = out
         return self._decoders
 
-    def _autocast(self) -> Any:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
-
     def _encode(self, x: torch.Tensor, layer: str) -> torch.Tensor:
         if self.precision != "fp32":
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), autocast(self.precision, self.device):
             return self.encoder(x.to(self.device), (layer,))[layer].float()
 
     def _decode(self, layer: str, feat: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), autocast(self.precision, self.device):
             return self.decoders[layer](feat.to(self.device)).float()
 
     # -- style statistics (cached) -------------------------------------------------------------------

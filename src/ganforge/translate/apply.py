@@ -22,6 +22,7 @@ from torch import nn
 
 from ..device import autocast, resolve_device, resolve_precision
 from ..errors import CheckpointError, GanforgeError
+from ..train.rundir import register_run_task
 
 AUTO_TILE_PIXELS = 1536 * 1536  # above this many pixels, --tile defaults to 512
 
@@ -134,7 +135,7 @@ class Translator:
 
 
 def _from_run(run_dir: Path, *, direction: str | None, checkpoint_name: str, ema: bool) -> Translator:
-    from ..runs import load_checkpoint, require_task
+    from ..train.rundir import load_checkpoint, require_task
     from ..train import checkpoint
     from ..train.run import CONFIG_FILE, load_options
     from .config import TranslateConfig
@@ -205,3 +206,10 @@ def load_translator(source: str | os.PathLike, *, direction: str | None = None, 
             raise GanforgeError(f"no such file: {path}")
         tr = _from_zoo(str(source), direction)
     return tr.to(device, precision)
+
+
+def _load_translator_run(run_dir: Path, meta: dict, *, checkpoint_name: str = "latest") -> Translator:
+    return load_translator(run_dir, checkpoint=checkpoint_name)
+
+
+register_run_task("translator", _load_translator_run)

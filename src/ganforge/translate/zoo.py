@@ -23,14 +23,9 @@ from pathlib import Path
 from torch import nn
 
 from .. import weights as W
+from ..weights.catalog import CYCLEGAN_URL, PIX2PIX_URL, TRANSLATION_MODELS
 from ..errors import GanforgeError, WeightsError
 from ..nets.translators import ResnetGenerator, UnetGenerator, unet_downs_for
-
-CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{}.pth"
-PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{}.pth"
-LICENCE = ("BSD (pytorch-CycleGAN-and-pix2pix, (c) 2017 Jun-Yan Zhu and Taesung Park); no separate "
-           "licence is stated for the weights, and the training images keep their own terms")
-
 
 @dataclass(frozen=True)
 class ZooModel:
@@ -50,71 +45,16 @@ class ZooModel:
 
 ZOO: dict[str, ZooModel] = {}
 
-_CYCLEGAN = {  # the list in upstream's download_cyclegan_model.sh, in its order
-    "apple2orange": "apple → orange (ImageNet photos)",
-    "orange2apple": "orange → apple (ImageNet photos)",
-    "summer2winter_yosemite": "summer → winter (Yosemite photos)",
-    "winter2summer_yosemite": "winter → summer (Yosemite photos)",
-    "horse2zebra": "horse → zebra",
-    "zebra2horse": "zebra → horse",
-    "monet2photo": "Monet painting → photo",
-    "style_monet": "photo → Monet painting",
-    "style_cezanne": "photo → Cézanne painting",
-    "style_ukiyoe": "photo → Ukiyo-e print",
-    "style_vangogh": "photo → Van Gogh painting",
-    "sat2map": "satellite photo → map",
-    "map2sat": "map → satellite photo",
-    "cityscapes_photo2label": "Cityscapes street photo → label colours",
-    "cityscapes_label2photo": "Cityscapes label colours → street photo",
-    "facades_photo2label": "facade photo → CMP facade label colours",
-    "facades_label2photo": "CMP facade label colours → facade photo",
-    "iphone2dslr_flower": "iPhone flower photo → DSLR look (shallow depth of field)",
-}
-
-_PIX2PIX = {  # the list in upstream's download_pix2pix_model.sh, in its order
-    "edges2shoes": "edge map → shoe photo",
-    "sat2map": "satellite photo → map",
-    "map2sat": "map → satellite photo",
-    "facades_label2photo": "CMP facade label colours → facade photo",
-    "day2night": "day → night (webcam scenes)",
-}
 
 
-def _register(family: str, upstream: str, direction: str) -> None:
-    name = f"{family}-{upstream}"
+def _zoo_model(name: str, family: str, direction: str) -> ZooModel:
     if family == "cyclegan":
-        model = ZooModel(name, family, "resnet_9blocks", "instance", 3, 3, direction, norm_eval=True)
-        url = CYCLEGAN_URL.format(upstream)
-        arch = ("pytorch-CycleGAN-and-pix2pix ResnetGenerator (resnet_9blocks, ngf 64, affine-free "
-                "InstanceNorm, reflection padding), keys model.N / model.N.conv_block.M")
-        normalisation = "RGB in [-1, 1] (x / 127.5 - 1); height and width multiples of 4 (trained on 256x256)"
-        how = "CycleGAN generator (one direction of the pair)"
-    else:
-        model = ZooModel(name, family, "unet_256", "batch", 3, 3, direction, norm_eval=False, use_dropout=True)
-        url = PIX2PIX_URL.format(upstream)
-        arch = ("pytorch-CycleGAN-and-pix2pix UnetGenerator (unet_256: 8 levels, ngf 64, BatchNorm), keys "
-                "model.model.N / nested model.model.1.model.3…")
-        normalisation = ("RGB in [-1, 1] (x / 127.5 - 1); height and width multiples of 256; upstream runs it "
-                         "one image at a time with BatchNorm on that image's statistics")
-        how = "pix2pix generator"
-    ZOO[name] = model
-    W.register_weights(W.WeightsEntry(
-        name=name,
-        filename=f"{name}.pth",  # upstream's {upstream}.pth names collide between the two families
-        url=url,
-        sha256="",  # upstream publishes no sha256 (its download scripts only wget the file): not checkable
-        licence=LICENCE,
-        architecture=arch,
-        normalisation=normalisation,
-        description=(f"{how}: {direction}. Upstream's {upstream}.pth; no sha256 is published upstream, so only "
-                     f"the strict key/shape check guards this file"),
-    ))
+        return ZooModel(name, family, "resnet_9blocks", "instance", 3, 3, direction, norm_eval=True)
+    return ZooModel(name, family, "unet_256", "batch", 3, 3, direction, norm_eval=False, use_dropout=True)
 
 
-for _name, _direction in _CYCLEGAN.items():
-    _register("cyclegan", _name, _direction)
-for _name, _direction in _PIX2PIX.items():
-    _register("pix2pix", _name, _direction)
+for _name, (_family, _upstream, _direction) in TRANSLATION_MODELS.items():
+    ZOO[_name] = _zoo_model(_name, _family, _direction)
 
 
 # --- loading -------------------------------------------------------------------------------------

@@ -18,9 +18,11 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError, GanforgeError
-from .nets import GanNetSpec, build_gan
-from .train.checkpoint import write_bytes_atomic
+from .._version import __version__
+from ..errors import CheckpointError, GanforgeError
+from ..generator import Generator
+from ..nets import GanNetSpec, build_gan
+from ..train.checkpoint import write_bytes_atomic
 
 FORMAT = "ganforge.generator"
 FORMAT_VERSION = 1
@@ -48,8 +50,6 @@ def _data_section(blob: bytes) -> tuple[dict[str, Any], int]:
 def export_metadata(gen, *, ema: bool = True) -> dict[str, str]:
     """The metadata strings of an export of ``gen`` (a :class:`ganforge.sample.Generator`),
     without the checksum."""
-    from . import __version__
-
     if not gen.arch:
         raise GanforgeError("this generator does not know its architecture; load it with ganforge.load_generator")
     return {"format": FORMAT, "format_version": str(FORMAT_VERSION), "arch": gen.arch,
@@ -80,17 +80,6 @@ def export_generator(gen, path: str | Path, *, ema: bool = True) -> dict[str, An
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(path, blob)
     return {"output": str(path), "bytes": len(blob), "tensors": len(tensors), "metadata": meta}
-
-
-def export_run(run_dir: str | Path, path: str | Path, *, checkpoint_name: str = "latest",
-               ema: bool = True) -> dict[str, Any]:
-    """Export the generator of a GAN run directory (``checkpoint_name``: latest, best or step-N)."""
-    from .sample import load_generator
-
-    run_dir = Path(run_dir)
-    if run_dir.is_file():
-        raise GanforgeError(f"{run_dir} is a file; ganforge export reads a run directory")
-    return export_generator(load_generator(run_dir, checkpoint_name=checkpoint_name), path, ema=ema)
 
 
 def _names(keys, limit: int = 3) -> str:
@@ -165,8 +154,6 @@ def load_exported(path: str | Path):
     """A :class:`ganforge.sample.Generator` from a generator export: the network of the file's
     ``arch`` built for its spec, loaded strictly (every key, every shape). The file holds one
     generator, so ``G`` and ``G_ema`` are the same network; ``run_dir`` is the file."""
-    from .sample import Generator
-
     path = Path(path)
     meta, tensors = read_export(path)
     arch = meta.get("arch", "")

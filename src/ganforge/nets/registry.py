@@ -1,0 +1,23 @@
+"""The GAN architecture registry: ``ARCHITECTURES`` maps a name to a builder of ``(G, D)`` for a
+:class:`GanNetSpec`. Each architecture module registers itself here; this module imports none of
+them (``ganforge.nets.build_gan`` loads the built-in ones), so registering never makes a circle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class GanNetSpec:
+    """Shape of the problem a GAN architecture is built for."""
+
+    resolution: int
+    channels: int
+    z_dim: int = 100
+    num_classes: int = 0  # 0: unconditional
+    width: int = 64  # base channel count (ngf/ndf)
+
+
+ARCHITECTURES: Registry = Registry("architecture")
