@@ -233,8 +233,8 @@ def test_registry_covers_upstream_scripts():
     for name, model in ZOO.items():
         entry = W.WEIGHTS.get(name)
         upstream = name.split("-", 1)[1]
-        base = ("http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/" if model.family == "cyclegan"
-                else "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/")
+        base = ("https://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/" if model.family == "cyclegan"
+                else "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/")
         assert entry.url == f"{base}{upstream}.pth"
         assert entry.sha256 == "" and "no sha256" in entry.description  # none published upstream
         assert (model.arch, model.norm, model.norm_eval) == (

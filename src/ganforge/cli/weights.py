@@ -22,6 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     verify = actions.add_parser("verify", help="check the sha256 of local files (all, or NAME)")
     verify.add_argument("name", nargs="?")
     verify.set_defaults(func=_verify)
+    unpin = actions.add_parser("unpin", help="forget the pinned sha256 of NAME (files upstream publishes no checksum "
+                                             "for are pinned at their first download; the next download pins again)")
+    unpin.add_argument("name")
+    unpin.set_defaults(func=_unpin)
     path = actions.add_parser("path", help="print the local path of NAME (no download)")
     path.add_argument("name")
     path.set_defaults(func=_path)
@@ -45,11 +49,14 @@ def _list(args: argparse.Namespace) -> None:
     rows = []
     for name, entry in weights.WEIGHTS.items():
         local = weights.find(name)
-        rows.append({**entry.as_dict(), "local_path": str(local) if local else None})
+        pin = weights.pinned(entry) if not entry.sha256 else None
+        rows.append({**entry.as_dict(), "local_path": str(local) if local else None, "pinned_sha256": pin})
         if args.json_path == "-":
             continue
         print(f"{name:24s} {'present' if local else 'absent ':8s} {entry.filename}")
         print(f"{'':24s} {entry.description}; input: {entry.normalisation}; licence: {entry.licence}")
+        if not entry.sha256:
+            print(f"{'':24s} sha256: {'pinned ' + pin + ' (first download)' if pin else 'none published, not pinned yet'}")
         print(f"{'':24s} {'download: ' + entry.url if entry.url else 'no public download: put the file in GANFORGE_WEIGHTS_DIR'}")
     write_json(rows, args.json_path)
 
@@ -65,13 +72,26 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"{name}: absent")
             continue
         entry = weights.WEIGHTS.get(name)
-        if not entry.sha256:
-            print(f"{name}: present, unverifiable (no published sha256) ({local})")
+        if not entry.sha256 and weights.pinned(entry) is None:
+            print(f"{name}: present, unverifiable (no published sha256, not pinned) ({local})")
             continue
         try:
             weights.check(entry, local)
-            print(f"{name}: ok ({local})")
+            how = "" if entry.sha256 else f", matches the pin {weights.pinned(entry)[:16]}…"
+            print(f"{name}: ok{how} ({local})")
         except weights.WeightsError as exc:
             bad += 1
             print(f"{name}: BAD: {exc}")
     return 1 if bad else 0
+
+
+def _unpin(args: argparse.Namespace) -> None:
+    from .. import weights
+
+    entry = weights.WEIGHTS.get(args.name)
+    if entry.sha256:
+        print(f"{args.name}: has a published sha256 ({entry.sha256[:16]}…); nothing is pinned")
+    elif weights.unpin(args.name):
+        print(f"{args.name}: pin removed; the next download pins again")
+    else:
+        print(f"{args.name}: was not pinned")

@@ -114,8 +114,8 @@ for _name, _file, _data in (("raft-small", "raft_small_C_T_V2-01064c6d.pth", "Fl
 
 # --- pix2pix / CycleGAN generators (pytorch-CycleGAN-and-pix2pix) ----------------------------------
 
-CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{}.pth"
-PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{}.pth"
+CYCLEGAN_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{}.pth"
+PIX2PIX_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{}.pth"
 LICENCE = ("BSD (pytorch-CycleGAN-and-pix2pix, (c) 2017 Jun-Yan Zhu and Taesung Park); no separate "
            "licence is stated for the weights, and the training images keep their own terms")
 
@@ -174,12 +174,12 @@ def _register_translation(family: str, upstream: str, direction: str) -> None:
         name=name,
         filename=f"{name}.pth",  # upstream's {upstream}.pth names collide between the two families
         url=url,
-        sha256="",  # upstream publishes no sha256 (its download scripts only wget the file): not checkable
+        sha256="",  # upstream publishes no sha256 (its download scripts only wget the file): pinned on first download
         licence=LICENCE,
         architecture=arch,
         normalisation=normalisation,
-        description=(f"{how}: {direction}. Upstream's {upstream}.pth; no sha256 is published upstream, so only "
-                     f"the strict key/shape check guards this file"),
+        description=(f"{how}: {direction}. Upstream's {upstream}.pth (fetched over HTTPS); no sha256 is published "
+                     f"upstream, so the first download's sha256 is pinned and later files must match it"),
     ))
 
 

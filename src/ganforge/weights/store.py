@@ -101,10 +101,45 @@ def resolve(name_or_path: str | os.PathLike, *, download: bool = True, verify: b
     return path
 
 
+def pin_path(entry: WeightsEntry) -> Path:
+    """Where the sha256 of the first good download of an entry without a published checksum is
+    kept (trust on first use): ``$GANFORGE_HOME/pins/NAME.sha256``. Deleting it re-pins."""
+    return paths.home() / "pins" / f"{entry.name}.sha256"
+
+
+def pinned(entry: WeightsEntry) -> str | None:
+    """The pinned sha256 of an entry, or None."""
+    try:
+        text = pin_path(entry).read_text().strip().lower()
+    except OSError:
+        return None
+    return text if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else None
+
+
+def _pin(entry: WeightsEntry, digest: str) -> None:
+    path = pin_path(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(digest + "\n")
+    tmp.replace(path)
+
+
+def _pin_mismatch(entry: WeightsEntry, what: str, digest: str, pin: str) -> str:
+    return (f"{what} has sha256 {digest[:16]}…, but weights {entry.name!r} are pinned to {pin[:16]}… (the first "
+            f"download, recorded in {pin_path(entry)}): the file changed upstream or was tampered with; if you "
+            f"trust the new file, remove the pin with `ganforge weights unpin {entry.name}`")
+
+
 def check(entry: WeightsEntry, path: Path) -> None:
-    if not entry.sha256:  # nothing published to check against: say so instead of passing silently
-        warnings.warn(f"weights {entry.name!r}: no published sha256, only the key/shape layout is checked",
-                      stacklevel=2)
+    if not entry.sha256:  # nothing published: check against the pin of the first download, if any
+        pin = pinned(entry)
+        if pin is None:
+            warnings.warn(f"weights {entry.name!r}: no published sha256, only the key/shape layout is checked",
+                          stacklevel=2)
+            return
+        digest = sha256_file(path)
+        if digest != pin:
+            raise WeightsError(_pin_mismatch(entry, f"{path}", digest, pin))
         return
     digest = sha256_file(path)
     if not _matches(entry, digest):
@@ -116,24 +151,49 @@ def check(entry: WeightsEntry, path: Path) -> None:
 
 def fetch(name: str, *, force: bool = False, progress: bool = True) -> Path:
     """Download a registered file into the cache, with progress and sha256 check. A file that fails
-    the check is not kept (nothing appears in the cache)."""
+    the check is not kept (nothing appears in the cache). Where upstream publishes no sha256, the
+    first good download is pinned (:func:`pin_path`) and a later download must match it. With
+    ``GANFORGE_OFFLINE=1`` nothing is downloaded: no network attempt is made at all."""
     entry = WEIGHTS.get(name)
-    target = paths.cache_dir("weights") / entry.filename
+    target = paths.home() / "weights" / entry.filename
     if target.is_file() and not force:
         check(entry, target)
         return target
     if entry.url is None:
         raise WeightsError(_missing_message(entry))
+    if offline_mode():
+        raise WeightsError(f"GANFORGE_OFFLINE=1: nothing is downloaded; weights {entry.name!r} are the file "
+                           f"{entry.filename} from {entry.url}: download it elsewhere and put it in a folder named "
+                           f"by GANFORGE_WEIGHTS_DIR (now {paths.weights_dir() or 'unset'}), or unset GANFORGE_OFFLINE")
+    pin = None if entry.sha256 else pinned(entry)
+
+    def accept(digest: str) -> bool:
+        return _matches(entry, digest) if entry.sha256 else (pin is None or digest == pin)
+
     try:
-        digest = download_verified(entry.url, target, lambda d: _matches(entry, d), desc=entry.filename,
-                                   progress=progress)
+        digest = download_verified(entry.url, paths.cache_dir("weights") / entry.filename, accept,
+                                   desc=entry.filename, progress=progress)
     except (OSError, ValueError) as exc:  # no network, HTTP error, refused URL
         reason = getattr(exc, "reason", None) or exc
         raise WeightsError(f"could not download {entry.url} ({reason}); {_missing_message(entry)}") from exc
+    if not entry.sha256:
+        if pin is not None and digest != pin:
+            raise WeightsError(_pin_mismatch(entry, f"the download of {entry.url}", digest, pin) + "; nothing was saved")
+        if pin is None:
+            _pin(entry, digest)
+        return target
     if not _matches(entry, digest):
         raise WeightsError(f"download of {entry.url} fails the sha256 check (got {digest[:16]}…, expected "
                            f"{entry.sha256[:16]}…); nothing was saved")
     return target
+
+
+def unpin(name: str) -> bool:
+    """Remove the pin of a registered file (the next download pins again); False if it had none."""
+    path = pin_path(WEIGHTS.get(name))
+    existed = path.is_file()
+    path.unlink(missing_ok=True)
+    return existed
 
 
 def load_state_dict(name_or_path: str | os.PathLike) -> dict[str, torch.Tensor]:
