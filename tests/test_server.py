@@ -386,3 +386,85 @@ def test_batching_same_size_requests_share_one_forward_pass(setup, monkeypatch):
         assert ia.size == ib.size == Image.open(io.BytesIO(content)).size
         diff = np.abs(np.asarray(ia, dtype=np.int16) - np.asarray(ib, dtype=np.int16))
         assert diff.max() <= 1, diff.max()  # float rounding can move a value across a quantisation step
+
+
+# -- device and precision: ganforge.device is the one policy ------------------------------------------------
+
+FP16_REFUSAL = "--precision fp16 needs a CUDA GPU"
+
+
+def test_fp16_on_cpu_is_refused_in_one_line(setup):
+    """The app resolves its precision through ganforge.device: fp16 on the CPU is a GanforgeError
+    (not a silent fp32 run), and ``ganforge serve`` says so in one line, without a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from ganforge.errors import GanforgeError
+
+    with pytest.raises(GanforgeError, match=FP16_REFUSAL):
+        create_app(_config(setup, device="cpu", precision="fp16"))
+    proc = subprocess.run([sys.executable, "-m", "ganforge", "serve", "--device", "cpu", "--precision", "fp16",
+                           "--port", "0"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode != 0 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and FP16_REFUSAL in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+
+
+def _autocast_spy(monkeypatch):
+    """Record every (precision, device type) the server's work and its Stylizer hand to
+    ganforge.device.autocast, under the names those modules call it by."""
+    import ganforge.server.work
+    import ganforge.style.stylizer
+    from ganforge.device import autocast
+
+    calls = []
+
+    def spy(precision, device):
+        calls.append((precision, torch.device(device).type))
+        return autocast(precision, device)
+
+    monkeypatch.setattr(ganforge.server.work, "autocast", spy)
+    monkeypatch.setattr(ganforge.style.stylizer, "autocast", spy)
+    return calls
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_cpu_server_runs_its_resolved_precision_through_device_autocast(setup, monkeypatch, precision):
+    """fp32, or auto (bf16 only where this CPU runs it natively): generate and stylize both pass the
+    resolved precision to ganforge.device.autocast, the one precision policy."""
+    calls = _autocast_spy(monkeypatch)
+    app = create_app(_config(setup, device="cpu", precision=precision))
+    resolved = app.state.service.precision
+    assert resolved in ("fp32", "bf16") and (precision == "auto" or resolved == precision)
+    with TestClient(app) as c:
+        assert c.get("/healthz").json()["precision"] == resolved
+        assert c.post("/v1/generate", json={"run": "digits-tiny", "n": 2}).status_code == 200
+        assert calls == [(resolved, "cpu")]
+        assert c.post("/v1/stylize", files=_files(), data={"max_size": "32"}).status_code == 200
+    assert len(calls) > 1 and set(calls) == {(resolved, "cpu")}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 autocast needs a CUDA GPU")
+def test_cuda_fp16_server_generates_under_fp16_autocast(setup, monkeypatch):
+    from ganforge.server import work
+
+    calls = _autocast_spy(monkeypatch)
+    app = create_app(_config(setup, device="cuda", precision="fp16"))
+    assert app.state.service.precision == "fp16"
+    with TestClient(app) as c:
+        body = {"run": "digits-tiny", "n": 4, "seed": 1}
+        assert c.post("/v1/generate", json=body).status_code == 200
+        assert calls == [("fp16", "cuda")]
+        service = app.state.service
+        gen = work.generator(service, service.runs.get("digits-tiny")).value  # the cached one
+        dtypes = []
+        hook = gen.G_ema.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
+        try:
+            assert c.post("/v1/generate", json=body).status_code == 200
+        finally:
+            hook.remove()
+        assert dtypes and set(dtypes) == {torch.float16}, dtypes
+        assert c.post("/v1/stylize", files=_files(), data={"max_size": "32"}).status_code == 200
+    assert set(calls) == {("fp16", "cuda")}

@@ -24,7 +24,7 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def _to_8bit(img: Image.Image) -> Image.Image:
+def to_8bit(img: Image.Image) -> Image.Image:
     """16-bit and float greyscale -> 8-bit L, by range rather than clipping."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
@@ -58,7 +58,7 @@ def open_image(path: str | os.PathLike, mode: str = "RGB", *, max_pixels: int = 
         raise DataError(f"{path}: refused, image is too large ({exc})") from exc
     except Exception as exc:
         raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from exc
-    img = _to_8bit(img)
+    img = to_8bit(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Composite on white: transparent regions are usually background.
         rgba = img.convert("RGBA")

@@ -6,6 +6,7 @@ app for a :class:`ServerConfig`; see :mod:`.app` for the endpoints.
 
 from __future__ import annotations
 
-from .app import ServerConfig, create_app
+from .app import create_app
+from .config import ServerConfig
 
 __all__ = ["ServerConfig", "create_app"]

@@ -19,7 +19,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from .._version import __version__
 from ..errors import DataError
-from ..imageio import _to_8bit
+from ..imageio import to_8bit
 
 # sniffed format -> (Pillow format name, MIME type)
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp"),
@@ -60,7 +60,7 @@ def decode(data: bytes, *, max_pixels: int, what: str = "image", mode: str = "RG
         raise DataError(f"{what}: refused, the image is too large") from None
     except Exception as exc:  # truncated, corrupt, unsupported sub-format: one line, no traceback
         raise DataError(f"{what}: not a readable {kind.upper()} image ({type(exc).__name__})") from None
-    img = _to_8bit(img)  # 16-bit / float greyscale by range, as for files
+    img = to_8bit(img)  # 16-bit / float greyscale by range, as for files
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")  # transparent areas composite on white, as in ganforge.imageio
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)

@@ -1,4 +1,5 @@
-"""The runs a server may serve, found under ``--runs`` folders, and an EMA-only generator loader.
+"""The runs a server may serve, found under ``--runs`` folders (the work loads their generators
+through :func:`ganforge.sample.load_generator`).
 
 Clients name runs; names are only ever looked up in this index (built from directory listings),
 never joined onto a path, so no client string reaches the filesystem.
@@ -94,31 +95,3 @@ class RunIndex:
             return None
         return self.all().get(name)
 
-
-def load_ema_generator(run: RunInfo, device: Any):
-    """The run's newest loadable checkpoint, EMA generator only (only its tensors are read), on
-    ``device``. Returns (Generator, checkpoint name)."""
-    from safetensors import safe_open
-
-    from ..config import GanConfig
-    from ..errors import CheckpointError
-    from ..nets import GanNetSpec, build_gan
-    from ..sample import Generator
-    from ..train import checkpoint
-
-    cfg = GanConfig.load(run.path / "config.json")
-    spec = GanNetSpec(**run.meta["spec"])
-    errors = []
-    for ckpt in reversed(checkpoint.list_checkpoints(run.path / "checkpoints")):
-        try:
-            with safe_open(str(ckpt / checkpoint.WEIGHTS_FILE), "pt") as handle:
-                tensors = {k: handle.get_tensor(k) for k in handle.keys() if k.startswith("G_ema.")}
-            G_ema, _ = build_gan(cfg.arch, spec)
-            checkpoint.restore_modules({"G_ema": G_ema}, tensors, ckpt)
-        except Exception as exc:  # a truncated newest checkpoint: fall back to the previous one
-            errors.append(f"{ckpt.name}: {type(exc).__name__}")
-            continue
-        G_ema = G_ema.to(device).eval().requires_grad_(False)
-        gen = Generator(G_ema, G_ema, spec, run.meta.get("class_names", []), int(ckpt.name[5:]), run.path)
-        return gen, ckpt.name
-    raise CheckpointError(f"run {run.name!r} has no usable checkpoint" + (f" ({'; '.join(errors)})" if errors else ""))

@@ -51,7 +51,7 @@ def default_adain_pair() -> tuple[str, str]:
     return "vgg-normalised-adain", "adain-decoder"
 
 
-def _identity(image: ImageLike) -> str:
+def identity(image: ImageLike) -> str:
     """A cache key for an input image: path + mtime + size, or a hash of the pixels."""
     if isinstance(image, (str, os.PathLike)):
         p = Path(image).resolve()
@@ -213,9 +213,9 @@ class Stylizer:
     def style_stats(self, style: ImageLike, layer: str = "relu4_1", *, content: torch.Tensor | None = None,
                     colour: str = "none") -> Any:
         """The method's statistics of one style: AdaIN (mean, std), WCT (mean, cov^½), Gatys Grams."""
-        key = (self.method, layer, _identity(style), self.style_size, self.precision)
+        key = (self.method, layer, identity(style), self.style_size, self.precision)
         if colour == "match" and content is not None:  # recoloured per content: key on the content too
-            key += (_identity(content),)
+            key += (identity(content),)
 
         def make() -> Any:
             s = self.style_tensor(style, content, colour)
