@@ -195,24 +195,24 @@ class MaskedBatches:
 
     def __init__(self, images: torch.Tensor, batch_size: int, seed: int, *, crop: int | None = None,
                  hflip: bool = False, mask_kind: str = "mix", min_hole: float = 0.1, max_hole: float = 0.4) -> None:
-        from ..train.batches import EpochShards, _check_images
+        from ..train.batches import EpochShards, check_images
 
-        _check_images("image", images, crop)
+        check_images("image", images, crop)
         check_mask_options(mask_kind, min_hole, max_hole)
         self.images, self.crop, self.hflip = images, crop, hflip
         self.mask_kind, self.min_hole, self.max_hole = mask_kind, min_hole, max_hole
         self.shards = EpochShards(len(images), batch_size, seed)
 
     def get(self, index, rank, world, generator, device) -> dict[str, torch.Tensor]:
-        from ..train.batches import _apply_flip, _crop, _crop_offsets, _flip_mask, to_unit_range
+        from ..train.batches import apply_flip, crop_at, crop_offsets, flip_mask, to_unit_range
 
         idx = self.shards.indices(index, rank, world)
         x = self.images[idx]
         if self.crop is not None:
-            x = _crop(x, _crop_offsets(len(idx), x.shape[-2], x.shape[-1], self.crop, generator), self.crop)
+            x = crop_at(x, crop_offsets(len(idx), x.shape[-2], x.shape[-1], self.crop, generator), self.crop)
         x = to_unit_range(x, device)
         if self.hflip:
-            x = _apply_flip(x, _flip_mask(len(idx), generator, device))
+            x = apply_flip(x, flip_mask(len(idx), generator, device))
         mask = make_masks(len(idx), x.shape[-2], x.shape[-1], generator, kind=self.mask_kind,
                           min_area=self.min_hole, max_area=self.max_hole, device=device)
         return {"image": x, "mask": mask}
@@ -231,13 +231,13 @@ def load_inpaint_data(cfg: InpaintConfig) -> tuple[torch.Tensor, dict[str, Any]]
                               progress=cfg.progress).images
     else:  # a folder at any size (e.g. 286 for random 256 crops): the same decoding, no power-of-two rule
         from ..data.folder import list_images, require_folder
-        from ..data.paired import _decode_all, _stack
+        from ..data.paired import decode_all, stack_images
 
         files = list_images(require_folder(cfg.data))[0][: cfg.max_images or None]
-        arrays, bad = _decode_all(files, cfg.channels, size)
+        arrays, bad = decode_all(files, cfg.channels, size)
         if not arrays:
             raise DataError(f"no readable images in {cfg.data}")
-        images = _stack(arrays)
+        images = stack_images(arrays)
         info["skipped"] = len(bad)
     return images, {**info, "images": len(images)}
 
