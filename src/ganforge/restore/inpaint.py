@@ -411,14 +411,14 @@ class Inpainter:
         """N×C×H×W in [0, 1] and N×1×H×W (1 = hole) -> the network's raw output, N×C×H×W in [0, 1]
         (not composited; any H×W)."""
         from ..device import autocast
-        from ..translate.apply import pad_to_multiple
+        from ..imageops import crop_to, pad_to_multiple
 
         h, w = image.shape[-2:]
         x, base = net_input(image.to(self.device) * 2 - 1, mask.to(self.device).float(), self.prefill)
         x = pad_to_multiple(x, self.multiple).contiguous(memory_format=torch.channels_last)
         with autocast(self.precision, self.device):
             out = self.net(x)
-        return (base + out.float()[..., :h, :w]).add(1).div(2).clamp(0, 1).cpu()
+        return (base + crop_to(out.float(), (h, w))).add(1).div(2).clamp(0, 1).cpu()
 
 
 def load_inpainter(run_dir: str | os.PathLike, *, checkpoint: str = "latest", ema: bool = True,
