@@ -102,7 +102,7 @@ def super_resolution_example(out: Path, *, steps: int = 1000, photo: Path | None
     from ..imageio import save_image
     from ..style.demo import CONTENT
     from .degrade import bicubic_down, quantise
-    from .sr_train import SRConfig, load_upscaler_run, train_upscaler
+    from .sr import SRConfig, load_upscaler_run, train_upscaler
     from .upscale import upscale_image
 
     folder, run = out / "sr-data", out / "sr-run"
