@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from ...errors import CheckpointError, GanforgeError
-from ...train.rundir import register_run_task
+from ...imageops import crop_to, pad_to_multiple
+from ...train.rundir import load_checkpoint, register_run_task, require_task
 from .config import InpaintConfig, build_inpaint_generator
 from .ops import net_input
 
@@ -47,7 +48,6 @@ class Inpainter:
         """N×C×H×W in [0, 1] and N×1×H×W (1 = hole) -> the network's raw output, N×C×H×W in [0, 1]
         (not composited; any H×W)."""
         from ...device import autocast
-        from ...imageops import crop_to, pad_to_multiple
 
         h, w = image.shape[-2:]
         x, base = net_input(image.to(self.device) * 2 - 1, mask.to(self.device).float(), self.prefill)
@@ -60,7 +60,6 @@ class Inpainter:
 def load_inpainter(run_dir: str | os.PathLike, *, checkpoint: str = "latest", ema: bool = True,
                    device: str = "auto", precision: str = "auto") -> Inpainter:
     """An :class:`Inpainter` from a ``ganforge train-inpainter`` run directory."""
-    from ...train.rundir import load_checkpoint, require_task
     from ...train import checkpoint as ckpt
     from ...train.run import CONFIG_FILE, load_options
 

@@ -8,14 +8,13 @@ from pathlib import Path
 
 from torch import nn
 
-from ...train.rundir import register_run_task
+from ...train.rundir import load_checkpoint, register_run_task, require_task
 from .config import SRConfig, build_sr_generator
 
 
 def load_upscaler_run(run_dir: str | os.PathLike, *, checkpoint_name: str = "latest", ema: bool = True) -> nn.Module:
     """The generator of a ``train-upscaler`` run at a checkpoint ('latest', 'best', 'step-N'):
     the EMA copy when the run keeps one (and ``ema``), in eval mode on the CPU."""
-    from ...train.rundir import load_checkpoint, require_task
     from ...train import checkpoint
     from ...train.run import CONFIG_FILE, load_options
 
