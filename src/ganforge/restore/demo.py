@@ -188,7 +188,8 @@ def inpainting_example(out: Path, dataset: str, *, steps: int = 250, precision: 
     numbers). ``dataset`` needs train and test splits (mnist, fashion-mnist, digits)."""
     from torchvision.utils import make_grid
 
-    from ..data import load_dataset, splits
+    from ..data import load_dataset
+    from ..data.builtin import splits
     from ..imageio import save_image
     from .inpaint import InpaintConfig, load_inpainter, train_inpainter
     from .masks import make_masks
