@@ -1,6 +1,6 @@
 """``ganforge train-upscaler``: train an ESRGAN-style super-resolution network (L1 phase, then
 L1 + perceptual + GAN) on an image folder. Flags map one-to-one onto
-:class:`ganforge.restore.sr_train.SRConfig`."""
+:class:`ganforge.restore.sr.SRConfig`."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ HELP = {
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..restore.sr_train import SRConfig
+    from ..restore.sr import SRConfig
     from .train import add_training_arguments
 
     parser = sub.add_parser("train-upscaler", help=HELP_LINE,
@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..restore.sr_train import SRConfig, train_upscaler
+    from ..restore.sr import SRConfig, train_upscaler
     from .train import run_training
 
     return run_training(args, SRConfig, train_upscaler)

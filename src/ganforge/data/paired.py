@@ -24,7 +24,8 @@ from .transforms import resize_center_crop
 _MODES = {1: "L", 3: "RGB"}
 
 
-def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
+def stack_images(arrays: list[np.ndarray]) -> torch.Tensor:
+    """uint8 H×W×C arrays (one size) -> a uint8 N×C×H×W tensor."""
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -32,7 +33,8 @@ def _key(root: Path, path: Path) -> str:
     return path.relative_to(root).with_suffix("").as_posix()
 
 
-def _decode_all(paths: list[Path], channels: int, resolution: int) -> tuple[list[np.ndarray], list[Path]]:
+def decode_all(paths: list[Path], channels: int, resolution: int) -> tuple[list[np.ndarray], list[Path]]:
+    """Decode ``paths`` as the GAN folder loader does (``channels``, ``resolution``²): (arrays, unreadable paths)."""
     arrays, bad = [], []
     for path in paths:
         arr, _, _ = _decode(path, channels, resolution)
@@ -85,7 +87,7 @@ def load_paired_folder(root: str | os.PathLike, *, resolution: int, channels: in
     if not kept:
         raise DataError(f"no image pairs in {root}: expected A/ and B/ with files of the same names, "
                         f"or side-by-side AB images")
-    return _stack(a), _stack(b), kept
+    return stack_images(a), stack_images(b), kept
 
 
 def load_unpaired_folder(root: str | os.PathLike, *, resolution: int, channels: int = 3,
@@ -95,10 +97,10 @@ def load_unpaired_folder(root: str | os.PathLike, *, resolution: int, channels: 
     out = []
     for side, ch in (("A", channels), ("B", channels if channels_b is None else channels_b)):
         folder = require_folder(root / side)
-        arrays, bad = _decode_all(list_images(folder)[0], ch, resolution)
+        arrays, bad = decode_all(list_images(folder)[0], ch, resolution)
         if bad:
             warnings.warn(f"skipped {len(bad)} unreadable image(s) in {folder}, e.g. {bad[0]}", stacklevel=2)
         if not arrays:
             raise DataError(f"no readable images in {folder}")
-        out.append(_stack(arrays))
+        out.append(stack_images(arrays))
     return out[0], out[1]

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
-from ..train.batches import EpochShards, _apply_flip, _check_images, _crop, _crop_offsets, _flip_mask
+from ..train.batches import EpochShards, apply_flip, check_images, crop_at, crop_offsets, flip_mask
 
 DEGRADATIONS = ("bicubic", "blur", "noise", "jpeg", "classic", "realistic")
 _RESIZE_MODES = ("area", "bilinear", "bicubic")
@@ -224,7 +224,7 @@ class DegradedBatches:
             raise DataError(f"unknown degradation {degradation!r}; choose from {', '.join(DEGRADATIONS)}")
         if crop % scale:
             raise DataError(f"the HR crop ({crop}) must be a multiple of the scale ({scale})")
-        _check_images("images", images, crop)
+        check_images("images", images, crop)
         self.images, self.batch_size, self.crop, self.scale = images, batch_size, crop, scale
         self.degradation, self.hflip = degradation, hflip
         self.shards = EpochShards(len(images), batch_size, seed)
@@ -232,8 +232,8 @@ class DegradedBatches:
     def get(self, index, rank, world, generator, device) -> dict[str, torch.Tensor]:
         idx = self.shards.indices(index, rank, world)
         x = self.images[idx]
-        x = _crop(x, _crop_offsets(len(idx), x.shape[-2], x.shape[-1], self.crop, generator), self.crop)
+        x = crop_at(x, crop_offsets(len(idx), x.shape[-2], x.shape[-1], self.crop, generator), self.crop)
         hr = x.to(device, non_blocking=True).float().div_(255)
         if self.hflip:
-            hr = _apply_flip(hr, _flip_mask(len(idx), generator, device))
+            hr = apply_flip(hr, flip_mask(len(idx), generator, device))
         return {"lr": degrade(hr, self.scale, self.degradation, generator), "hr": hr}

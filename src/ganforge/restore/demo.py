@@ -102,7 +102,7 @@ def super_resolution_example(out: Path, *, steps: int = 1000, photo: Path | None
     from ..imageio import save_image
     from ..style.demo import CONTENT
     from .degrade import bicubic_down, quantise
-    from .sr_train import SRConfig, load_upscaler_run, train_upscaler
+    from .sr import SRConfig, load_upscaler_run, train_upscaler
     from .upscale import upscale_image
 
     folder, run = out / "sr-data", out / "sr-run"
@@ -188,7 +188,8 @@ def inpainting_example(out: Path, dataset: str, *, steps: int = 250, precision: 
     numbers). ``dataset`` needs train and test splits (mnist, fashion-mnist, digits)."""
     from torchvision.utils import make_grid
 
-    from ..data import load_dataset, splits
+    from ..data import load_dataset
+    from ..data.builtin import splits
     from ..imageio import save_image
     from .inpaint import InpaintConfig, load_inpainter, train_inpainter
     from .masks import make_masks

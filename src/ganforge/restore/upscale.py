@@ -77,9 +77,9 @@ def upscale_image(net: nn.Module, image: Any, *, tile: int | None = None, overla
     h, w = x.shape[-2:]
     multiple = max(1, int(getattr(net, "input_multiple", 1)))
     if h % multiple or w % multiple:
-        from ..style.controls import pad_to_multiple
+        from ..imageops import pad_to_multiple
 
-        x, _ = pad_to_multiple(x, multiple)
+        x = pad_to_multiple(x, multiple, small="replicate")
     was_training = net.training
     if was_training:  # (toggling every submodule costs ~1 ms on a 23-block RRDBNet: only when needed)
         net.eval()

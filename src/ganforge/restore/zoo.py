@@ -109,7 +109,7 @@ def build_upscaler(name_or_path: str | os.PathLike, **arch: Any) -> nn.Module:
     from ..nets.rrdb import arch_from_state_dict
 
     if Path(name_or_path).expanduser().is_dir():
-        from .sr_train import load_upscaler_run
+        from .sr import load_upscaler_run
 
         return load_upscaler_run(Path(name_or_path).expanduser())
     state, source = load_upscaler_state(name_or_path)

@@ -89,21 +89,6 @@ def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad bottom/right so H and W are multiples of ``multiple``; returns the original size,
-    so that any aspect ratio and odd size comes back exactly (see :func:`crop_to`)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, (h, w)
-
-
-def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    return x[..., : size[0], : size[1]]
-
-
 # -- colour ---------------------------------------------------------------------------------------
 
 _RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]])

@@ -20,8 +20,9 @@ from ..nets.adain_decoder import load_decoder
 from ..nets.vgg import VGGEncoder, default_style_weight, load_vgg, pick_encoder
 from . import adain as adain_ops
 from . import wct as wct_ops
-from .controls import (COLOUR_MODES, ImageLike, StyleError, auto_foreground_mask, crop_to, limit_size, load_mask,
-                       match_colour, normalise_weights, pad_to_multiple, parse_style_spec, partition_tiles, plan_tiles,
+from ..imageops import crop_to, pad_to_multiple
+from .controls import (COLOUR_MODES, ImageLike, StyleError, auto_foreground_mask, limit_size, load_mask,
+                       match_colour, normalise_weights, parse_style_spec, partition_tiles, plan_tiles,
                        preserve_colour, region_masks, resize_to, resolve_paths, run_tiled, to_batch)
 from .gatys import gatys, style_targets
 from .similarity import similarity_report
@@ -312,11 +313,11 @@ class Stylizer:
 
     def _level(self, x: torch.Tensor, layer: str, stats: list, weights: list[float], alpha: float,
                masks: list[torch.Tensor] | None, global_moments: list | None = None) -> torch.Tensor:
-        padded, size = pad_to_multiple(x, MULTIPLE)
+        padded, size = pad_to_multiple(x, MULTIPLE, small="replicate"), x.shape[-2:]
         feat = self._encode(padded, layer)
         pmasks = None
         if masks is not None:
-            pmasks = [pad_to_multiple(m, MULTIPLE)[0].to(feat.device) for m in masks]
+            pmasks = [pad_to_multiple(m, MULTIPLE, small="replicate").to(feat.device) for m in masks]
         target = self._transform(feat, stats, weights, alpha, pmasks, global_moments)
         return crop_to(self._decode(layer, target), size).cpu()
 
@@ -331,7 +332,7 @@ class Stylizer:
         moments: list[Any] = [None] * len(regions)
         for t in partition_tiles(h, w, tile, halo, MULTIPLE):
             y0, x0, y1, x1 = t.core
-            padded, _ = pad_to_multiple(x[..., t.y0:t.y1, t.x0:t.x1], MULTIPLE)
+            padded = pad_to_multiple(x[..., t.y0:t.y1, t.x0:t.x1], MULTIPLE, small="replicate")
             feat = self._encode(padded, layer).cpu()
             fy0, fx0 = (y0 - t.y0) // MULTIPLE, (x0 - t.x0) // MULTIPLE
             fy1, fx1 = fy0 + -(-(y1 - y0) // MULTIPLE), fx0 + -(-(x1 - x0) // MULTIPLE)
@@ -360,7 +361,7 @@ class Stylizer:
         if set(self.decoders) != {layer}:
             raise StyleError("stylize_batch supports single-level decoders only")
         stats = self.style_stats(style, layer)
-        padded, size = pad_to_multiple(contents.float(), MULTIPLE)
+        padded, size = pad_to_multiple(contents.float(), MULTIPLE, small="replicate"), contents.shape[-2:]
         feat = self._encode(padded, layer)
         if self.method == "adain":
             target = adain_ops.mix_features(feat, [stats], [1.0], alpha)

@@ -1,17 +1,21 @@
 """Building blocks shared by the adversarial image tasks (translation, super-resolution,
-inpainting): the papers' initialisation, an EMA copy of a generator, a discriminator frozen for
+inpainting): the papers' initialisation, an EMA copy of a generator (from ``ema``), a discriminator frozen for
 the generator's step, side-effect-free snapshots and snapshot grids, and :class:`GeneratorDiscriminatorTask`,
 the Task plumbing of a task with one generator (+ EMA) and one discriminator."""
 
 from __future__ import annotations
 
 import contextlib
-import copy
 from typing import Any, Iterator
 
 import torch
 from torch import nn
 from torchvision.utils import make_grid
+
+from .ema import EmaCopy
+
+__all__ = ["LOSS_SCALE", "EmaCopy", "GeneratorDiscriminatorTask", "frozen", "grid", "init_normal",
+           "side_effect_free", "to_display"]
 
 
 # (D scale, G scale) that turn ganforge's registered losses into the papers' exact weighting
@@ -65,23 +69,6 @@ def grid(columns: list[torch.Tensor]) -> torch.Tensor:
     """Rows of examples, one column per tensor (all N×3×H×W in [0, 1])."""
     tiles = torch.stack(columns, 1).flatten(0, 1)
     return make_grid(tiles, nrow=len(columns), padding=2, pad_value=1.0)
-
-
-class EmaCopy:
-    """An EMA copy of a generator (off when decay is 0)."""
-
-    def __init__(self, G: nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.copy = copy.deepcopy(G).eval().requires_grad_(False) if decay > 0 else None
-
-    @torch.no_grad()
-    def update(self, G: nn.Module, step: int) -> None:
-        if self.copy is None:
-            return
-        beta = min(self.decay, (1 + step) / (10 + step))
-        torch._foreach_lerp_(list(self.copy.parameters()), list(G.parameters()), 1.0 - beta)
-        for b_ema, b in zip(self.copy.buffers(), G.buffers()):
-            b_ema.copy_(b)
 
 
 class GeneratorDiscriminatorTask:

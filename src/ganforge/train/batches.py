@@ -63,11 +63,13 @@ def to_unit_range(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
 
 
-def _flip_mask(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def flip_mask(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Which of ``n`` images to flip (bool, p = 0.5 each), from the run's generator."""
     return torch.rand(n, device=device, generator=generator) < 0.5
 
 
-def _apply_flip(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+def apply_flip(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Flip horizontally the images of N×C×H×W ``x`` where ``flip`` (N bools) is set."""
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
@@ -75,8 +77,8 @@ def _hw(crop: int | tuple[int, int]) -> tuple[int, int]:
     return (crop, crop) if isinstance(crop, int) else (int(crop[0]), int(crop[1]))
 
 
-def _crop_offsets(n: int, h: int, w: int, crop: int | tuple[int, int],
-                  generator: torch.Generator) -> list[tuple[int, int]]:
+def crop_offsets(n: int, h: int, w: int, crop: int | tuple[int, int],
+                 generator: torch.Generator) -> list[tuple[int, int]]:
     """Top-left corners of ``n`` random ``crop``-sized windows, from the run's generator."""
     dev = generator.device
     ch, cw = _hw(crop)
@@ -85,12 +87,14 @@ def _crop_offsets(n: int, h: int, w: int, crop: int | tuple[int, int],
     return list(zip(ys, xs))
 
 
-def _crop(x: torch.Tensor, offsets: list[tuple[int, int]], crop: int | tuple[int, int]) -> torch.Tensor:
+def crop_at(x: torch.Tensor, offsets: list[tuple[int, int]], crop: int | tuple[int, int]) -> torch.Tensor:
+    """One ``crop``-sized window per image, at the top-left corners ``offsets`` (:func:`crop_offsets`)."""
     ch, cw = _hw(crop)
     return torch.stack([img[:, y:y + ch, x0:x0 + cw] for img, (y, x0) in zip(x, offsets)])
 
 
-def _check_images(name: str, x: torch.Tensor, crop: int | tuple[int, int] | None) -> None:
+def check_images(name: str, x: torch.Tensor, crop: int | tuple[int, int] | None) -> None:
+    """A DataError unless ``x`` is a uint8 N×C×H×W tensor at least ``crop`` (when given) on each side."""
     if x.dtype != torch.uint8 or x.dim() != 4:
         raise DataError(f"{name} must be a uint8 N×C×H×W tensor, got {x.dtype} with shape {tuple(x.shape)}")
     if crop is not None:
@@ -121,7 +125,7 @@ class TensorBatches:
         idx = self.shards.indices(index, rank, world)
         x = to_unit_range(self.images[idx], device)
         if self.hflip:
-            x = _apply_flip(x, _flip_mask(len(idx), generator, device))
+            x = apply_flip(x, flip_mask(len(idx), generator, device))
         return {"image": x, "label": self.labels[idx].to(device)}
 
 
@@ -168,7 +172,7 @@ class MemmapBatches:
             self._pending = ((index + 1, rank, world), self._pool.submit(self._read, following))
         x = to_unit_range(images, device)
         if self.hflip:
-            x = _apply_flip(x, _flip_mask(len(idx), generator, device))
+            x = apply_flip(x, flip_mask(len(idx), generator, device))
         return {"image": x, "label": self.labels[idx].to(device)}
 
 
@@ -181,8 +185,8 @@ class PairedBatches:
     def __init__(self, a: torch.Tensor, b: torch.Tensor, batch_size: int, seed: int, *,
                  crop: int | tuple[int, int] | None = None, hflip: bool = False,
                  keys: tuple[str, str] = ("A", "B"), ids_a: bool = False) -> None:
-        _check_images(keys[0], a, crop)
-        _check_images(keys[1], b, crop)
+        check_images(keys[0], a, crop)
+        check_images(keys[1], b, crop)
         if len(a) != len(b) or a.shape[-2:] != b.shape[-2:]:
             raise DataError(f"paired data must match: {keys[0]} is {tuple(a.shape)}, {keys[1]} is {tuple(b.shape)}")
         if ids_a and a.shape[1] != 1:
@@ -195,11 +199,11 @@ class PairedBatches:
         idx = self.shards.indices(index, rank, world)
         a, b = self.a[idx], self.b[idx]
         if self.crop is not None:
-            offsets = _crop_offsets(len(idx), a.shape[-2], a.shape[-1], self.crop, generator)
-            a, b = _crop(a, offsets, self.crop), _crop(b, offsets, self.crop)
+            offsets = crop_offsets(len(idx), a.shape[-2], a.shape[-1], self.crop, generator)
+            a, b = crop_at(a, offsets, self.crop), crop_at(b, offsets, self.crop)
         if self.hflip:  # on uint8, before conversion: class ids are flipped like pixels
-            flip = _flip_mask(len(idx), generator, device).cpu()
-            a, b = _apply_flip(a, flip), _apply_flip(b, flip)
+            flip = flip_mask(len(idx), generator, device).cpu()
+            a, b = apply_flip(a, flip), apply_flip(b, flip)
         return {self.keys[0]: _to_device(a, device, self.ids_a), self.keys[1]: to_unit_range(b, device)}
 
 
@@ -211,8 +215,8 @@ class UnpairedBatches:
     def __init__(self, a: torch.Tensor, b: torch.Tensor, batch_size: int, seed: int, *,
                  crop: int | tuple[int, int] | None = None, hflip: bool = False,
                  keys: tuple[str, str] = ("A", "B")) -> None:
-        _check_images(keys[0], a, crop)
-        _check_images(keys[1], b, crop)
+        check_images(keys[0], a, crop)
+        check_images(keys[1], b, crop)
         self.data, self.crop, self.hflip, self.keys = (a, b), crop, hflip, keys
         self.count_key = keys[0]
         self.shards = (EpochShards(len(a), batch_size, seed, stream=1), EpochShards(len(b), batch_size, seed, stream=2))
@@ -223,10 +227,10 @@ class UnpairedBatches:
             idx = shards.indices(index, rank, world)
             x = x[idx]
             if self.crop is not None:
-                x = _crop(x, _crop_offsets(len(idx), x.shape[-2], x.shape[-1], self.crop, generator), self.crop)
+                x = crop_at(x, crop_offsets(len(idx), x.shape[-2], x.shape[-1], self.crop, generator), self.crop)
             x = to_unit_range(x, device)
             if self.hflip:
-                x = _apply_flip(x, _flip_mask(len(idx), generator, device))
+                x = apply_flip(x, flip_mask(len(idx), generator, device))
             out[key] = x
         return out
 

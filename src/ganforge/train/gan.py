@@ -19,6 +19,7 @@ from ..losses import LOSSES, d_real_and_r1, wgan_gradient_penalty
 from ..nets import GanNetSpec, build_gan
 from ..nets.layers import ConditionalBatchNorm2d, ProjectionHead, dcgan_init
 from ..nets.progan import num_levels, reals_at_stage, stage_at
+from .ema import ema_update
 from .task import StepContext
 
 PROBABILITY_LOSSES = ("minimax", "non-saturating")  # D outputs are logits of a probability
@@ -250,11 +251,7 @@ class GanTask:
         if self.cfg.ema <= 0:
             self.G_ema.load_state_dict(self.G.state_dict())
             return
-        beta = min(self.cfg.ema, (1 + step) / (10 + step))  # warm-up: early EMA follows G closely
-        ema_p, p = list(self.G_ema.parameters()), list(self.G.parameters())
-        torch._foreach_lerp_(ema_p, p, 1.0 - beta)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)
+        ema_update(self.G_ema, self.G, self.cfg.ema, step)
 
     @torch.no_grad()
     def snapshot(self, ctx: StepContext) -> torch.Tensor:

@@ -17,29 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-import torch.nn.functional as F
 from torch import nn
 
 from ..device import autocast, resolve_device, resolve_precision
 from ..errors import CheckpointError, GanforgeError
+from ..imageops import crop_to, pad_to_multiple
 from ..train.rundir import register_run_task
 
 AUTO_TILE_PIXELS = 1536 * 1536  # above this many pixels, --tile defaults to 512
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad bottom/right by reflection until H and W are multiples of ``multiple``. Reflection
-    needs a pad smaller than the image, so a small image grows in steps (a 100 px input to a
-    U-Net-256 reflects 99 px, then 57); a 1 px side is replicated."""
-    h, w = x.shape[-2:]
-    th, tw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-    while x.shape[-2] < th or x.shape[-1] < tw:
-        h, w = x.shape[-2:]
-        ph, pw = min(th - h, h - 1), min(tw - w, w - 1)
-        if ph == 0 and pw == 0:
-            return F.pad(x, (0, tw - w, 0, th - h), mode="replicate")
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
-    return x
 
 
 @dataclass
@@ -82,7 +67,7 @@ class Translator:
         inp = inp.contiguous(memory_format=self.memory)
         with autocast(self.precision, self.device):
             out = self.net(inp)
-        return out.float()[..., : size[0], : size[1]].add(1).div(2).clamp(0, 1)
+        return crop_to(out.float(), size).add(1).div(2).clamp(0, 1)
 
     def _batch_statistics(self) -> bool:
         """Whether a BatchNorm layer normalises with batch statistics (see ``zoo.use_batch_statistics``)."""
