@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .restore import inpaint as _inpaint  # noqa: F401  (registers 'inpainter')
-from .restore import sr_train as _sr_train  # noqa: F401  (registers 'upscaler')
+from .restore.sr import load as _sr_load  # noqa: F401  (registers 'upscaler')
 from . import sample as _sample  # noqa: F401  (registers 'gan')
 from .style.decoder_run import DecoderRun
 from .train.rundir import (RUN_TASKS, RunKind, load_checkpoint, read_run_meta, require_task,  # noqa: F401
