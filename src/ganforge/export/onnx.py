@@ -9,7 +9,8 @@ Graphs (images are float32 NCHW in [0, 1] in and out, as the Python APIs take an
   output) and its noise inputs are the fixed eval-mode buffers (noise_mode const).
 - translator: ``image`` -> ``image``; H, W dynamic, multiples of the translator's ``multiple``
   (the Python API pads; the graph does not). BatchNorm layers that use the statistics of their
-  input batch (pix2pix U-Nets) are written out as those statistics, so the graph does too.
+  input batch (pix2pix U-Nets) are written out as per-image statistics, as ``Translator`` runs them (one image
+  per forward).
 - style-decoder: ``content``, ``style``, ``alpha`` (1,) -> ``image``: the VGG encoder, AdaIN and
   the decoder as one graph (content H, W multiples of 8 for relu4_1; style any size).
 - upscaler: ``image`` -> ``image`` ×scale; H, W dynamic.
@@ -55,16 +56,17 @@ class _GanGraph(nn.Module):
 
 
 class _BatchStatNorm(nn.Module):
-    """A train-mode BatchNorm2d's forward (normalise by the input batch's statistics, biased
-    variance) in plain ops, so an inference graph keeps it."""
+    """A train-mode BatchNorm2d's forward on a batch of one image (normalise by the image's own
+    statistics, biased variance) in plain ops, per image: what ``Translator`` computes, since it
+    feeds such networks one image at a time so that an output never depends on the rest of the batch."""
 
     def __init__(self, bn: nn.modules.batchnorm._BatchNorm) -> None:
         super().__init__()
         self.eps, self.weight, self.bias = bn.eps, bn.weight, bn.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        var = (x - mean).square().mean(dim=(0, 2, 3), keepdim=True)
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        var = (x - mean).square().mean(dim=(2, 3), keepdim=True)
         y = (x - mean) / torch.sqrt(var + self.eps)
         if self.weight is not None:
             y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
