@@ -141,7 +141,7 @@ def _translator_rebuild(arch, spec, tensors, meta, path):
         use_batch_statistics(net)
     return Translator(net, in_channels=spec["in_channels"], out_channels=spec["out_channels"],
                       multiple=spec["multiple"], labels=spec.get("labels", False),
-                      num_classes=spec.get("num_classes", 0), name=str(path))
+                      num_classes=spec.get("num_classes", 0), name=str(path)).to("cpu", "fp32")  # as load_translator
 
 
 FAMILIES.register("translator", Family(_is_translator, _translator_parts, _translator_rebuild))
@@ -166,7 +166,7 @@ def _inpainter_rebuild(arch, spec, tensors, meta, path):
 
     net = build_image_net(arch, spec["net"], tensors, path)
     return Inpainter(net, channels=spec["channels"], multiple=spec["multiple"], prefill=spec.get("prefill", "none"),
-                     name=str(path))
+                     name=str(path)).to("cpu", "fp32")  # as load_inpainter (its memory format too)
 
 
 FAMILIES.register("inpainter", Family(_is_inpainter, _inpainter_parts, _inpainter_rebuild))
