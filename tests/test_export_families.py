@@ -275,6 +275,6 @@ def test_cli_export_of_every_task_loads_like_the_run(runs, tmp_path, task):
 def test_export_refuses_a_bad_format_in_one_line(runs, tmp_path, capsys):
     assert main(["export", str(runs["upscaler"]), "--out", str(tmp_path / "m.bin")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and ".safetensors or .onnx" in err
+    assert len(err.splitlines()) == 1 and ".safetensors file name (or .onnx" in err
     with pytest.raises(GanforgeError, match="--format must be"):
         export_run(runs["upscaler"], tmp_path / "m.safetensors", format="pt")

@@ -22,7 +22,7 @@ def format_for(path: str | Path, fmt: str | None = None) -> str:
         return "onnx"
     if suffix == ".safetensors":
         return "safetensors"
-    raise GanforgeError(f"{path}: use a .safetensors or .onnx file name (or pass --format)")
+    raise GanforgeError(f"{path}: use a .safetensors file name (or .onnx for an ONNX graph)")
 
 
 def load_run_model(run_dir: str | Path, task: str, *, checkpoint_name: str = "latest", ema: bool = True) -> Any:
