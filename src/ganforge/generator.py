@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from .device import autocast, resolve_device, resolve_precision
 from .errors import GanforgeError
 from .imageio import tensor_to_pil
 from .nets import GanNetSpec
@@ -24,6 +25,18 @@ class Generator:
         self.G_ema, self.G, self.spec = G_ema.eval(), G.eval(), spec
         self.class_names, self.step, self.run_dir = class_names, step, run_dir  # run_dir: or the exported file
         self.arch = arch  # the registered architecture name; export needs it to rebuild the network
+        self.device, self.precision = next(G_ema.parameters()).device, "fp32"  # see :meth:`to`
+
+    def to(self, device: str | torch.device = "auto", precision: str = "auto") -> "Generator":
+        """Run the networks on ``device`` under ``precision`` (``ganforge.device`` resolves both, as
+        for translators and inpainters). Latents are still drawn on the CPU, so a seed gives the same
+        images anywhere up to float rounding; :meth:`generate` and :meth:`synthesize` return float32
+        images on the CPU. Returns ``self``."""
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.G_ema.to(self.device)
+        self.G.to(self.device)
+        return self
 
     num_classes = property(lambda self: self.spec.num_classes)
     channels = property(lambda self: self.spec.channels)
@@ -72,17 +85,18 @@ class Generator:
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, ema: bool = True,
                  batch_size: int = 256, truncation: float = 1.0) -> torch.Tensor:
-        """Images in [0, 1] for given latents (and labels). ``truncation`` (psi) applies here only
+        """Images in [0, 1] (float32, on the CPU) for given latents (and labels). ``truncation`` (psi) applies here only
         to W-space generators: w = w_avg + psi (w - w_avg), with w_avg per class when conditional;
         z-space generators truncate in :meth:`latents`."""
         if not truncation >= 0:
             raise GanforgeError(f"--truncation must be >= 0 (1: none), got {truncation}")
-        net = self.G_ema if ema else self.G
+        net, device = self._network(ema)
         kwargs = {"truncation_psi": float(truncation)} if self.w_space and truncation != 1.0 else {}
         out = []
-        for i in range(0, len(z), batch_size):
-            y = labels[i:i + batch_size] if labels is not None else None
-            out.append(net(z[i:i + batch_size], y, **kwargs).float().add(1).div(2).clamp(0, 1))
+        with autocast(self.precision, device):
+            for i in range(0, len(z), batch_size):
+                y = labels[i:i + batch_size].to(device) if labels is not None else None
+                out.append(net(z[i:i + batch_size].to(device), y, **kwargs).float().add(1).div(2).clamp(0, 1).cpu())
         return torch.cat(out)
 
     def _network(self, ema: bool) -> tuple[torch.nn.Module, torch.device]:
@@ -104,15 +118,18 @@ class Generator:
         if self.num_classes and labels is None:
             raise GanforgeError("this generator is conditional: mapping needs a class for every latent")
         net, device = self._network(ema)
-        return net.mapping(z.to(device), None if labels is None else labels.to(device), truncation_psi=float(truncation))
+        with autocast(self.precision, device):
+            return net.mapping(z.to(device), None if labels is None else labels.to(device),
+                               truncation_psi=float(truncation))
 
     @torch.no_grad()
     def synthesize(self, ws: torch.Tensor, ema: bool = True, batch_size: int = 256) -> torch.Tensor:
-        """Images in [0, 1] (on the generator's device) for ws from :meth:`mapping` (or mixes of
-        them), ``batch_size`` at a time."""
+        """Images in [0, 1] (float32, on the CPU) for ws from :meth:`mapping` (or mixes of them),
+        ``batch_size`` at a time."""
         net, device = self._network(ema)
-        out = [net.synthesis(ws[i:i + batch_size].to(device)).float().add(1).div(2).clamp(0, 1)
-               for i in range(0, len(ws), batch_size)]
+        with autocast(self.precision, device):
+            out = [net.synthesis(ws[i:i + batch_size].to(device)).float().add(1).div(2).clamp(0, 1).cpu()
+                   for i in range(0, len(ws), batch_size)]
         return torch.cat(out)
 
     def sample(self, n: int, labels=None, seed: int = 0, truncation: float = 1.0, ema: bool = True) -> torch.Tensor:

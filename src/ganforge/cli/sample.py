@@ -50,7 +50,7 @@ def _sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise GanforgeError("--n must be at least 1")
-    gen = _OnDevice(load_generator(args.run, checkpoint_name=args.checkpoint), args.device, args.precision)
+    gen = load_generator(args.run, checkpoint_name=args.checkpoint).to(args.device, args.precision)
     w_psi = args.truncation if gen.w_space else 1.0  # W-space generators truncate toward w_avg
     images = gen.generate(gen.latents(args.n, args.seed, 1.0 if gen.w_space else args.truncation),
                           gen._labels(args.n, args.label, args.seed), ema=not args.raw, truncation=w_psi)
@@ -71,46 +71,7 @@ def _interpolate(args: argparse.Namespace) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         raise GanforgeError(f"--seeds must be a comma list of integers, got {args.seeds!r}") from None
-    gen = _OnDevice(load_generator(args.run, checkpoint_name=args.checkpoint), args.device, args.precision)
+    gen = load_generator(args.run, checkpoint_name=args.checkpoint).to(args.device, args.precision)
     frames = interpolation_frames(gen, seeds, args.frames, label=args.label, truncation=args.truncation)
     print(write_video(frames, args.out, fps=args.fps, scale=args.scale))
     return 0
-
-
-class _OnDevice:
-    """A loaded :class:`ganforge.sample.Generator` whose networks run on ``--device`` under
-    ``--precision`` (latents are still drawn on the CPU, so a seed gives the same images anywhere
-    up to float rounding); images come back on the CPU as float32."""
-
-    def __init__(self, gen, device: str, precision: str) -> None:
-        from ..device import resolve_device, resolve_precision
-
-        self._gen = gen
-        self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
-        gen.G_ema.to(self.device)
-        gen.G.to(self.device)
-
-    def __getattr__(self, name: str):
-        return getattr(self._gen, name)
-
-    def generate(self, z, labels=None, ema: bool = True, batch_size: int = 256, truncation: float = 1.0):
-        from ..device import autocast
-
-        with autocast(self.precision, self.device):
-            out = self._gen.generate(z.to(self.device), None if labels is None else labels.to(self.device),
-                                     ema=ema, batch_size=batch_size, truncation=truncation)
-        return out.float().cpu()
-
-    def mapping(self, z, labels=None, truncation: float = 1.0, ema: bool = True):
-        from ..device import autocast
-
-        with autocast(self.precision, self.device):
-            return self._gen.mapping(z, labels, truncation=truncation, ema=ema)
-
-    def synthesize(self, ws, ema: bool = True, batch_size: int = 256):
-        from ..device import autocast
-
-        with autocast(self.precision, self.device):
-            out = self._gen.synthesize(ws, ema=ema, batch_size=batch_size)
-        return out.float().cpu()

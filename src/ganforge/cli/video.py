@@ -193,20 +193,18 @@ def run_eval_video(args: argparse.Namespace) -> int:
 
 
 def run_video(args: argparse.Namespace) -> int:
+    from ..device import autocast
     from ..errors import GanforgeError
     from ..sample import load_generator
     from ..video.walk import latent_walk
-    from .sample import _OnDevice
 
     try:
         classes = [int(c) for c in args.classes.split(",") if c.strip()] if args.classes else None
     except ValueError:
         raise GanforgeError(f"--classes must be a comma list of integers, got {args.classes!r}") from None
-    gen = _OnDevice(load_generator(args.run, checkpoint_name=args.checkpoint), args.device, args.precision)
-    from ..device import autocast
-
-    with autocast(gen.precision, gen.device):
-        summary = latent_walk(gen._gen, args.seconds, args.out, fps=args.fps, key_seconds=args.key_seconds,
+    gen = load_generator(args.run, checkpoint_name=args.checkpoint).to(args.device, args.precision)
+    with autocast(gen.precision, gen.device):  # latent_walk's own tensor work too, not only the generator's
+        summary = latent_walk(gen, args.seconds, args.out, fps=args.fps, key_seconds=args.key_seconds,
                               seed=args.seed, classes=classes, truncation=args.truncation, scale=args.scale,
                               progress=not args.quiet)
     _say(summary, args.json_path)

@@ -11,7 +11,6 @@ one is rebuilt from ``arch`` and the spec and loaded strictly.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -22,29 +21,12 @@ from .._version import __version__
 from ..errors import CheckpointError, GanforgeError
 from ..generator import Generator
 from ..nets import GanNetSpec, build_gan
-from ..train.checkpoint import write_bytes_atomic
+from .container import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_strict, read_checked, write_checked
 
 FORMAT = "ganforge.generator"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(GanNetSpec))
-MAX_HEADER = 100 * 2 ** 20  # safetensors' own limit on the JSON header
-
-
-def _data_section(blob: bytes) -> tuple[dict[str, Any], int]:
-    """(header, offset of the tensor data) of a safetensors byte string, or ValueError."""
-    if len(blob) < 8:
-        raise ValueError(f"{len(blob)} bytes, shorter than a safetensors header")
-    n = int.from_bytes(blob[:8], "little")
-    if n > MAX_HEADER or 8 + n > len(blob):
-        raise ValueError("the header length does not fit the file (truncated, or not a safetensors file)")
-    try:
-        header = json.loads(blob[8:8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"unreadable header ({exc})") from None
-    if not isinstance(header, dict):
-        raise ValueError("the header is not a JSON object")
-    return header, 8 + n
 
 
 def export_metadata(gen, *, ema: bool = True) -> dict[str, str]:
@@ -61,76 +43,28 @@ def export_metadata(gen, *, ema: bool = True) -> dict[str, str]:
 def export_generator(gen, path: str | Path, *, ema: bool = True) -> dict[str, Any]:
     """Write ``gen``'s EMA generator (``ema=False``: the raw one) to ``path`` as one safetensors
     file, atomically (a temporary file renamed into place). Returns a summary with the metadata."""
-    from safetensors.torch import save
-
     path = Path(path)
     if path.suffix != SUFFIX:
         raise GanforgeError(f"{path}: use a {SUFFIX} file name")
     net = gen.G_ema if ema else gen.G
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
     meta = export_metadata(gen, ema=ema)
-    # The data section does not depend on the metadata (safetensors orders tensors by dtype and
-    # name), so its hash can be computed first and then stored in the header.
-    first = save(tensors, metadata=meta)
-    digest = hashlib.sha256(memoryview(first)[_data_section(first)[1]:]).hexdigest()
-    meta["data_sha256"] = digest
-    blob = save(tensors, metadata=meta)
-    if hashlib.sha256(memoryview(blob)[_data_section(blob)[1]:]).hexdigest() != digest:
-        raise RuntimeError("safetensors laid the tensors out differently the second time")  # pragma: no cover
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(path, blob)
+    blob = write_checked(tensors, meta, path)
     return {"output": str(path), "bytes": len(blob), "tensors": len(tensors), "metadata": meta}
 
 
-def _names(keys, limit: int = 3) -> str:
-    keys = sorted(keys)
-    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
+def _foreign(path: Path, header: dict[str, Any]) -> str:
+    if any(key.startswith("G_ema.") for key in header):
+        return (f"{path} is a training checkpoint, not a generator export: pass its run "
+                f"directory, or write an export with: ganforge export RUN --out FILE{SUFFIX}")
+    return (f"{path} is not a ganforge generator export (its safetensors metadata has no "
+            f"format={FORMAT!r}); write one with: ganforge export RUN --out FILE{SUFFIX}")
 
 
 def read_export(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     """(metadata, tensors) of a generator export, checked: a missing, truncated, corrupt or foreign
     file is a one-line :class:`~ganforge.errors.CheckpointError`."""
-    from safetensors.torch import load
-
-    path = Path(path)
-    try:
-        blob = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    try:
-        header, start = _data_section(blob)
-    except ValueError as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from None
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        if any(key.startswith("G_ema.") for key in header):
-            raise CheckpointError(f"{path} is a training checkpoint, not a generator export: pass its run "
-                                  f"directory, or write an export with: ganforge export RUN --out FILE{SUFFIX}")
-        raise CheckpointError(f"{path} is not a ganforge generator export (its safetensors metadata has no "
-                              f"format={FORMAT!r}); write one with: ganforge export RUN --out FILE{SUFFIX}")
-    version = str(meta.get("format_version", ""))
-    if not version.isdigit() or int(version) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has format version {version!r}; this ganforge reads versions up to "
-                              f"{FORMAT_VERSION} (a newer ganforge wrote it?)")
-    try:
-        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
-    except (TypeError, KeyError, IndexError, ValueError):
-        raise CheckpointError(f"{path} is corrupt: a tensor entry in its header has no valid data_offsets") from None
-    if len(blob) - start < end:
-        raise CheckpointError(f"{path} is truncated: its header promises {end} bytes of tensor data, "
-                              f"the file holds {len(blob) - start}")
-    expected = meta.get("data_sha256")
-    if expected is not None and hashlib.sha256(memoryview(blob)[start:]).hexdigest() != expected:
-        raise CheckpointError(f"{path} is corrupt: its tensor data does not match data_sha256 in its metadata")
-    try:
-        tensors = load(blob)
-    except Exception as exc:  # safetensors' own checks (offsets, dtypes, shapes)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is corrupt: {first}") from None
-    return meta, tensors
+    return read_checked(path, {FORMAT: FORMAT_VERSION}, _foreign)
 
 
 def _spec(meta: dict[str, str], path: Path) -> GanNetSpec:
@@ -155,28 +89,30 @@ def load_exported(path: str | Path):
     ``arch`` built for its spec, loaded strictly (every key, every shape). The file holds one
     generator, so ``G`` and ``G_ema`` are the same network; ``run_dir`` is the file."""
     path = Path(path)
-    meta, tensors = read_export(path)
-    arch = meta.get("arch", "")
-    spec = _spec(meta, path)
+    meta, tensors = read_checked(path, {FORMAT: FORMAT_VERSION, MODEL_FORMAT: MODEL_FORMAT_VERSION}, _foreign)
+    if meta["format"] == MODEL_FORMAT:  # save_pretrained's layout (any family): it must hold a generator
+        if meta.get("family") != "generator":
+            raise CheckpointError(f"{path} holds a {meta.get('family')!r} model, not a generator; "
+                                  "load it with ganforge.export.from_pretrained")
+        try:
+            spec = GanNetSpec(**json.loads(meta.get("spec", "")))
+        except (TypeError, ValueError):
+            raise CheckpointError(f"{path}: metadata spec {meta.get('spec')!r} is not a GAN spec") from None
+        return rebuild_generator(meta.get("arch", ""), spec, tensors, meta, path)
+    return rebuild_generator(meta.get("arch", ""), _spec(meta, path), tensors, meta, path)
+
+
+def rebuild_generator(arch: str, spec: GanNetSpec, tensors: dict[str, torch.Tensor], meta: dict[str, str],
+                      path: Path) -> Generator:
+    """The :class:`Generator` of an ``arch`` network for ``spec`` loaded strictly from ``tensors``,
+    with ``class_names`` and ``step`` from ``meta``."""
     try:
         G, _ = build_gan(arch, spec)
     except GanforgeError as exc:  # an architecture this version does not have
         raise CheckpointError(f"{path}: {exc}") from None
     except Exception as exc:  # the arch refuses the spec (e.g. a resolution it cannot build)
         raise CheckpointError(f"{path}: cannot build a {arch} generator for {spec}: {exc}") from None
-    want = G.state_dict()
-    missing, unexpected = want.keys() - tensors.keys(), tensors.keys() - want.keys()
-    if missing or unexpected:
-        parts = ([f"missing {_names(missing)}"] if missing else []) + ([f"unexpected {_names(unexpected)}"] if unexpected else [])
-        raise CheckpointError(f"{path} does not match a {arch} generator for {spec}: keys {'; '.join(parts)}")
-    for key, value in tensors.items():
-        if tuple(value.shape) != tuple(want[key].shape):
-            raise CheckpointError(f"{path}: tensor {key} has shape {tuple(value.shape)}, a {arch} generator for "
-                                  f"{spec} has {tuple(want[key].shape)}")
-    try:
-        G.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:  # e.g. a dtype that cannot be copied into the parameter
-        raise CheckpointError(f"{path} does not load into a {arch} generator: {str(exc).strip().splitlines()[0]}") from None
+    load_strict(G, tensors, path, f"a {arch} generator for {spec}")
     try:
         class_names = json.loads(meta.get("class_names", "[]"))
         step = int(meta.get("step", "0"))
