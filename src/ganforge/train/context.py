@@ -4,7 +4,7 @@ the NaN guard, clipping and the optimiser step through the GradScaler."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -13,14 +13,10 @@ from torch import nn
 from ..device import autocast
 from .batches import Batch, batch_size_of
 
-if TYPE_CHECKING:
-    from .loop import TrainingLoop
-
-
 class RunContext:
     """What a task sees at every step (implements ``task.StepContext``)."""
 
-    def __init__(self, loop: "TrainingLoop") -> None:
+    def __init__(self, loop: Any) -> None:  # a loop.TrainingLoop (not imported: loop imports this module)
         self._loop = loop
         self.device = loop.device
         self.generator = loop.generator
