@@ -108,13 +108,14 @@ def add_training_arguments(parser: argparse.ArgumentParser, cls: type = GanConfi
 SUMMARY_KEYS = ("run_dir", "steps", "seconds", "images_per_s", "precision", "bad_steps", "resumed_from")
 
 
-def run_training(args: argparse.Namespace, cls: type, train: Callable[..., dict[str, Any]]) -> int:
+def run_training(args: argparse.Namespace, cls: type, train: Callable[..., dict[str, Any]],
+                 keys: tuple[str, ...] = SUMMARY_KEYS) -> int:
     """Build ``cls`` from the flags given (others keep the dataclass defaults, which is what a
-    resume compares), train with the CLI's signal handling, print a one-line summary."""
+    resume compares), train with the CLI's signal handling, print a one-line summary of ``keys``."""
     given = {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
     summary = train(cls(**given), out=args.out, resume=args.resume, device=args.device, handle_signals=True)
     if args.json_path != "-":
-        print(json.dumps({k: summary.get(k) for k in SUMMARY_KEYS}))
+        print(json.dumps({k: summary.get(k) for k in keys}))
     write_json(summary, args.json_path)
     return 0
 
