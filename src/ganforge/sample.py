@@ -86,32 +86,27 @@ def interpolation_frames(gen: Generator, seeds: list[int], frames_per_seed: int 
 
 
 def write_video(frames: torch.Tensor, path: str | Path, fps: int = 24, scale: int = 1) -> Path:
-    """Write frames (N×C×H×W in [0, 1]) as .gif (Pillow) or .mp4 (PyAV, H.264 yuv420p)."""
+    """Write frames (N×C×H×W in [0, 1]) as .gif (Pillow) or .mp4 (H.264 yuv420p through
+    :class:`ganforge.video.io.VideoWriter`, which pads odd sizes by one edge pixel)."""
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise GanforgeError(f"{path}: use a .gif or .mp4 file name")
     if scale > 1:
         frames = torch.nn.functional.interpolate(frames, scale_factor=scale, mode="nearest")
     pils = [tensor_to_pil(f).convert("RGB") for f in frames]
+    if suffix == ".mp4":
+        import numpy as np
+
+        from .video.io import VideoWriter
+
+        with VideoWriter(path, fps) as writer:
+            for img in pils:
+                writer.write(np.asarray(img))
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    if path.suffix.lower() == ".gif":
-        pils[0].save(tmp, save_all=True, append_images=pils[1:], duration=int(1000 / fps), loop=0)
-    elif path.suffix.lower() == ".mp4":
-        import av
-
-        w, h = pils[0].size
-        w2, h2 = w + w % 2, h + h % 2  # yuv420p needs even sizes
-        with av.open(str(tmp), mode="w") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = w2, h2, "yuv420p"
-            for img in pils:
-                if (w2, h2) != (w, h):
-                    img = img.resize((w2, h2))
-                for packet in stream.encode(av.VideoFrame.from_image(img)):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-    else:
-        raise GanforgeError(f"{path}: use a .gif or .mp4 file name")
+    pils[0].save(tmp, save_all=True, append_images=pils[1:], duration=int(1000 / fps), loop=0)
     tmp.replace(path)
     return path
 

@@ -7,11 +7,22 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import (add_json, add_network_options, add_quiet, add_resume, add_style_controls, hide_alias,
+from ._common import (add_json, add_network_options, add_quiet, add_style_controls, hide_alias,
                       write_json)
 
-
-DEFAULT_ENCODER = "vgg19-torchvision"  # == ganforge.nets.vgg.DEFAULT_ENCODER (not imported: no torch at start-up)
+# train-style: flags map one-to-one onto ganforge.style.train.DecoderTrainConfig (as train onto GanConfig)
+TRAIN_HELP = {
+    "content": "folder of content photos (required)",
+    "style": "folder of style images (required)",
+    "encoder": "registered encoder name or path (vgg19-caffe: the offline file in GANFORGE_WEIGHTS_DIR)",
+    "layer": "decoder input layer: relu1_1, relu2_1, relu3_1 or relu4_1 (shallower ones are for multi-level WCT)",
+    "crop": "random training crop size",
+    "load_size": "resize images so the short side is this before cropping",
+    "lr": "Adam learning rate",
+    "style_weight": "weight of the style (mean/std) loss",
+    "content_weight": "weight of the content loss",
+    "lr_schedule": "constant, linear, cosine or constant-then-linear",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,34 +55,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_quiet(p)
     p.set_defaults(func=run_stylize)
 
+    from ..style.train import DecoderTrainConfig
+    from .train import add_training_arguments
+
     t = sub.add_parser("train-style", help="train an AdaIN decoder for an encoder",
                        description="Train an AdaIN decoder (content + style loss). Re-run with the same "
                                    "--out to resume exactly. Writes OUT/decoder.safetensors.")
-    t.add_argument("--content", required=True, help="folder of content photos")
-    t.add_argument("--style", required=True, help="folder of style images")
-    t.add_argument("--encoder", default=DEFAULT_ENCODER,
-                   help=f"registered encoder name or path (default {DEFAULT_ENCODER}; vgg19-caffe: the offline "
-                        f"file in GANFORGE_WEIGHTS_DIR)")
-    t.add_argument("--out", required=True, help="run directory")
-    t.add_argument("--layer", default="relu4_1", choices=["relu1_1", "relu2_1", "relu3_1", "relu4_1"],
-                   help="decoder input layer (shallower ones are for multi-level WCT)")
-    t.add_argument("--steps", type=int, default=160_000)
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--crop", type=int, default=256)
-    t.add_argument("--load-size", type=int, default=512)
-    t.add_argument("--lr", type=float, default=1e-4)
-    t.add_argument("--lr-schedule", default="linear", choices=["constant", "linear", "cosine"])
-    t.add_argument("--lr-decay-steps", type=int, default=0,
-                   help="length of the LR schedule (0: --steps); fix it to extend --steps on resume")
-    t.add_argument("--style-weight", type=float, default=10.0)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--sample-every", type=int, default=500)
-    t.add_argument("--ckpt-every", type=int, default=1000)
-    add_resume(t)
-    add_network_options(t)
-    add_quiet(t)
-    add_json(t, "the run summary")
-    t.set_defaults(func=run_train_style)
+    add_training_arguments(t, DecoderTrainConfig, TRAIN_HELP, float_optionals=())
+    t.set_defaults(func=run_train_style, precision="auto")  # --precision shows its default, as elsewhere
 
 
 def _gatys_options(args: argparse.Namespace) -> dict:
@@ -126,16 +117,7 @@ def run_stylize(args: argparse.Namespace) -> int:
 
 def run_train_style(args: argparse.Namespace) -> int:
     from ..style.train import DecoderTrainConfig, train_decoder
+    from .train import run_training
 
-    cfg = DecoderTrainConfig(content=args.content, style=args.style, encoder=args.encoder, layer=args.layer,
-                             steps=args.steps,
-                             batch_size=args.batch_size, crop=args.crop, load_size=args.load_size, lr=args.lr,
-                             lr_schedule=args.lr_schedule, lr_decay_steps=args.lr_decay_steps,
-                             style_weight=args.style_weight, precision=args.precision,
-                             seed=args.seed, sample_every=args.sample_every, ckpt_every=args.ckpt_every,
-                             progress=not args.quiet)
-    summary = train_decoder(cfg, args.out, resume=args.resume == "auto", device=args.device, handle_signals=True)
-    if args.json_path != "-":
-        print(json.dumps({k: summary[k] for k in ("run_dir", "decoder", "steps", "seconds", "resumed_from")}))
-    write_json(summary, args.json_path)
-    return 0
+    return run_training(args, DecoderTrainConfig, train_decoder,
+                        keys=("run_dir", "decoder", "steps", "seconds", "resumed_from"))

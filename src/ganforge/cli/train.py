@@ -42,6 +42,7 @@ HELP = {
     "grad_clip": "max gradient norm (0: off)",
     "nan_policy": "skip: drop a non-finite update; reload: also reload the last checkpoint",
     "max_reloads": "--nan-policy reload: reloads in a row without a newer checkpoint before the run stops with an error",
+    "max_bad_steps": "non-finite steps in a row before the run stops with an error",
     "eval_every": "compute --eval-metric every N steps and keep a 'best' checkpoint (0: off)",
     "eval_metric": "fid or kid",
     "channels_last": "keep activations in the contiguous NCHW layout instead of channels-last (NHWC, faster convolutions on oneDNN CPUs and tensor-core GPUs)",
@@ -59,7 +60,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = GanConfig,
     applies, so a resumed run compares what was really asked). Shared by ``train`` and
     ``translate train``."""
     helps = HELP if helps is None else {**HELP, **helps}
+    evaluates = any(f.name == "eval_metric" for f in fields(cls))  # --eval-every only where there is a metric
     for f in fields(cls):
+        if f.name == "eval_every" and not evaluates:
+            continue
         default = f.default if f.default is not MISSING else None
         if f.name == "progress":  # the shared vocabulary: --quiet (old spelling --no-progress, hidden)
             parser.add_argument("--quiet", dest="progress", action="store_false", default=None,
@@ -104,13 +108,14 @@ def add_training_arguments(parser: argparse.ArgumentParser, cls: type = GanConfi
 SUMMARY_KEYS = ("run_dir", "steps", "seconds", "images_per_s", "precision", "bad_steps", "resumed_from")
 
 
-def run_training(args: argparse.Namespace, cls: type, train: Callable[..., dict[str, Any]]) -> int:
+def run_training(args: argparse.Namespace, cls: type, train: Callable[..., dict[str, Any]],
+                 keys: tuple[str, ...] = SUMMARY_KEYS) -> int:
     """Build ``cls`` from the flags given (others keep the dataclass defaults, which is what a
-    resume compares), train with the CLI's signal handling, print a one-line summary."""
+    resume compares), train with the CLI's signal handling, print a one-line summary of ``keys``."""
     given = {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
     summary = train(cls(**given), out=args.out, resume=args.resume, device=args.device, handle_signals=True)
     if args.json_path != "-":
-        print(json.dumps({k: summary.get(k) for k in SUMMARY_KEYS}))
+        print(json.dumps({k: summary.get(k) for k in keys}))
     write_json(summary, args.json_path)
     return 0
 

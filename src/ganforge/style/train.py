@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DataError
+from ..errors import DataError, GanforgeError
 from ..imageio import open_image, pil_to_tensor
 from ..nets.adain_decoder import AdaINDecoder, save_decoder
 from ..nets.vgg import load_vgg
+from ..train.options import LoopOptions
 from .adain import adain, mean_std
 from .controls import resolve_paths
 
@@ -31,26 +33,34 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
 @dataclass
-class DecoderTrainConfig:
-    content: str
-    style: str
+class DecoderTrainConfig(LoopOptions):
+    """A decoder run's options: the loop's (:class:`~ganforge.train.options.LoopOptions`, with this
+    task's own defaults for steps, batch size, LR schedule, sampling and checkpoints) and its own."""
+
+    content: str = ""  # folder of content photos (required)
+    style: str = ""  # folder of style images (required)
     encoder: str = "vgg19-torchvision"  # downloadable; vgg19-caffe is the offline alternative
     layer: str = "relu4_1"  # decoder input layer; shallower ones are for multi-level WCT
-    steps: int = 160_000
-    batch_size: int = 8
     crop: int = 256  # random crop size
     load_size: int = 512  # images are first resized so the short side is this
     lr: float = 1e-4
-    lr_schedule: str = "linear"
-    lr_decay_steps: int = 0  # schedule length; 0 = steps. Fix it to change --steps when resuming exactly
     style_weight: float = 10.0
     content_weight: float = 1.0
-    precision: str = "auto"
-    seed: int = 0
-    log_every: int = 10
+    # loop (the rest: train/options.py)
+    steps: int = 160_000
+    batch_size: int = 8
+    lr_schedule: str = "linear"
     sample_every: int = 500
     ckpt_every: int = 1000
-    progress: bool = True
+
+    def validate(self) -> None:
+        if not self.content or not self.style:
+            raise GanforgeError("train-style needs --content and --style (folders of images)")
+        if self.layer not in STYLE_LAYERS:
+            raise GanforgeError(f"--layer must be one of {', '.join(STYLE_LAYERS)}, got {self.layer!r}")
+        if self.crop < 1 or self.load_size < 1:
+            raise GanforgeError("--crop and --load-size must be at least 1")
+        self.loop_config().validate()
 
 
 class CropBatches:
@@ -90,7 +100,7 @@ class CropBatches:
 class AdaINDecoderTask:
     """The loop's task: a trainable decoder against a frozen encoder."""
 
-    name = "adain-decoder"
+    name = "style-decoder"  # as run.json's task
 
     def __init__(self, cfg: DecoderTrainConfig, device: torch.device, fixed: tuple[torch.Tensor, torch.Tensor]) -> None:
         self.cfg = cfg
@@ -154,23 +164,32 @@ class AdaINDecoderTask:
         pass
 
 
-RESUMABLE_CHANGES = ("steps", "log_every", "sample_every", "ckpt_every", "progress")  # they do not change the maths
+RESUMABLE_CHANGES = DecoderTrainConfig.RESUMABLE_CHANGES  # the loop's: they do not change the maths
 LEGACY_CONFIG = "train_style.json"  # options file of runs made before config.json (still written)
 
 
-def train_decoder(cfg: DecoderTrainConfig, out: str | os.PathLike, *, resume: bool = True,
-                  device: str = "auto", handle_signals: bool = False) -> dict[str, Any]:
+def train_decoder(config: DecoderTrainConfig | None = None, out: str | os.PathLike | None = None, *,
+                  resume: str | bool = "auto", device: str = "auto", handle_signals: bool = False,
+                  **overrides: Any) -> dict[str, Any]:
     """Train (or resume) a decoder into run directory ``out``; writes ``decoder.safetensors``.
-    ``resume``: False refuses to reuse a run directory (``--resume never``), as ``ganforge train``.
-    ``device``: 'auto', 'cpu' or 'cuda' (as ``ganforge train --device``). ``handle_signals`` (the
-    CLI sets it): SIGINT/SIGTERM finish the step, save a checkpoint and stop.
+    ``resume``: 'auto' continues the run in ``out``, 'never' refuses to reuse a run directory, as
+    :func:`ganforge.train_gan` (True/False still mean auto/never, deprecated). ``device``: 'auto',
+    'cpu' or 'cuda'. ``handle_signals`` (the CLI sets it): SIGINT/SIGTERM finish the step, save a
+    checkpoint and stop. ``overrides``: options replacing ``config``'s.
 
     The run (resume check, config.json / run.json, loop, summary) is
     :func:`ganforge.train.run.run_task`, the same path as GAN training; run.json's task is
     ``style-decoder``, which :func:`ganforge.runs.load_run` loads."""
-    from ..train.loop import LoopConfig
     from ..train.run import Prepared, run_task
 
+    if out is None:
+        raise TypeError("train_decoder() needs out= (the run directory)")
+    if isinstance(resume, bool):
+        warnings.warn("train_decoder(resume=True/False) is deprecated; pass resume='auto' or 'never'",
+                      DeprecationWarning, stacklevel=2)
+        resume = "auto" if resume else "never"
+    cfg = replace(config or DecoderTrainConfig(), **overrides)
+    cfg.validate()
     run_dir = Path(out)
     final = run_dir / "decoder.safetensors"
 
@@ -181,21 +200,16 @@ def train_decoder(cfg: DecoderTrainConfig, out: str | os.PathLike, *, resume: bo
         g = torch.Generator().manual_seed(12345)
         fixed = tuple(x[:4].to(accelerator.device) for x in (batches._crops(batches.content, g), batches._crops(batches.style, g)))
         task = AdaINDecoderTask(cfg, accelerator.device, fixed)  # type: ignore[arg-type]
-        loop_cfg = LoopConfig(steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed, precision=cfg.precision,
-                              lr_schedule=cfg.lr_schedule, lr_decay_steps=cfg.lr_decay_steps,
-                              log_every=cfg.log_every, sample_every=cfg.sample_every,
-                              ckpt_every=cfg.ckpt_every, progress=cfg.progress, tensorboard=False)
 
         def write_outputs(loop) -> None:
             save_decoder(task.decoder, final, encoder=cfg.encoder,
                          card={"steps": loop.step, "config": asdict(cfg), "data": {"content": cfg.content, "style": cfg.style}})
 
-        return Prepared(task=task, batches=batches, loop_config=loop_cfg,
+        return Prepared(task=task, batches=batches, loop_config=cfg.loop_config(),
                         curve_groups={"losses": ["loss_content", "loss_style", "loss"]},
                         run_info={"encoder": cfg.encoder, "layer": cfg.layer, "decoder": final.name},
                         summary={"decoder": str(final)}, write_outputs=write_outputs)
 
-    return run_task("style-decoder", cfg, run_dir, prepare, resumable=RESUMABLE_CHANGES,
-                    resume="auto" if resume else "never", device=device, handle_signals=handle_signals,
-                    legacy_config=LEGACY_CONFIG,
+    return run_task(AdaINDecoderTask.name, cfg, run_dir, prepare, resumable=RESUMABLE_CHANGES,
+                    resume=resume, device=device, handle_signals=handle_signals, legacy_config=LEGACY_CONFIG,
                     extra_files={LEGACY_CONFIG: json.dumps(asdict(cfg), indent=2) + "\n"})

@@ -13,69 +13,22 @@ import math
 import signal
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
-from ..device import autocast, check_precision, resolve_precision  # noqa: F401 (resolve_precision re-exported)
+from ..device import resolve_precision
 from ..errors import GanforgeError
 from ..imageio import save_image
 from . import checkpoint
-from .batches import Batch, BatchSource, TensorBatches, batch_size_of  # noqa: F401 (re-exported)
+from .batches import BatchSource, TensorBatches  # noqa: F401 (TensorBatches re-exported)
+from .context import RunContext
 from .logbook import Logbook, plot_curves
+from .options import SCHEDULES, LoopConfig, LoopOptions, lr_factor  # noqa: F401 (re-exported: the loop's options)
 from .task import Task
-
-
-
-SCHEDULES = ("constant", "linear", "cosine", "constant-then-linear")
-
-
-@dataclass
-class LoopConfig:
-    steps: int = 1000
-    batch_size: int = 64
-    seed: int = 0
-    precision: str = "auto"
-    lr_schedule: str = "constant"
-    lr_decay_steps: int = 0  # length of the LR schedule; 0: --steps
-    grad_clip: float = 0.0  # max gradient norm; 0 disables
-    log_every: int = 10
-    sample_every: int = 200
-    ckpt_every: int = 500
-    keep_ckpts: int = 3
-    nan_policy: str = "skip"  # skip: drop the update; reload: also go back to the last checkpoint
-    max_bad_steps: int = 50  # this many non-finite steps in a row stop the run with an error
-    max_reloads: int = 5  # reload: this many reloads without a new checkpoint stop the run with an error
-    eval_every: int = 0
-    progress: bool = True
-    tensorboard: bool = True
-
-    def validate(self) -> None:
-        check_precision(self.precision)
-        if self.lr_schedule not in SCHEDULES:
-            raise GanforgeError(f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
-        if self.nan_policy not in ("skip", "reload"):
-            raise GanforgeError(f"--nan-policy must be skip or reload, got {self.nan_policy!r}")
-        if self.max_reloads < 0:
-            raise GanforgeError("--max-reloads must be at least 0")
-        for name in ("steps", "batch_size"):
-            if getattr(self, name) < 1:
-                raise GanforgeError(f"--{name.replace('_', '-')} must be at least 1")
-
-
-def lr_factor(schedule: str, step: int, total: int) -> float:
-    progress = min(step / max(total, 1), 1.0)
-    if schedule == "linear":
-        return 1.0 - progress
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    if schedule == "constant-then-linear":  # pix2pix/CycleGAN: constant for the first half, then linear to 0
-        return min(1.0, 2.0 * (1.0 - progress))
-    return 1.0
 
 
 def make_accelerator(cpu: bool | None = None):
@@ -87,94 +40,10 @@ def make_accelerator(cpu: bool | None = None):
     return Accelerator(cpu=cpu)
 
 
-class RunContext:
-    """What a task sees at every step (implements ``task.StepContext``)."""
-
-    def __init__(self, loop: "TrainingLoop") -> None:
-        self._loop = loop
-        self.device = loop.device
-        self.generator = loop.generator
-        self.step = 0
-        self.bad_in_step = False  # an update of this iteration was skipped (counted as a bad step)
-        self.overflow_only = False  # ... only because the GradScaler's loss scale overflowed
-        self._scaled = set()  # optimisers stepped through the GradScaler since its last update()
-
-    def begin_iteration(self, step: int) -> None:
-        self.step, self.bad_in_step, self.overflow_only = step, False, True
-
-    def end_iteration(self) -> None:
-        """One GradScaler.update() per iteration, after every optimiser's step (G and D share the
-        scale; updating after each step counted two growth/backoff steps per iteration)."""
-        if self._loop.scaler is not None and self._scaled:
-            self._loop.scaler.update()
-            self._scaled.clear()
-
-    def next_batch(self) -> Batch:
-        """The next dict of named tensors; images seen grow by its counted tensor's length."""
-        loop = self._loop
-        batch = loop.batches.get(loop.batch_index, loop.rank, loop.world, self.generator, self.device)
-        loop.batch_index += 1
-        loop.images_seen += batch_size_of(batch, getattr(loop.batches, "count_key", None)) * loop.world
-        return batch
-
-    def all_reduce_sum(self, values: list[float]) -> list[float]:
-        """Sum numbers over processes (identity with one process), e.g. ADA's statistics."""
-        loop = self._loop
-        if not loop._distributed():
-            return list(values)
-        t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
-        return t.tolist()
-
-    def randn(self, *shape: int) -> torch.Tensor:
-        return torch.randn(*shape, device=self.device, generator=self.generator)
-
-    def autocast(self):
-        return autocast(self._loop.precision, self.device)
-
-    def optimize(self, loss: torch.Tensor, optimizer: str, modules: list[nn.Module]) -> bool:
-        loop = self._loop
-        opt = loop.optimizers[optimizer]
-        params = [p for m in modules for p in m.parameters() if p.requires_grad]
-        if not loop.all_finite(loss.detach().float().reshape(1)):
-            opt.zero_grad(set_to_none=True)
-            self.bad_in_step, self.overflow_only = True, False
-            return False
-        scaler = loop.scaler
-        if scaler is not None and optimizer in self._scaled:
-            # A second step of one optimiser within an iteration (n_critic > 1): the GradScaler
-            # allows one unscale_/step per optimiser per update().
-            scaler.update()
-            self._scaled.clear()
-        (scaler.scale(loss) if scaler else loss).backward()
-        loop.sync_gradients(params)
-        if scaler:
-            scaler.unscale_(opt)  # gradients are true-scale from here on (clipping, checks)
-        grads = [p.grad for p in params if p.grad is not None]
-        if grads and not loop.all_finite(torch.stack([g.float().abs().max() for g in grads])):
-            if scaler:  # the scaler records the overflow, skips the step, and backs off at update()
-                scaler.step(opt)
-                self._scaled.add(optimizer)
-            else:
-                self.overflow_only = False
-            opt.zero_grad(set_to_none=True)
-            self.bad_in_step = True
-            return False
-        if loop.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, loop.cfg.grad_clip)
-        if scaler:
-            scaler.step(opt)
-            self._scaled.add(optimizer)
-        else:
-            opt.step()
-        opt.zero_grad(set_to_none=True)
-        return True
-
-
 class TrainingLoop:
     """Runs ``task`` for ``cfg.steps`` steps in ``run_dir``; resumes from its checkpoints."""
 
-    def __init__(self, task: Task, batches: BatchSource, cfg: LoopConfig, run_dir: Path, accelerator,
+    def __init__(self, task: Task, batches: BatchSource, cfg: LoopOptions, run_dir: Path, accelerator,
                  eval_fn: Callable[[], float] | None = None, curve_groups: dict[str, list[str]] | None = None) -> None:
         cfg.validate()
         self.task, self.batches, self.cfg, self.run_dir = task, batches, cfg, Path(run_dir)

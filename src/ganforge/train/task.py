@@ -16,7 +16,7 @@ from torch import nn
 
 
 class StepContext(Protocol):
-    """What the loop gives a task at every step (implemented in ``loop.py``)."""
+    """What the loop gives a task at every step (implemented by ``context.RunContext``)."""
 
     step: int  # number of completed steps before this one
     device: torch.device
