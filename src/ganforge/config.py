@@ -69,9 +69,7 @@ class GanConfig(LoopOptions):
     eval_n: int = 2048
 
     # Options that may differ between a run and its resumption (they do not change the maths).
-    RESUMABLE_CHANGES = ("steps", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "progress",
-                         "tensorboard", "eval_every", "eval_n", "eval_metric", "nan_policy",
-                         "max_reloads", "channels_last")
+    RESUMABLE_CHANGES = LoopOptions.RESUMABLE_CHANGES + ("eval_every", "eval_n", "eval_metric", "channels_last")
 
     def validate(self) -> None:
         from .augment import POLICIES

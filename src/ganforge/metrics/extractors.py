@@ -24,6 +24,7 @@ from typing import Iterator
 import torch
 
 from .. import weights
+from ..download import sha256_file
 from ..errors import GanforgeError, WeightsError
 
 EXTRACTORS = ("inception", "mnist", "fashion-mnist", "digits")
@@ -154,7 +155,7 @@ class InceptionExtractor(Extractor):
             net.fc.bias.fill_(float("nan"))
         self.net = net.eval()
         self.path = path
-        self.sha256 = weights.sha256_file(path) if len(entry.sha256) < 64 else entry.sha256
+        self.sha256 = sha256_file(path) if len(entry.sha256) < 64 else entry.sha256
 
     def _module(self) -> torch.nn.Module:
         return self.net
@@ -303,7 +304,7 @@ class DomainExtractor(Extractor):
         self.model = classifier.load_classifier(dataset, progress=progress)
         self.name = self.model.dataset
         self.path = classifier.cache_path(self.name)
-        self.sha256 = weights.sha256_file(self.path)
+        self.sha256 = sha256_file(self.path)
 
     def _module(self) -> torch.nn.Module:
         return self.model
