@@ -27,10 +27,10 @@ MAX_UPWARD = 3
 # (module prefix, layer): lower layers never import higher ones (docs/architecture.md, one paragraph each)
 LAYERS: dict[str, int] = {
     # 0 ground: no torch needed, no ganforge imports above
-    "ganforge.errors": 0, "ganforge._version": 0, "ganforge.paths": 0, "ganforge.registry": 0,
+    "ganforge.errors": 0, "ganforge.version": 0, "ganforge.paths": 0, "ganforge.registry": 0,
     "ganforge.download": 0,
-    # 1 policy and pixels: the one device/precision policy, image files, image tensor ops
-    "ganforge.device": 1, "ganforge.imageio": 1, "ganforge.imageops": 1,
+    # 1 policy and pixels: the one device/precision policy, image and video files, image tensor ops
+    "ganforge.device": 1, "ganforge.imageio": 1, "ganforge.imageops": 1, "ganforge.video.io": 1,
     # 2 building blocks: architectures, named weights, datasets, losses, augmentation, measures
     "ganforge.nets": 2, "ganforge.weights": 2, "ganforge.data": 2, "ganforge.losses": 2, "ganforge.augment": 2,
     "ganforge.metrics": 2,
@@ -194,6 +194,6 @@ def test_no_private_name_imported_from_another_package():
 
 
 @pytest.mark.parametrize("module", ["ganforge.errors", "ganforge.paths", "ganforge.registry", "ganforge.download",
-                                    "ganforge._version"])
+                                    "ganforge.version"])
 def test_ground_layer_imports_nothing_above_it(module):
     assert all(layer_of(t) == 0 for t in EDGES.get(module, ()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._version import __version__
+from .version import __version__
 from .errors import CheckpointError, DataError, GanforgeError, WeightsError
 
 __all__ = [

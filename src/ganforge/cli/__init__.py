@@ -60,7 +60,7 @@ def _chosen(argv: list[str]) -> str | None:
 def build_parser(argv: list[str] | None = None, *, full: bool = False) -> argparse.ArgumentParser:
     """The parser for ``argv``: the chosen sub-command fully built, the others as stubs that carry
     only their help line. ``full=True`` builds every sub-command (tests, documentation)."""
-    from .._version import __version__
+    from ..version import __version__
 
     parser = argparse.ArgumentParser(prog="ganforge", description="Train GANs and restyle images.")
     parser.add_argument("--version", action="version", version=f"ganforge {__version__}")

@@ -268,7 +268,7 @@ def write_index(folder: Path, body: dict[str, Any], *, fingerprint: str, key: st
     """Hash ``folder/images.npy`` chunk by chunk and write ``folder/index.json`` (``body``: labels,
     class_names, source). Used by ``prepare_dataset`` and by tools that fill images.npy themselves
     (benchmarks/bench_data.py writes synthetic pixels straight into the array)."""
-    from .._version import __version__
+    from ..version import __version__
 
     shape, _, offset = npy_layout(folder / IMAGES_FILE)
     n, c, r, _ = shape

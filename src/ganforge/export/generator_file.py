@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .._version import __version__
+from ..version import __version__
 from ..errors import CheckpointError, GanforgeError
 from ..generator import Generator
 from ..nets import GanNetSpec, build_gan

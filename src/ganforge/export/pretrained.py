@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .._version import __version__
+from ..version import __version__
 from ..errors import CheckpointError, GanforgeError
 from .container import MODEL_FORMAT, MODEL_FORMAT_VERSION, read_checked, write_checked
 from .families import FAMILIES, family_of

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 
 from .. import paths
-from .._version import __version__
+from ..version import __version__
 from ..errors import GanforgeError
 from . import core
 from .extractors import Extractor, Features, auto_extractor, get_extractor

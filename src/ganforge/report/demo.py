@@ -81,7 +81,7 @@ def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str 
     """Train, sample, interpolate and (optionally) stylise, translate and restore; returns the path
     of ``index.html``. The extra sections' training steps scale with ``steps``, so a small
     ``steps`` bounds the whole demo's time."""
-    from .._version import __version__
+    from ..version import __version__
     from ..api import train_gan
     from ..config import GanConfig
     from ..sample import interpolation_frames, load_generator, save_grid, write_video

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from .._version import __version__
+from ..version import __version__
 from .config import ServerConfig
 from .errors import install_handlers
 from .middleware import BodyLimit

@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
-from .._version import __version__
+from ..version import __version__
 from ..errors import DataError
 from ..imageio import to_8bit
 

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import torch
 
-from .._version import __version__
+from ..version import __version__
 from ..errors import CheckpointError, GanforgeError
 from . import checkpoint
 

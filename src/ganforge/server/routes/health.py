@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from ..._version import __version__
+from ...version import __version__
 from ..state import Svc
 from ..work import method_status
 
