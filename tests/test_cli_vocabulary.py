@@ -33,10 +33,11 @@ def _visible(action: argparse.Action) -> bool:
     return action.help != argparse.SUPPRESS
 
 
-# commands that can show progress bars: each hides them with --quiet
-WITH_PROGRESS_BARS = {("data", "check"), ("data", "prepare"), ("demo",), ("eval",), ("stylize",), ("train",), ("train-style",), ("train-upscaler",),
-                      ("translate", "train"), ("translate", "apply"), ("weights", "fetch"), ("inpaint",),
-                      ("train-inpainter",)}
+# commands that print no results worth a file: everything else takes --json PATH
+WITHOUT_JSON = {("serve",): "a long-running server, not a result",
+                ("demo",): "its result is the HTML report it writes",
+                ("weights", "path"): "prints one path and nothing else",
+                ("weights", "unpin"): "removes a pin; nothing to report"}
 FULL = build_parser(full=True)
 LEAVES = dict(_leaves(FULL))
 
@@ -64,8 +65,9 @@ def test_vocabulary(path):
     for old in ("--no-progress", "--progress"):
         if old in opts:
             assert not _visible(opts[old]), f"{old} should be a hidden alias of --quiet"
-    if any(flag in opts for flag in ("--no-progress", "--progress")) or path in WITH_PROGRESS_BARS:
-        assert "--quiet" in opts and opts["--quiet"].dest in ("quiet", "progress"), path
+    # every command takes the shared flags: --quiet everywhere, --json PATH where it has results
+    assert "--quiet" in opts and opts["--quiet"].dest in ("quiet", "progress"), path
+    assert ("--json" in opts) != (path in WITHOUT_JSON), path
     # resume: --resume auto|never wherever a run directory is trained into
     if command in ("train", "train-style", "train-upscaler", "train-inpainter") or path == ("translate", "train"):
         assert opts["--resume"].choices == ("auto", "never") and opts["--resume"].default == "auto"

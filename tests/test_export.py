@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save, save_file
 import ganforge
 from ganforge.cli import main
 from ganforge.export import export_generator, export_run, read_export
+from ganforge.imageio import tensor_to_pil
 from ganforge.nets import ARCHITECTURES, GanNetSpec, build_gan
 from ganforge.sample import Generator, interpolation_frames, load_generator
 from ganforge.train import checkpoint
@@ -221,3 +222,27 @@ def test_export_cli_round_trip(runs, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and phrase in err, err
     assert not (tmp_path / "G.pt").exists() and not (tmp_path / "H.safetensors").exists()
+
+
+def test_sample_and_interpolate_take_quiet_and_json(runs, tmp_path, capsys):
+    """The shared flags (issue: `sample ... --quiet` was refused): --quiet hides the bars, --json PATH
+    writes the summary, and sampling more than one batch gives the same images as one generate call."""
+    run = runs["dcgan-cond"]
+    folder = tmp_path / "many"
+    assert main(["sample", str(run), "--n", "300", "--seed", "3", "--out-dir", str(folder), "--quiet",
+                 "--device", "cpu", "--precision", "fp32", "--json", str(tmp_path / "s.json")]) == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["n"] == 300 and summary["seed"] == 3 and len(summary["files"]) == 300
+    assert summary["step"] == 2 and summary["precision"] == "fp32" and summary["device"] == "cpu"
+    gen = load_generator(run)
+    z = gen.latents(300, 3)
+    expected = gen.generate(z, gen.labels(300, None, 3))
+    for i in (0, 255, 256, 299):  # either side of the 256-image batch boundary
+        assert np.array_equal(_pixels(Path(summary["files"][i])),
+                              np.asarray(tensor_to_pil(expected[i])))
+    assert "\r" not in capsys.readouterr().err  # no progress bar drawn
+    assert main(["interpolate", str(run), "--seeds", "1,2", "--frames", "2", "--out", str(tmp_path / "i.gif"),
+                 "--quiet", "--json", "-"]) == 0
+    printed = capsys.readouterr()
+    walk = json.loads(printed.out)
+    assert walk["frames"] == 4 and walk["seeds"] == [1, 2] and walk["file"] == str(tmp_path / "i.gif")

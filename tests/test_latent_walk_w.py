@@ -101,7 +101,7 @@ def test_interpolate_lerps_w_between_the_seeds_samples(runs, kind):
     for i, s in enumerate(seeds):
         torch.testing.assert_close(frames[i * per], gen.sample(1, seed=s)[0], rtol=0, atol=1e-5)
     z = torch.cat([gen.latents(1, seed=s) for s in seeds])
-    y = torch.cat([gen._labels(1, None, s) for s in seeds]) if kind == "cond" else None
+    y = torch.cat([gen.labels(1, None, s) for s in seeds]) if kind == "cond" else None
     if kind == "cond":
         assert len(set(y.tolist())) > 1  # the walk morphs between classes
     w = gen.mapping(z, y)

@@ -480,6 +480,13 @@ def test_stylize_video_cli_mixing_json_and_eval(clips, adain_files, tmp_path, ca
     report = json.loads(captured.out)
     assert report["E_warp_k1"] > 0 and report["E_warp_k10"] > 0 and report["style_distance"] > 0
     assert "E_warp(k=1)" in captured.err and "scale:" in captured.err and "style distance" in captured.err
+    # the shared flags: --device and --quiet give the same numbers; metrics are fp32 only, in one line
+    assert main(["eval-video", str(clips["moving"]), str(out), "--style", str(d / "a.png"), "--json", "-",
+                 "--device", "cpu", "--precision", "fp32", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out) == report
+    assert main(["eval-video", str(clips["moving"]), str(out), "--precision", "bf16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "fp32" in err and "eval-video" in err
     # colour=match recolours the style once (first frame); style statistics are cached across frames
     assert main(args[:-4] + ["--colour", "match", "--out", str(tmp_path / "m.mp4"), "--temporal-strength", "0"]) == 0
     assert probe(tmp_path / "m.mp4").frames == 24

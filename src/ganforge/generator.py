@@ -68,7 +68,9 @@ class Generator:
                 z[mask] = torch.special.ndtri(lo + u * (1 - 2 * lo)).clamp(-truncation, truncation).float()
         return z
 
-    def _labels(self, n: int, labels, seed: int) -> torch.Tensor | None:
+    def labels(self, n: int, labels=None, seed: int = 0) -> torch.Tensor | None:
+        """``n`` class labels for a conditional generator: ``labels`` (int, list or tensor; one value is
+        repeated), or drawn from ``seed`` when None; None for an unconditional one."""
         if not self.num_classes:
             if labels is not None:
                 raise GanforgeError("this generator is unconditional; --class is not available")
@@ -135,7 +137,7 @@ class Generator:
     def sample(self, n: int, labels=None, seed: int = 0, truncation: float = 1.0, ema: bool = True) -> torch.Tensor:
         """``n`` images as a float tensor N×C×H×W in [0, 1]; ``labels``: int, list or tensor."""
         z = self.latents(n, seed, 1.0 if self.w_space else truncation)
-        return self.generate(z, self._labels(n, labels, seed), ema, truncation=truncation if self.w_space else 1.0)
+        return self.generate(z, self.labels(n, labels, seed), ema, truncation=truncation if self.w_space else 1.0)
 
     def sample_pil(self, n: int, **kwargs) -> list[Image.Image]:
         return [tensor_to_pil(x) for x in self.sample(n, **kwargs)]

@@ -72,7 +72,7 @@ def interpolation_frames(gen: Generator, seeds: list[int], frames_per_seed: int 
     if gen.w_space:
         z = torch.cat([gen.latents(1, seed=s) for s in seeds])
         # unconditional: None (and --class is refused)
-        y = torch.cat([gen._labels(1, label, s) for s in seeds]) if gen.num_classes else gen._labels(1, label, 0)
+        y = torch.cat([gen.labels(1, label, s) for s in seeds]) if gen.num_classes else gen.labels(1, label, 0)
         w_keys = gen.mapping(z, y, truncation=truncation, ema=ema)
         ws = torch.stack([torch.lerp(w_keys[i], w_keys[(i + 1) % len(seeds)], t / frames_per_seed)
                           for i in range(len(seeds)) for t in range(frames_per_seed)])
@@ -81,7 +81,7 @@ def interpolation_frames(gen: Generator, seeds: list[int], frames_per_seed: int 
     zs = [slerp(keys[i], keys[(i + 1) % len(keys)], t / frames_per_seed)
           for i in range(len(keys)) for t in range(frames_per_seed)]
     z = torch.stack(zs)
-    labels = gen._labels(len(z), label, 0) if gen.num_classes else None
+    labels = gen.labels(len(z), label, 0) if gen.num_classes else None
     return gen.generate(z, labels, ema=ema)
 
 

@@ -43,8 +43,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # sub-commands that run a network: each has --device and --precision (default auto)
-NETWORK_COMMANDS = ("demo", "eval", "inpaint", "interpolate", "sample", "serve", "similarity", "stylize", "stylize-video", "train", "train-style",
-                    "train-upscaler", "translate", "upscale", "video")
+NETWORK_COMMANDS = ("demo", "eval", "eval-video", "inpaint", "interpolate", "sample", "serve", "similarity", "stylize",
+                    "stylize-video", "train", "train-inpainter", "train-style", "train-upscaler", "translate", "upscale",
+                    "video")
 
 
 def _chosen(argv: list[str]) -> str | None:

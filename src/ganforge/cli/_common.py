@@ -70,6 +70,15 @@ def check_device(value: str) -> str:
     raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
 
 
+def require_fp32_metric(precision: str, command: str) -> None:
+    """Metrics are defined (and their protocols recorded) in fp32: ``--precision`` auto or fp32 only."""
+    if precision not in ("auto", "fp32"):
+        from ..errors import GanforgeError
+
+        raise GanforgeError(f"metrics are defined (and their protocols recorded) in fp32; --precision {precision} "
+                            f"is not available for {command} (auto means fp32 here)")
+
+
 def write_json(data: Any, path: str | None) -> None:
     """Write ``data`` to ``path`` ('-': stdout). No-op when ``path`` is None."""
     if path is None:

@@ -7,10 +7,8 @@ import argparse
 import sys
 import warnings
 
-from ._common import add_json, add_network_options, add_quiet, write_json
+from ._common import add_json, add_network_options, add_quiet, require_fp32_metric, write_json
 
-FP32_ONLY = ("metrics are defined (and their protocols recorded) in fp32; --precision {0} is not "
-             "available for {1} (auto means fp32 here)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("b", help="image file or folder")
     s.add_argument("--features", default="inception", help="inception | mnist | fashion-mnist | none")
     add_json(s, "the scores (per pair and mean)")
+    add_quiet(s)
     add_network_options(s)
     s.set_defaults(func=_similarity)
 
@@ -55,7 +54,7 @@ def _eval(args: argparse.Namespace) -> int:
     from ..metrics.evaluation import write_json as write_eval_json
     from ..metrics.extractors import auto_extractor, get_extractor
 
-    _fp32_only(args, "eval")
+    require_fp32_metric(args.precision, "eval")
     progress = not args.quiet and sys.stderr.isatty()
     human = sys.stderr if args.json_path == "-" else sys.stdout
     with warnings.catch_warnings(record=True) as caught:
@@ -101,17 +100,10 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fp32_only(args: argparse.Namespace, command: str) -> None:
-    from ..errors import GanforgeError
-
-    if args.precision not in ("auto", "fp32"):
-        raise GanforgeError(FP32_ONLY.format(args.precision, command))
-
-
 def _similarity(args: argparse.Namespace) -> int:
     from ..metrics import similarity
 
-    _fp32_only(args, "similarity")
+    require_fp32_metric(args.precision, "similarity")
     features = None if args.features.lower() == "none" else args.features
     out = similarity(args.a, args.b, features=features, device=args.device)
     cos = out["feature_cosine_percent"]

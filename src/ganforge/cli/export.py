@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_json, write_json
+from ._common import add_json, add_quiet, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default="latest", help="latest, best or step-NNNNNNN")
     p.add_argument("--no-ema", dest="ema", action="store_false", help="export the raw generator instead of its EMA")
     add_json(p, "the export summary (file, size, metadata)")
+    add_quiet(p)
     p.set_defaults(func=run_export)
 
 

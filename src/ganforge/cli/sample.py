@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import GanforgeError
-from ._common import add_network_options
+from ._common import add_json, add_network_options, add_quiet, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default="latest", help="latest, best or step-NNNNNNN (run directories)")
     p.add_argument("--nrow", type=int, default=None)
     add_network_options(p)
+    add_quiet(p)
+    add_json(p, "the summary (files written, seed, truncation, step)")
     p.set_defaults(func=_sample)
 
     q = sub.add_parser("interpolate", help="latent walk between seeds as a GIF or MP4 (slerp in z; stylegan2: linear in W)",
@@ -41,10 +43,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="resample |z| above this; stylegan2: psi toward the mean w, 0 allowed")
     q.add_argument("--checkpoint", default="latest")
     add_network_options(q)
+    add_quiet(q)
+    add_json(q, "the summary (file written, seeds, frames)")
     q.set_defaults(func=_interpolate)
 
 
+def _summary(args: argparse.Namespace, gen, **fields) -> dict:
+    return {"run": str(args.run), "step": int(gen.step), "checkpoint": args.checkpoint, "device": str(gen.device),
+            "precision": gen.precision, "truncation": args.truncation, "class": args.label, **fields}
+
+
 def _sample(args: argparse.Namespace) -> int:
+    import sys
+
+    import torch
+    from tqdm.auto import tqdm
+
     from ..imageio import save_image
     from ..sample import load_generator, save_grid
 
@@ -52,19 +66,30 @@ def _sample(args: argparse.Namespace) -> int:
         raise GanforgeError("--n must be at least 1")
     gen = load_generator(args.run, checkpoint_name=args.checkpoint).to(args.device, args.precision)
     w_psi = args.truncation if gen.w_space else 1.0  # W-space generators truncate toward w_avg
-    images = gen.generate(gen.latents(args.n, args.seed, 1.0 if gen.w_space else args.truncation),
-                          gen._labels(args.n, args.label, args.seed), ema=not args.raw, truncation=w_psi)
+    z = gen.latents(args.n, args.seed, 1.0 if gen.w_space else args.truncation)
+    labels = gen.labels(args.n, args.label, args.seed)
+    chunk = 256  # Generator.generate's own batch: the bar moves once per batch, outputs are unchanged
+    parts = []
+    for i in tqdm(range(0, args.n, chunk), desc="sampling", unit="batch", disable=args.quiet or args.n <= chunk):
+        parts.append(gen.generate(z[i:i + chunk], None if labels is None else labels[i:i + chunk], ema=not args.raw,
+                                  truncation=w_psi))
+    images = torch.cat(parts)
+    human = sys.stderr if args.json_path == "-" else sys.stdout
     if args.out:
-        print(save_grid(images, args.out, nrow=args.nrow))
+        written = [str(save_grid(images, args.out, nrow=args.nrow))]
+        print(written[0], file=human)
     else:
         folder = Path(args.out_dir)
-        for i, img in enumerate(images):
-            save_image(img, folder / f"seed{args.seed}-{i:05d}.png")
-        print(f"{len(images)} images in {folder}")
+        written = [str(save_image(img, folder / f"seed{args.seed}-{i:05d}.png"))
+                   for i, img in enumerate(tqdm(images, desc="writing", unit="img", disable=args.quiet))]
+        print(f"{len(images)} images in {folder}", file=human)
+    write_json(_summary(args, gen, n=args.n, seed=args.seed, ema=not args.raw, files=written), args.json_path)
     return 0
 
 
 def _interpolate(args: argparse.Namespace) -> int:
+    import sys
+
     from ..sample import interpolation_frames, load_generator, write_video
 
     try:
@@ -73,5 +98,7 @@ def _interpolate(args: argparse.Namespace) -> int:
         raise GanforgeError(f"--seeds must be a comma list of integers, got {args.seeds!r}") from None
     gen = load_generator(args.run, checkpoint_name=args.checkpoint).to(args.device, args.precision)
     frames = interpolation_frames(gen, seeds, args.frames, label=args.label, truncation=args.truncation)
-    print(write_video(frames, args.out, fps=args.fps, scale=args.scale))
+    out = write_video(frames, args.out, fps=args.fps, scale=args.scale)
+    print(out, file=sys.stderr if args.json_path == "-" else sys.stdout)
+    write_json(_summary(args, gen, seeds=seeds, frames=len(frames), fps=args.fps, file=str(out)), args.json_path)
     return 0

@@ -8,7 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import add_json, add_network_options, add_quiet, add_resume, add_style_controls, write_json
+from ._common import (add_json, add_network_options, add_quiet, add_resume, add_style_controls, require_fp32_metric,
+                      write_json)
 
 DEFAULT_STRENGTH = 0.7  # = ganforge.video.temporal.DEFAULT_STRENGTH (not imported: it pulls in PyAV at start-up)
 FLOWS = ("dis", "farneback", "raft-small", "raft-large")  # = ganforge.video.flow.FLOW_METHODS (same reason)
@@ -112,6 +113,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--style-every", type=int, default=1, help="measure the style distance on every N-th frame")
     e.add_argument("--encoder", help="VGG19 for the style distance (default: one found on this machine, else colour statistics)")
     e.add_argument("--max-frames", type=int, help="only the first N frames")
+    add_network_options(e)
+    add_quiet(e)
     add_json(e)
     e.set_defaults(func=run_eval_video)
 
@@ -173,10 +176,12 @@ def run_eval_video(args: argparse.Namespace) -> int:
         ks = [int(k) for k in args.k.split(",") if k.strip()]
     except ValueError:
         raise GanforgeError(f"--k must be a comma list of integers, got {args.k!r}") from None
-    result = warping_error(args.original, args.stylised, ks, flow=args.flow, max_frames=args.max_frames)
+    require_fp32_metric(args.precision, "eval-video")
+    result = warping_error(args.original, args.stylised, ks, flow=args.flow, max_frames=args.max_frames,
+                           device=args.device, progress=not args.quiet)
     if args.style:
         result.update(style_distance(args.stylised, args.style, every=args.style_every, encoder=args.encoder,
-                                     max_frames=args.max_frames))
+                                     max_frames=args.max_frames, device=args.device))
     out = sys.stderr if args.json_path == "-" else sys.stdout
     print(f"frames: {result['frames']}  flow: {result['flow']} (on the original)", file=out)
     for k in ks:

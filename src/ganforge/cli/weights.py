@@ -1,8 +1,9 @@
-"""``ganforge weights list|fetch|verify|path``."""
+"""``ganforge weights list|fetch|verify|path|unpin``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ._common import add_json, add_quiet, write_json
 
@@ -12,29 +13,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     listing = actions.add_parser("list", help="known weights and where they are")
-    add_json(listing, "the registry (name, file, URL, sha256, local path)")
+    add_json(listing, "the registry (name, file, URL, sha256, pin, local path)")
+    add_quiet(listing)
     listing.set_defaults(func=_list)
     fetch = actions.add_parser("fetch", help="download NAME into the cache (sha256-checked)")
     fetch.add_argument("name")
     fetch.add_argument("--force", action="store_true", help="download again even if cached")
     add_quiet(fetch)
+    add_json(fetch, "the file fetched (name, path, sha256 or pin)")
     fetch.set_defaults(func=_fetch)
     verify = actions.add_parser("verify", help="check the sha256 of local files (all, or NAME)")
     verify.add_argument("name", nargs="?")
+    add_quiet(verify)
+    add_json(verify, "one row per file (name, status, path, detail)")
     verify.set_defaults(func=_verify)
     unpin = actions.add_parser("unpin", help="forget the pinned sha256 of NAME (files upstream publishes no checksum "
                                              "for are pinned at their first download; the next download pins again)")
     unpin.add_argument("name")
+    add_quiet(unpin)
     unpin.set_defaults(func=_unpin)
     path = actions.add_parser("path", help="print the local path of NAME (no download)")
     path.add_argument("name")
+    add_quiet(path)
     path.set_defaults(func=_path)
 
 
 def _fetch(args: argparse.Namespace) -> None:
     from .. import weights
 
-    print(weights.fetch(args.name, force=args.force, progress=not args.quiet))
+    path = weights.fetch(args.name, force=args.force, progress=not args.quiet)
+    print(path, file=sys.stderr if args.json_path == "-" else sys.stdout)
+    entry = weights.WEIGHTS.get(args.name)
+    write_json({"name": args.name, "path": str(path), "sha256": entry.sha256 or None,
+                "pinned_sha256": None if entry.sha256 else weights.pinned(entry)}, args.json_path)
 
 
 def _path(args: argparse.Namespace) -> None:
@@ -65,24 +76,33 @@ def _verify(args: argparse.Namespace) -> int:
     from .. import weights
 
     names = [args.name] if args.name else weights.WEIGHTS.names()
-    bad = 0
+    human = sys.stderr if args.json_path == "-" else sys.stdout
+    rows = []
     for name in names:
         local = weights.find(name)
-        if local is None:
-            print(f"{name}: absent")
-            continue
         entry = weights.WEIGHTS.get(name)
-        if not entry.sha256 and weights.pinned(entry) is None:
-            print(f"{name}: present, unverifiable (no published sha256, not pinned) ({local})")
-            continue
-        try:
-            weights.check(entry, local)
-            how = "" if entry.sha256 else f", matches the pin {weights.pinned(entry)[:16]}…"
-            print(f"{name}: ok{how} ({local})")
-        except weights.WeightsError as exc:
-            bad += 1
-            print(f"{name}: BAD: {exc}")
-    return 1 if bad else 0
+        if local is None:
+            row = {"name": name, "status": "absent", "path": None, "detail": ""}
+        elif not entry.sha256 and weights.pinned(entry) is None:
+            row = {"name": name, "status": "unverifiable", "path": str(local), "detail": "no published sha256, not pinned"}
+        else:
+            try:
+                weights.check(entry, local)
+                how = "" if entry.sha256 else f"matches the pin {weights.pinned(entry)[:16]}…"
+                row = {"name": name, "status": "ok", "path": str(local), "detail": how}
+            except weights.WeightsError as exc:
+                row = {"name": name, "status": "bad", "path": str(local), "detail": str(exc)}
+        rows.append(row)
+        if row["status"] == "absent":
+            print(f"{name}: absent", file=human)
+        elif row["status"] == "unverifiable":
+            print(f"{name}: present, unverifiable ({row['detail']}) ({local})", file=human)
+        elif row["status"] == "ok":
+            print(f"{name}: ok{', ' + row['detail'] if row['detail'] else ''} ({local})", file=human)
+        else:
+            print(f"{name}: BAD: {row['detail']}", file=human)
+    write_json(rows, args.json_path)
+    return 1 if any(r["status"] == "bad" for r in rows) else 0
 
 
 def _unpin(args: argparse.Namespace) -> None:

@@ -214,7 +214,7 @@ def run_generate(service: Service, job: Job, spec: GenerateSpec) -> Result:
     entry = generator(service, spec.run)
     gen = entry.value
     z = gen.latents(spec.n, spec.seed, spec.truncation)  # W-space generators truncate in generate()
-    labels = gen._labels(spec.n, spec.label, spec.seed)
+    labels = gen.labels(spec.n, spec.label, spec.seed)
     chunks = []
     with entry.lock, torch.inference_mode(), autocast(service.precision, service.device):
         for i in range(0, spec.n, CHUNK):

@@ -46,23 +46,29 @@ def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def warping_error(original: str | Path, stylised: str | Path, ks: Sequence[int] = (1, 10), *, flow: str = "dis",
-                  max_frames: int | None = None) -> dict[str, Any]:
+                  max_frames: int | None = None, device: Any = "auto", progress: bool = False) -> dict[str, Any]:
     """E_warp(k) for each k in ``ks`` (see the module docstring). Frames of ``stylised`` are
-    resized to the original's size if they differ (e.g. an odd size padded for H.264)."""
+    resized to the original's size if they differ (e.g. an odd size padded for H.264). ``device``
+    runs a RAFT flow network (the DIS/Farnebäck flows run on the CPU); ``progress`` shows a bar."""
+    from tqdm.auto import tqdm
+
     a, b = probe(original), probe(stylised)
     if a.frames != b.frames:
         raise VideoError(f"frame counts differ: {original} has {a.frames}, {stylised} has {b.frames}")
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise VideoError("frame distances k must be >= 1")
-    est = FlowEstimator(flow)
+    est = FlowEstimator(flow, device=device)
     size = (a.height, a.width)
     ring: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=ks[-1] + 1)
     sums = {k: 0.0 for k in ks}
     counts = {k: 0 for k in ks}
     trusted = {k: 0.0 for k in ks}
     n = 0
-    for src, out in zip(iter_frames(original), iter_frames(stylised)):
+    total = a.frames if max_frames is None else min(a.frames, max_frames)
+    pairs = tqdm(zip(iter_frames(original), iter_frames(stylised)), total=total, desc="E_warp", unit="frame",
+                 disable=not progress)
+    for src, out in pairs:
         if max_frames is not None and n >= max_frames:
             break
         out = _resize(out, size).astype(np.float32) / 255
@@ -109,9 +115,12 @@ class StyleDistance:
     is on this machine (``kind='vgg:<name>'``); otherwise the same on RGB pixels in [0, 1]
     (``kind='colour'``: mean and std per channel). Images are used at ``size`` px on the long side."""
 
-    def __init__(self, style, *, encoder: Any = None, size: int = 256, allow_download: bool = False) -> None:
+    def __init__(self, style, *, encoder: Any = None, size: int = 256, allow_download: bool = False,
+                 device: Any = "cpu") -> None:
+        from ..device import resolve_device
         from ..style.controls import limit_size, to_batch
 
+        self.device = resolve_device(device)
         self.size = size
         self.encoder = None
         self.kind = "colour"
@@ -130,7 +139,7 @@ class StyleDistance:
             encoder = load_vgg(encoder)
         else:
             self.kind = f"vgg:{getattr(encoder, 'source', 'given')}"
-        self.encoder = encoder.eval() if encoder is not None else None
+        self.encoder = encoder.eval().to(self.device) if encoder is not None else None
         s = limit_size(to_batch(style), size)
         self.target = {k: tuple(v) for k, v in self._stats(s).items()}
 
@@ -138,7 +147,7 @@ class StyleDistance:
         if self.encoder is None:
             return {"rgb": x}
         with torch.inference_mode():
-            return {k: v.float() for k, v in self.encoder(x, STYLE_LAYERS).items()}
+            return {k: v.float().cpu() for k, v in self.encoder(x.to(self.device), STYLE_LAYERS).items()}
 
     def _stats(self, x: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         from ..style.adain import mean_std
@@ -153,9 +162,9 @@ class StyleDistance:
 
 
 def style_distance(stylised: str | Path, style, *, every: int = 1, encoder: Any = None, size: int = 256,
-                   max_frames: int | None = None) -> dict[str, Any]:
+                   max_frames: int | None = None, device: Any = "cpu") -> dict[str, Any]:
     """Mean per-frame :class:`StyleDistance` over every ``every``-th frame of ``stylised``."""
-    dist = StyleDistance(style, encoder=encoder, size=size)
+    dist = StyleDistance(style, encoder=encoder, size=size, device=device)
     values = []
     for i, frame in enumerate(iter_frames(stylised)):
         if max_frames is not None and i >= max_frames:
