@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torchvision.utils import make_grid
 
 from .config import GanConfig

@@ -136,3 +136,36 @@ def upscale(image: str | os.PathLike | Image.Image | torch.Tensor,
     net = model if isinstance(model, nn.Module) else build_upscaler(model)
     out = upscale_image(net, image, **options)
     return tensor_to_pil(out[0] if out.dim() == 4 else out)
+
+
+class Upscaler:
+    """A super-resolution network as an inference object, like the other families'
+    (``Generator``, ``Translator``, ``Inpainter``, ``Stylizer``): ``load_upscaler(name_or_path)``
+    -> ``.to(device, precision)`` -> ``upscaler(image)``. Calls :func:`upscale_image`."""
+
+    def __init__(self, net: nn.Module, *, device: str | torch.device = "cpu", precision: str = "fp32") -> None:
+        if int(getattr(net, "scale", 0)) < 1:
+            raise GanforgeError(f"{type(net).__name__} has no integer `scale` attribute: not an upscaling network")
+        self.net = net.eval()
+        self.scale = int(net.scale)
+        self.to(device, precision)
+
+    def to(self, device: str | torch.device = "auto", precision: str = "auto") -> "Upscaler":
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.net.to(self.device)
+        return self
+
+    def __call__(self, image: Any, *, tile: int | None = None, overlap: int = 16, halo: int = 16,
+                 out_scale: float | None = None) -> torch.Tensor:
+        return upscale_image(self.net, image, tile=tile, overlap=overlap, halo=halo, precision=self.precision,
+                             device=self.device, out_scale=out_scale)
+
+
+def load_upscaler(name_or_path: str | os.PathLike, **arch: Any) -> Upscaler:
+    """An :class:`Upscaler` for a registered name, a weights file, an exported file or a
+    ``train-upscaler`` run directory (see :func:`ganforge.restore.zoo.build_upscaler`), on the CPU in
+    fp32 until :meth:`Upscaler.to`."""
+    from .zoo import build_upscaler
+
+    return Upscaler(build_upscaler(name_or_path, **arch))

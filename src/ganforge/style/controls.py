@@ -6,11 +6,12 @@ Everything works on float tensors N×C×H×W in [0, 1]; nothing here knows about
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -297,3 +298,44 @@ def resolve_paths(folder: str | os.PathLike) -> list[Path]:
     if not files:
         raise StyleError(f"no images in {folder}")
     return files
+
+
+StyleArg = Union[ImageLike, Sequence[Union[ImageLike, tuple[ImageLike, float]]]]
+
+
+def identity(image: ImageLike) -> str:
+    """A cache key for an input image: path + mtime + size, or a hash of the pixels."""
+    if isinstance(image, (str, os.PathLike)):
+        p = Path(image).resolve()
+        st = p.stat() if p.exists() else None
+        return f"path:{p}:{st.st_mtime_ns if st else 0}:{st.st_size if st else 0}"
+    if isinstance(image, Image.Image):
+        return "pil:" + hashlib.sha1(image.tobytes() + repr((image.size, image.mode)).encode()).hexdigest()
+    if isinstance(image, torch.Tensor):
+        t = image.detach().float().cpu().contiguous()
+        return "tensor:" + hashlib.sha1(t.numpy().tobytes() + repr(tuple(t.shape)).encode()).hexdigest()
+    raise StyleError(f"unsupported image type {type(image).__name__}")
+
+
+def parse_styles(style: StyleArg, weights: Sequence[float] | None = None) -> list[tuple[ImageLike, float]]:
+    """Normalise the many ways to give styles into [(image, weight)] with weights summing to 1."""
+    if isinstance(style, (str, os.PathLike, Image.Image, torch.Tensor)):
+        items: list[Any] = [style]
+    else:
+        items = list(style)
+    pairs: list[tuple[ImageLike, float]] = []
+    for item in items:
+        if isinstance(item, tuple):
+            pairs.append((item[0], float(item[1])))
+        elif isinstance(item, str) and not Path(item).exists():
+            pairs.append(parse_style_spec(item))
+        else:
+            pairs.append((item, 1.0))
+    if not pairs:
+        raise StyleError("give at least one style image")
+    if weights is not None:
+        if len(weights) != len(pairs):
+            raise StyleError(f"{len(weights)} style weights for {len(pairs)} styles")
+        pairs = [(img, float(w)) for (img, _), w in zip(pairs, weights)]
+    norm = normalise_weights([w for _, w in pairs])
+    return [(img, w) for (img, _), w in zip(pairs, norm)]

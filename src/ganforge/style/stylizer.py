@@ -3,11 +3,10 @@ per-style statistics) and :func:`stylize` (one call, one image)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Sequence
 
 import torch
 from PIL import Image
@@ -21,15 +20,14 @@ from ..nets.vgg import VGGEncoder, default_style_weight, load_vgg, pick_encoder
 from . import adain as adain_ops
 from . import wct as wct_ops
 from ..imageops import crop_to, pad_to_multiple
-from .controls import (COLOUR_MODES, ImageLike, StyleError, auto_foreground_mask, limit_size, load_mask,
-                       match_colour, normalise_weights, parse_style_spec, partition_tiles, plan_tiles,
-                       preserve_colour, region_masks, resize_to, resolve_paths, run_tiled, to_batch)
+from .controls import (COLOUR_MODES, ImageLike, StyleArg, StyleError, auto_foreground_mask, identity,  # noqa: F401
+                       limit_size, load_mask, match_colour, parse_styles, partition_tiles, plan_tiles, preserve_colour,
+                       region_masks, resize_to, resolve_paths, run_tiled, to_batch)
 from .gatys import gatys, style_targets
 from .similarity import similarity_report
 
 METHODS = ("adain", "wct", "gatys")
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-StyleArg = Union[ImageLike, Sequence[Union[ImageLike, tuple[ImageLike, float]]]]
 MULTIPLE = 8  # three poolings to relu4_1: pad to this and crop back
 
 
@@ -50,44 +48,6 @@ def default_adain_pair() -> tuple[str, str]:
             if path is not None and weights.find(encoder) is not None:
                 return encoder, str(path)
     return "vgg-normalised-adain", "adain-decoder"
-
-
-def identity(image: ImageLike) -> str:
-    """A cache key for an input image: path + mtime + size, or a hash of the pixels."""
-    if isinstance(image, (str, os.PathLike)):
-        p = Path(image).resolve()
-        st = p.stat() if p.exists() else None
-        return f"path:{p}:{st.st_mtime_ns if st else 0}:{st.st_size if st else 0}"
-    if isinstance(image, Image.Image):
-        return "pil:" + hashlib.sha1(image.tobytes() + repr((image.size, image.mode)).encode()).hexdigest()
-    if isinstance(image, torch.Tensor):
-        t = image.detach().float().cpu().contiguous()
-        return "tensor:" + hashlib.sha1(t.numpy().tobytes() + repr(tuple(t.shape)).encode()).hexdigest()
-    raise StyleError(f"unsupported image type {type(image).__name__}")
-
-
-def parse_styles(style: StyleArg, weights: Sequence[float] | None = None) -> list[tuple[ImageLike, float]]:
-    """Normalise the many ways to give styles into [(image, weight)] with weights summing to 1."""
-    if isinstance(style, (str, os.PathLike, Image.Image, torch.Tensor)):
-        items: list[Any] = [style]
-    else:
-        items = list(style)
-    pairs: list[tuple[ImageLike, float]] = []
-    for item in items:
-        if isinstance(item, tuple):
-            pairs.append((item[0], float(item[1])))
-        elif isinstance(item, str) and not Path(item).exists():
-            pairs.append(parse_style_spec(item))
-        else:
-            pairs.append((item, 1.0))
-    if not pairs:
-        raise StyleError("give at least one style image")
-    if weights is not None:
-        if len(weights) != len(pairs):
-            raise StyleError(f"{len(weights)} style weights for {len(pairs)} styles")
-        pairs = [(img, float(w)) for (img, _), w in zip(pairs, weights)]
-    norm = normalise_weights([w for _, w in pairs])
-    return [(img, w) for (img, _), w in zip(pairs, norm)]
 
 
 class Stylizer:
@@ -112,15 +72,8 @@ class Stylizer:
                  **gatys_options: Any) -> None:
         if method not in METHODS:
             raise StyleError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-        from ..device import PRECISIONS, resolve_device, resolve_precision
-
-        if precision not in PRECISIONS:
-            raise StyleError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
         self.method = method
-        self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
-        if self.precision == "fp16" and method == "gatys":
-            raise StyleError("gatys optimises in fp32 or bf16; use --precision bf16, fp32 or auto")
+        self.to(device, precision)
         self.style_size = style_size
         self.gatys_options = {"iterations": 200, "content_weight": 1.0, **gatys_options}
         if method == "gatys":
@@ -130,11 +83,25 @@ class Stylizer:
         elif encoder is None:
             encoder = "vgg-normalised-adain"
         self._encoder_arg, self._decoder_arg, self._decoders_arg = encoder, decoder, decoders
+        self._cache_size = cache_size
+        self.cache_hits = 0
+
+    def to(self, device: str | torch.device = "auto", precision: str = "auto") -> "Stylizer":
+        """Run on ``device`` at ``precision`` (through :mod:`ganforge.device`); the networks are placed
+        there on their next use and the cached style statistics are recomputed."""
+        from ..device import PRECISIONS, resolve_device, resolve_precision
+
+        if precision not in PRECISIONS:
+            raise StyleError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        dev = resolve_device(device)
+        prec = resolve_precision(precision, dev)
+        if prec == "fp16" and self.method == "gatys":
+            raise StyleError("gatys optimises in fp32 or bf16; use --precision bf16, fp32 or auto")
+        self.device, self.precision = dev, prec
         self._encoder: VGGEncoder | None = None
         self._decoders: dict[str, nn.Module] | None = None
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
-        self._cache_size = cache_size
-        self.cache_hits = 0
+        return self
 
     # -- networks ----------------------------------------------------------------------------------
 
