@@ -106,3 +106,12 @@ def one_thread_module():
     """``one_thread`` for module-scoped fixtures (e.g. a network built once per module)."""
     with _intra_op_threads(1):
         yield
+
+
+@pytest.fixture
+def fresh_home(tmp_path, monkeypatch):
+    """A user's machine: empty cache, no weights folder, network allowed."""
+    monkeypatch.setenv("GANFORGE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("GANFORGE_WEIGHTS_DIR", raising=False)
+    monkeypatch.delenv("GANFORGE_OFFLINE", raising=False)
+    return tmp_path / "home"

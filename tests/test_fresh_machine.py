@@ -40,15 +40,6 @@ def _official_vgg19_state(seed: int = 0) -> dict[str, torch.Tensor]:
     return state
 
 
-@pytest.fixture
-def fresh_home(tmp_path, monkeypatch):
-    """A user's machine: empty cache, no weights folder, network allowed."""
-    monkeypatch.setenv("GANFORGE_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("GANFORGE_WEIGHTS_DIR", raising=False)
-    monkeypatch.delenv("GANFORGE_OFFLINE", raising=False)
-    return tmp_path / "home"
-
-
 def _serve(monkeypatch, tmp_path: Path, name: str, *, good: bool) -> Path:
     """Publish random official-layout weights at a file:// URL under the entry's file name, and
     point the registry entry at it (hash prefix as torchvision publishes it, or a wrong one)."""

@@ -20,14 +20,6 @@ from ganforge.nets.translators import ResnetGenerator
 NAME = "cyclegan-horse2zebra"
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("GANFORGE_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("GANFORGE_WEIGHTS_DIR", raising=False)
-    monkeypatch.delenv("GANFORGE_OFFLINE", raising=False)
-    return tmp_path / "home"
-
-
 def _publish(monkeypatch, tmp_path, seed: int) -> bytes:
     """Random weights in upstream's ResnetGenerator layout at a file:// URL for NAME; returns the bytes."""
     torch.manual_seed(seed)
@@ -46,7 +38,7 @@ def test_every_download_url_is_https():
         assert entry.url is None or entry.url.startswith("https://"), name
 
 
-def test_offline_fetch_makes_no_network_attempt_and_says_so_in_one_line(home, tmp_path, monkeypatch, capsys):
+def test_offline_fetch_makes_no_network_attempt_and_says_so_in_one_line(fresh_home, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GANFORGE_OFFLINE", "1")
     monkeypatch.setenv("GANFORGE_WEIGHTS_DIR", str(tmp_path / "mine"))
 
@@ -62,10 +54,10 @@ def test_offline_fetch_makes_no_network_attempt_and_says_so_in_one_line(home, tm
     assert entry.filename in err and entry.url in err and "GANFORGE_WEIGHTS_DIR" in err and str(tmp_path / "mine") in err
 
 
-def test_first_fetch_pins_a_changed_file_is_refused_and_unpin_repins(home, tmp_path, monkeypatch, capsys):
+def test_first_fetch_pins_a_changed_file_is_refused_and_unpin_repins(fresh_home, tmp_path, monkeypatch, capsys):
     first = _publish(monkeypatch, tmp_path, seed=0)
     assert main(["weights", "fetch", NAME, "--quiet"]) == 0
-    cached = home / "weights" / weights.WEIGHTS.get(NAME).filename
+    cached = fresh_home / "weights" / weights.WEIGHTS.get(NAME).filename
     assert cached.read_bytes() == first
     pin = hashlib.sha256(first).hexdigest()
     assert weights.pinned(weights.WEIGHTS.get(NAME)) == pin
@@ -102,9 +94,9 @@ def test_first_fetch_pins_a_changed_file_is_refused_and_unpin_repins(home, tmp_p
     assert cached.read_bytes() == second
 
 
-def test_unpublished_checksum_without_pin_still_warns(home, tmp_path, monkeypatch):
+def test_unpublished_checksum_without_pin_still_warns(fresh_home, tmp_path, monkeypatch):
     _publish(monkeypatch, tmp_path, seed=0)
-    target = home / "weights" / weights.WEIGHTS.get(NAME).filename
+    target = fresh_home / "weights" / weights.WEIGHTS.get(NAME).filename
     target.parent.mkdir(parents=True)
     target.write_bytes((tmp_path / "upstream" / "horse2zebra.pth").read_bytes())  # copied in by hand: no pin
     with pytest.warns(UserWarning, match="no published sha256"):
