@@ -35,8 +35,10 @@ LAYERS: dict[str, int] = {
     "ganforge.nets": 2, "ganforge.weights": 2, "ganforge.data": 2, "ganforge.losses": 2, "ganforge.augment": 2,
     "ganforge.metrics": 2,
     # 3 the training engine: loop, batches, checkpoints, the run-directory protocol, run_task; the
-    #   checked safetensors container every saved model uses
-    "ganforge.train": 3, "ganforge.export.container": 3,
+    #   checked safetensors container every saved model uses, and the save/load contract
+    #   (save_pretrained / from_pretrained and the FAMILIES registry, which each family fills from
+    #   its own package, as run loaders fill train.rundir's)
+    "ganforge.train": 3, "ganforge.export.container": 3, "ganforge.export.contract": 3,
     # 4 model families: each one's config, task, inference object and file format
     "ganforge.train.gan": 4, "ganforge.config": 4, "ganforge.generator": 4, "ganforge.sample": 4,
     "ganforge.export.generator_file": 4, "ganforge.translate": 4, "ganforge.style": 4, "ganforge.restore": 4,

@@ -137,25 +137,79 @@ def test_family_keys_and_generator_layouts(tmp_path):
 
 
 def test_loaders_take_the_files(tmp_path):
-    """build_upscaler, the stylizer's decoder option and load_translator read a model file as it is."""
+    """Each family's own loader reads a file written by save_pretrained as it is, with outputs
+    bit-identical to the saved object's (through the family's adapter, not key guessing)."""
     from ganforge.nets.adain_decoder import load_decoder
+    from ganforge.restore.inpaint import load_inpainter
     from ganforge.restore.zoo import build_upscaler
     from ganforge.translate.apply import load_translator
 
     for kind in ("rrdb-x2", "srresnet"):
         net = make_upscaler(kind)
+        net.step = 5
         save_pretrained(net, tmp_path / f"{kind}.safetensors")
-        assert torch.equal(outputs(build_upscaler(tmp_path / f"{kind}.safetensors"), "upscaler"),
-                           outputs(net, "upscaler"))
+        again = build_upscaler(tmp_path / f"{kind}.safetensors")
+        assert type(again) is type(net) and again.step == 5 and "×" in again.source  # rebuilt by the adapter
+        assert torch.equal(outputs(again, "upscaler"), outputs(net, "upscaler"))
     dec = make_decoder()
     save_pretrained(dec, tmp_path / "d.safetensors")
     loaded = load_decoder(str(tmp_path / "d.safetensors"))
     assert (loaded.layer, loaded.encoder_name) == ("relu2_1", "vgg19-caffe")
     assert torch.equal(outputs(loaded, "style-decoder"), outputs(dec, "style-decoder"))
-    tr = make_translator("resnet")
-    save_pretrained(tr, tmp_path / "t.safetensors")
-    again = load_translator(tmp_path / "t.safetensors", device="cpu", precision="fp32")
-    assert torch.equal(outputs(again, "translator"), outputs(tr, "translator"))
+    for kind in ("resnet", "unet-batch"):
+        tr = make_translator(kind)
+        save_pretrained(tr, tmp_path / f"t-{kind}.safetensors")
+        again = load_translator(tmp_path / f"t-{kind}.safetensors", device="cpu", precision="fp32")
+        assert (again.in_channels, again.out_channels, again.multiple) == (tr.in_channels, tr.out_channels, tr.multiple)
+        assert torch.equal(outputs(again, "translator"), outputs(tr, "translator"))
+    inp = make_inpainter()
+    save_pretrained(inp, tmp_path / "i.safetensors")
+    again = load_inpainter(tmp_path / "i.safetensors", device="cpu", precision="fp32")
+    assert isinstance(again, Inpainter) and (again.channels, again.multiple, again.prefill) == (3, 32, "none")
+    assert torch.equal(outputs(again, "inpainter"), outputs(inp, "inpainter"))
+    gen = make_generator("dcgan", 3)
+    save_pretrained(gen, tmp_path / "g.safetensors")
+    export_generator(gen, tmp_path / "g-old.safetensors")
+    for name in ("g.safetensors", "g-old.safetensors"):  # load_generator reads both layouts
+        assert torch.equal(outputs(load_generator(tmp_path / name), "generator"), outputs(gen, "generator"))
+
+
+def test_loaders_refuse_another_familys_file_in_one_line(tmp_path):
+    from ganforge.restore.inpaint import load_inpainter
+
+    save_pretrained(make_upscaler("srresnet"), tmp_path / "u.safetensors")
+    with pytest.raises(CheckpointError) as exc:
+        load_inpainter(tmp_path / "u.safetensors")
+    assert "'upscaler' model, not a 'inpainter'" in _one_line(exc)
+    save_pretrained(make_inpainter(), tmp_path / "i.safetensors")
+    with pytest.raises(GanforgeError) as exc:
+        load_inpainter(tmp_path / "i.safetensors", checkpoint="best")
+    assert "--checkpoint applies to run directories" in _one_line(exc)
+
+
+def test_each_family_registers_its_own_adapter(tmp_path):
+    """A family's loader finds its adapter in a fresh interpreter that imports only that family
+    (the contract imports no family; each registers itself when its loader's module loads)."""
+    import subprocess
+    import sys
+
+    for name, make in (("u", lambda: make_upscaler("srresnet")), ("t", lambda: make_translator("resnet")),
+                       ("i", make_inpainter)):
+        save_pretrained(make(), tmp_path / f"{name}.safetensors")
+    script = f"""
+import sys
+from pathlib import Path
+d = Path({str(tmp_path)!r})
+from ganforge.restore.inpaint import load_inpainter
+load_inpainter(d / "i.safetensors", device="cpu", precision="fp32")
+from ganforge.translate.apply import load_translator
+load_translator(d / "t.safetensors", device="cpu", precision="fp32")
+from ganforge.restore.zoo import build_upscaler
+assert "srresnet" in build_upscaler(d / "u.safetensors").source
+assert "ganforge.style.decoder_run" not in sys.modules  # nothing imported every family
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:

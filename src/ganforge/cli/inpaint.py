@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files and/or folders of images")
     p.add_argument("--mask", required=True, metavar="MASK",
                    help="mask image: white (> 127) = hole, black = keep; any size")
-    p.add_argument("--model", required=True, metavar="RUN", help="a ganforge train-inpainter run directory")
+    p.add_argument("--model", required=True, metavar="RUN",
+                   help="a ganforge train-inpainter run directory, or an inpainter file written by ganforge export")
     p.add_argument("--out", required=True, metavar="PATH",
                    help="output .png for a single image, else a folder (one INPUT_STEM.png per image)")
     p.add_argument("--checkpoint", default="latest", help="latest, best or step-N")

@@ -15,7 +15,7 @@ import torch
 from ..errors import CheckpointError
 
 MAX_HEADER = 100 * 2 ** 20  # safetensors' own limit on the JSON header
-MODEL_FORMAT = "ganforge.model"  # save_pretrained's layout, every family (export/pretrained.py)
+MODEL_FORMAT = "ganforge.model"  # save_pretrained's layout, every family (export/contract.py)
 MODEL_FORMAT_VERSION = 1
 
 

@@ -6,6 +6,10 @@ safetensors' string metadata, everything needed to rebuild it (format, arch, the
 sha256 of the tensor bytes, so it can be shared, loaded without its run directory, and read with
 plain ``safetensors`` by other tools. Nothing here is specific to an architecture: any registered
 one is rebuilt from ``arch`` and the spec and loaded strictly.
+
+This module is also the generator family's adapter for :mod:`ganforge.export.contract`
+(``save_pretrained`` / ``from_pretrained``): importing it registers the ``generator`` family, which
+reads both layouts (``ganforge.model`` and this module's older ``ganforge.generator``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from ..errors import CheckpointError, GanforgeError
 from ..generator import Generator
 from ..nets import GanNetSpec, build_gan
 from .container import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_strict, read_checked, write_checked
+from .contract import FAMILIES, Family
 
 FORMAT = "ganforge.generator"
 FORMAT_VERSION = 1
@@ -85,9 +90,9 @@ def _spec(meta: dict[str, str], path: Path) -> GanNetSpec:
 
 
 def load_exported(path: str | Path):
-    """A :class:`ganforge.sample.Generator` from a generator export: the network of the file's
-    ``arch`` built for its spec, loaded strictly (every key, every shape). The file holds one
-    generator, so ``G`` and ``G_ema`` are the same network; ``run_dir`` is the file."""
+    """A :class:`ganforge.sample.Generator` from a generator export (either layout): the network of
+    the file's ``arch`` built for its spec, loaded strictly (every key, every shape). The file holds
+    one generator, so ``G`` and ``G_ema`` are the same network; ``run_dir`` is the file."""
     path = Path(path)
     meta, tensors = read_checked(path, {FORMAT: FORMAT_VERSION, MODEL_FORMAT: MODEL_FORMAT_VERSION}, _foreign)
     if meta["format"] == MODEL_FORMAT:  # save_pretrained's layout (any family): it must hold a generator
@@ -95,11 +100,11 @@ def load_exported(path: str | Path):
             raise CheckpointError(f"{path} holds a {meta.get('family')!r} model, not a generator; "
                                   "load it with ganforge.export.from_pretrained")
         try:
-            spec = GanNetSpec(**json.loads(meta.get("spec", "")))
-        except (TypeError, ValueError):
-            raise CheckpointError(f"{path}: metadata spec {meta.get('spec')!r} is not a GAN spec") from None
-        return rebuild_generator(meta.get("arch", ""), spec, tensors, meta, path)
-    return rebuild_generator(meta.get("arch", ""), _spec(meta, path), tensors, meta, path)
+            spec = json.loads(meta.get("spec", ""))
+        except ValueError:
+            spec = None
+        return _rebuild(meta.get("arch", ""), spec, tensors, meta, path)
+    return _load_layout(meta, tensors, path)
 
 
 def rebuild_generator(arch: str, spec: GanNetSpec, tensors: dict[str, torch.Tensor], meta: dict[str, str],
@@ -121,3 +126,31 @@ def rebuild_generator(arch: str, spec: GanNetSpec, tensors: dict[str, torch.Tens
     if not isinstance(class_names, list) or not all(isinstance(c, str) for c in class_names):
         raise CheckpointError(f"{path}: metadata class_names must be a JSON list of strings")
     return Generator(G, G, spec, class_names, step, path, arch=arch)
+
+
+# -- the generator family's adapter (ganforge.export.contract) -------------------------------------
+
+def _parts(gen) -> tuple[str, dict[str, Any], torch.nn.Module]:
+    if not gen.arch:
+        raise GanforgeError("this generator does not know its architecture; load it with ganforge.load_generator")
+    return gen.arch, dataclasses.asdict(gen.spec), gen.G_ema
+
+
+def _rebuild(arch, spec, tensors, meta, path) -> Generator:
+    """The ``ganforge.model`` layout: ``spec`` is the JSON object of the GanNetSpec fields."""
+    try:
+        net_spec = GanNetSpec(**spec)
+    except TypeError:
+        raise CheckpointError(f"{path}: metadata spec {json.dumps(spec)} is not a GAN spec") from None
+    return rebuild_generator(arch, net_spec, tensors, meta, path)
+
+
+def _load_layout(meta, tensors, path) -> Generator:
+    """The older ``ganforge.generator`` layout: one metadata key per GanNetSpec field."""
+    return rebuild_generator(meta.get("arch", ""), _spec(meta, path), tensors, meta, path)
+
+
+FAMILIES.register("generator", Family(
+    lambda obj: isinstance(obj, Generator), _parts, _rebuild,
+    lambda gen: {"class_names": json.dumps(list(gen.class_names)), "step": str(int(gen.step)), "weights": "ema"},
+    layouts={FORMAT: FORMAT_VERSION}, load_layout=_load_layout))

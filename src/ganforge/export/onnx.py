@@ -30,7 +30,9 @@ import torch
 from torch import nn
 
 from ..errors import GanforgeError
-from .families import batch_statistics, family_of
+from ..translate.pretrained import batch_statistics
+from .contract import family_of
+from .families import load_families
 
 OPSET = 17
 SUFFIX = ".onnx"
@@ -151,6 +153,7 @@ def _spatial(*names: str) -> dict[str, dict[int, str]]:
 
 def onnx_graph(obj: Any, *, encoder: str | nn.Module | None = None, size: int | None = None):
     """(module, example inputs, input names, output names, dynamic axes, notes) for ``obj``."""
+    load_families()
     family = family_of(obj)
     if family == "generator":
         gen = obj

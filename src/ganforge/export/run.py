@@ -80,7 +80,7 @@ def export_run(run_dir: str | Path, path: str | Path, *, checkpoint_name: str = 
 
         summary = export_onnx(model, path, encoder=encoder)
     else:
-        from .pretrained import save_pretrained
+        from .contract import save_pretrained
 
         summary = save_pretrained(model, path)
     return {**summary, "task": task, "format": fmt}

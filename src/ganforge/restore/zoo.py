@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightsError
+from ..export.contract import file_family, from_pretrained
 from ..weights import WEIGHTS
 from ..weights.catalog import UPSCALERS
 
@@ -105,13 +106,19 @@ def build_upscaler(name_or_path: str | os.PathLike, **arch: Any) -> nn.Module:
     overrides it (``scale=`` settles an RRDBNet whose input channel count is not 3).
 
     A ``ganforge train-upscaler`` run directory works too: its generator (the EMA copy when the
-    run keeps one) at the latest checkpoint."""
+    run keeps one) at the latest checkpoint; so does an upscaler file written by ``ganforge export``
+    or ``save_pretrained`` (rebuilt from its metadata, unless ``arch`` overrides are given)."""
     from ..nets.rrdb import arch_from_state_dict
 
-    if Path(name_or_path).expanduser().is_dir():
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
         from .sr import load_upscaler_run
 
-        return load_upscaler_run(Path(name_or_path).expanduser())
+        return load_upscaler_run(path)
+    if not arch and path.is_file() and file_family(path) == "upscaler":  # ganforge export / save_pretrained
+        from .sr import load as sr_load  # noqa: F401  (registers the upscaler family)
+
+        return from_pretrained(path, family="upscaler")
     state, source = load_upscaler_state(name_or_path)
     try:
         cls, kwargs = arch_from_state_dict(state, scale=arch.get("scale"))

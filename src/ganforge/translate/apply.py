@@ -1,10 +1,13 @@
 """Using a trained or published translator on images of any size.
 
-``load_translator(run_dir | zoo name | .pth)`` returns a :class:`Translator`: call it on a PIL
+``load_translator(run_dir | zoo name | .pth | exported .safetensors)`` returns a :class:`Translator`: call it on a PIL
 image, a path or a tensor. Any H×W works: the input is reflect-padded to the generator's multiple
 (4 for ResNet generators, 2**downs for U-Nets, 32 for SPADE) and the output cropped back, so the
 output has exactly the input's size (upstream pix2pix/CycleGAN resize to squares of multiples of
 4). Large images go tile by tile with blended overlaps (``tile``), so memory is one tile.
+
+Importing this module registers the ``translator`` run task and model family (the adapter of
+:mod:`ganforge.export.contract`: ``save_pretrained`` / ``from_pretrained``).
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from torch import nn
 
 from ..device import autocast, resolve_device, resolve_precision
 from ..errors import CheckpointError, GanforgeError
+from ..export.contract import FAMILIES, Family, file_family, from_pretrained
 from ..imageops import crop_to, pad_to_multiple
 from ..train.rundir import register_run_task
+from .pretrained import batch_statistics, build_image_net, image_net_spec
 
 AUTO_TILE_PIXELS = 1536 * 1536  # above this many pixels, --tile defaults to 512
 
@@ -69,14 +74,10 @@ class Translator:
             out = self.net(inp)
         return crop_to(out.float(), size).add(1).div(2).clamp(0, 1)
 
-    def _batch_statistics(self) -> bool:
-        """Whether a BatchNorm layer normalises with batch statistics (see ``zoo.use_batch_statistics``)."""
-        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in self.net.modules())
-
     def translate_tensor(self, x: torch.Tensor, *, tile: int | None = None, overlap: int = 32) -> torch.Tensor:
         """Batch in, batch out, same H×W. ``tile``: process in tiles of this size (None: only images
         above ~2.4 Mpx, in 512 px tiles)."""
-        if len(x) > 1 and self._batch_statistics():
+        if len(x) > 1 and batch_statistics(self.net):
             # BatchNorm on the statistics of what it is given: one image per forward, so an image's
             # output never depends on the others in its batch (upstream tests pix2pix with batch 1)
             return torch.cat([self.translate_tensor(x[i:i + 1], tile=tile, overlap=overlap) for i in range(len(x))])
@@ -178,14 +179,19 @@ def _from_zoo(name_or_path: str, direction: str | None) -> Translator:
 def load_translator(source: str | os.PathLike, *, direction: str | None = None, checkpoint: str = "latest",
                     ema: bool = True, device: str = "auto", precision: str = "auto") -> Translator:
     """A :class:`Translator` from a ``ganforge translate train`` run directory, a registered zoo name
-    (``cyclegan-horse2zebra``, ``pix2pix-facades_label2photo``, …, see ``ganforge weights list``) or
-    a ``.pth`` file in the public pix2pix/CycleGAN layout. ``direction``: for CycleGAN runs, which
-    generator (AtoB or BtoA)."""
+    (``cyclegan-horse2zebra``, ``pix2pix-facades_label2photo``, …, see ``ganforge weights list``),
+    a ``.pth`` file in the public pix2pix/CycleGAN layout, or a translator file written by
+    ``ganforge export`` / ``save_pretrained``. ``direction``: for CycleGAN runs, which generator
+    (AtoB or BtoA)."""
     path = Path(source)
     if path.is_dir():
         if not (path / "run.json").is_file():
             raise CheckpointError(f"{path} is not a ganforge run directory (no run.json)")
         tr = _from_run(path, direction=direction, checkpoint_name=checkpoint, ema=ema)
+    elif path.is_file() and file_family(path) == "translator":
+        if direction not in (None, "AtoB"):
+            raise GanforgeError("an exported translator translates one way only; omit --direction")
+        tr = from_pretrained(path, family="translator")
     else:
         if path.suffix and not path.exists():
             raise GanforgeError(f"no such file: {path}")
@@ -198,3 +204,26 @@ def _load_translator_run(run_dir: Path, meta: dict, *, checkpoint_name: str = "l
 
 
 register_run_task("translator", _load_translator_run)
+
+
+# -- the translator family's adapter (ganforge.export.contract) ------------------------------------
+
+def _parts(tr: Translator) -> tuple[str, dict[str, Any], nn.Module]:
+    arch, net = image_net_spec(tr.net)
+    return arch, {"net": net, "in_channels": tr.in_channels, "out_channels": tr.out_channels,
+                  "multiple": tr.multiple, "labels": tr.labels, "num_classes": tr.num_classes,
+                  "batch_statistics": batch_statistics(tr.net)}, tr.net
+
+
+def _rebuild(arch: str, spec: dict[str, Any], tensors: dict, meta: dict, path: Path) -> Translator:
+    net = build_image_net(arch, spec["net"], tensors, path)
+    if spec.get("batch_statistics"):
+        from .zoo import use_batch_statistics
+
+        use_batch_statistics(net)
+    return Translator(net, in_channels=spec["in_channels"], out_channels=spec["out_channels"],
+                      multiple=spec["multiple"], labels=spec.get("labels", False),
+                      num_classes=spec.get("num_classes", 0), name=str(path)).to("cpu", "fp32")  # as load_translator
+
+
+FAMILIES.register("translator", Family(lambda obj: isinstance(obj, Translator), _parts, _rebuild))

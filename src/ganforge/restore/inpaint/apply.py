@@ -1,7 +1,10 @@
-"""Using a trained inpainter: :func:`load_inpainter` (run directory -> :class:`Inpainter`) and
+"""Using a trained inpainter: :func:`load_inpainter` (run directory or exported file ->
+:class:`Inpainter`) and
 :func:`inpaint_image` on images of any size (reflect-padded to the U-Net's multiple and cropped
 back), masks of any size (resized to the image, nearest), the known pixels returned exactly (the
-composite is done on the 8-bit values). Importing this module registers the ``inpainter`` run task."""
+composite is done on the 8-bit values). Importing this module registers the ``inpainter`` run task
+and model family (the adapter of :mod:`ganforge.export.contract`: ``save_pretrained`` /
+``from_pretrained``)."""
 
 from __future__ import annotations
 
@@ -15,8 +18,10 @@ import torch
 from torch import nn
 
 from ...errors import CheckpointError, GanforgeError
+from ...export.contract import FAMILIES, Family, from_pretrained
 from ...imageops import crop_to, pad_to_multiple
 from ...train.rundir import load_checkpoint, register_run_task, require_task
+from ...translate.pretrained import build_image_net, image_net_spec
 from .config import InpaintConfig, build_inpaint_generator
 from .ops import net_input
 
@@ -59,11 +64,18 @@ class Inpainter:
 
 def load_inpainter(run_dir: str | os.PathLike, *, checkpoint: str = "latest", ema: bool = True,
                    device: str = "auto", precision: str = "auto") -> Inpainter:
-    """An :class:`Inpainter` from a ``ganforge train-inpainter`` run directory."""
+    """An :class:`Inpainter` from a ``ganforge train-inpainter`` run directory, or from an inpainter
+    file written by ``ganforge export`` / ``save_pretrained`` (one set of weights: ``checkpoint``
+    and ``ema`` apply to run directories)."""
     from ...train import checkpoint as ckpt
     from ...train.run import CONFIG_FILE, load_options
 
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        if checkpoint != "latest":
+            raise GanforgeError(f"{run_dir} is an exported inpainter (one set of weights); "
+                                "--checkpoint applies to run directories")
+        return from_pretrained(run_dir, family="inpainter").to(device, precision)
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir} is not a run directory (train one with ganforge train-inpainter)")
     meta = require_task(run_dir, "inpainter")
@@ -157,3 +169,20 @@ def _load_inpainter_run(run_dir: Path, meta: dict, *, checkpoint_name: str = "la
 
 
 register_run_task("inpainter", _load_inpainter_run)
+
+
+# -- the inpainter family's adapter (ganforge.export.contract) -------------------------------------
+
+def _parts(model: Inpainter) -> tuple[str, dict[str, Any], nn.Module]:
+    arch, net = image_net_spec(model.net)
+    return arch, {"net": net, "channels": model.channels, "multiple": model.multiple,
+                  "prefill": model.prefill}, model.net
+
+
+def _rebuild(arch: str, spec: dict[str, Any], tensors: dict, meta: dict, path: Path) -> Inpainter:
+    net = build_image_net(arch, spec["net"], tensors, path)
+    return Inpainter(net, channels=spec["channels"], multiple=spec["multiple"], prefill=spec.get("prefill", "none"),
+                     name=str(path)).to("cpu", "fp32")  # as load_inpainter (its memory format too)
+
+
+FAMILIES.register("inpainter", Family(lambda obj: isinstance(obj, Inpainter), _parts, _rebuild))
