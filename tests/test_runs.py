@@ -192,7 +192,10 @@ def test_train_style_gets_the_resume_guards(tmp_path):
     with pytest.raises(CheckpointError, match=r"options differ from the saved run \(style_weight\)"):
         train_decoder(changed, run, device="cpu")
     with pytest.raises(GanforgeError, match="already holds a run"):
-        train_decoder(cfg, run, resume=False, device="cpu")
+        train_decoder(cfg, run, resume="never", device="cpu")
+    with pytest.warns(DeprecationWarning, match="resume='auto' or 'never'"), \
+            pytest.raises(GanforgeError, match="already holds a run"):
+        train_decoder(cfg, run, resume=False, device="cpu")  # the old bool still works, with a warning
     longer = DecoderTrainConfig(content="c", style="s", steps=5)  # linear schedule follows --steps
     with pytest.raises(CheckpointError, match="lr-decay-steps"):
         train_decoder(longer, run, device="cpu")
