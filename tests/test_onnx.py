@@ -83,6 +83,22 @@ def test_inpainter_fills_the_hole_and_keeps_the_rest(tmp_path):
         assert np.array_equal(out * (1 - mask.numpy()), (image * (1 - mask)).numpy())
 
 
+def test_pyramid_prefill_inpainter_exports_at_one_size(tmp_path):
+    """The default pre-fill (a multigrid fill unrolled per image size) exports for a given size,
+    with a dynamic batch, and matches Inpainter.fill there."""
+    model = make_inpainter()
+    model.prefill = "pyramid"
+    summary = export_onnx(model, tmp_path / "p.onnx", size=(32, 64))
+    assert summary["notes"]["fixed_size"] == [32, 64]
+    for n in (1, 3):
+        g = torch.Generator().manual_seed(n)
+        image, mask = torch.rand(n, 3, 32, 64, generator=g), (torch.rand(n, 1, 32, 64, generator=g) > 0.6).float()
+        out = _run(tmp_path / "p.onnx", image=image, mask=mask)
+        _close(out, image * (1 - mask) + model.fill(image, mask) * mask)
+    with pytest.raises(GanforgeError, match="multiples of"):
+        export_onnx(model, tmp_path / "q.onnx", size=(30, 64))
+
+
 def test_adain_stylizer_is_one_graph_with_alpha(tmp_path):
     from ganforge.nets.vgg import VGGEncoder
     from ganforge.style import Stylizer
@@ -114,8 +130,8 @@ def test_unsupported_cases_are_one_line(tmp_path):
 
     spade = Translator(SpadeGenerator(3, 3, ngf=4, crop_size=32), 3, 3, 32, labels=True, num_classes=3)
     pyramid = make_inpainter()
-    pyramid.prefill = "pyramid"
-    for model, needle in ((spade, "label-map translators"), (pyramid, "prefill='pyramid'"),
+    pyramid.prefill = "pyramid"  # needs its one image size
+    for model, needle in ((spade, "label-map translators"), (pyramid, "--size HxW"),
                           (torch.nn.Linear(2, 2), "not a model of any family")):
         with pytest.raises(GanforgeError) as exc:
             export_onnx(model, tmp_path / "x.onnx")

@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="file format (default: from the --out suffix)")
     p.add_argument("--encoder", default=None,
                    help="ONNX of a style decoder: the VGG encoder (default: the one it was trained for)")
+    p.add_argument("--size", default=None, type=_size, metavar="HxW",
+                   help="ONNX of an inpainter trained with --prefill pyramid: the one image size of the graph")
     p.add_argument("--checkpoint", default="latest", help="latest, best or step-NNNNNNN")
     p.add_argument("--no-ema", dest="ema", action="store_false", help="export the raw generator instead of its EMA")
     add_json(p, "the export summary (file, size, metadata)")
@@ -30,11 +32,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_export)
 
 
+def _size(text: str) -> tuple[int, int]:
+    h, _, w = text.lower().partition("x")
+    try:
+        return int(h), int(w or h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or HxW, got {text!r}") from None
+
+
 def run_export(args: argparse.Namespace) -> int:
     from ..export import export_run
 
     summary = export_run(args.run, args.out, checkpoint_name=args.checkpoint, ema=args.ema, format=args.format,
-                         encoder=args.encoder)
+                         encoder=args.encoder, size=args.size)
     out = sys.stderr if args.json_path == "-" else sys.stdout
     meta = summary.get("metadata", {})
     if summary["format"] == "onnx":

@@ -108,15 +108,18 @@ class _UpscaleGraph(nn.Module):
 
 
 class _InpaintGraph(nn.Module):
-    """Inpainter.fill (prefill none) composited: known pixels from the input, the hole generated."""
+    """Inpainter.fill composited: known pixels from the input, the hole generated (with the
+    pyramid pre-fill as the base the network corrects, when the inpainter was trained so)."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, prefill: str) -> None:
         super().__init__()
-        self.net = net
+        self.net, self.prefill = net, prefill
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([(image * 2 - 1) * (1 - mask), mask], 1)
-        filled = self.net(x).float().add(1).div(2).clamp(0, 1)
+        from ..restore.inpaint.ops import net_input
+
+        x, base = net_input(image * 2 - 1, mask, self.prefill)
+        filled = (base + self.net(x).float()).add(1).div(2).clamp(0, 1)
         return image * (1 - mask) + filled * mask
 
 
@@ -151,7 +154,19 @@ def _spatial(*names: str) -> dict[str, dict[int, str]]:
     return {name: {0: "batch", 2: "height", 3: "width"} for name in names}
 
 
-def onnx_graph(obj: Any, *, encoder: str | nn.Module | None = None, size: int | None = None):
+def _fixed_size(size: Any, multiple: int) -> tuple[int, int]:
+    """(H, W) from ``size`` (N or (H, W)) for a graph of one image size; a one-line error if missing
+    or not a multiple of the network's ``multiple``."""
+    if size is None:
+        raise GanforgeError("ONNX export of an inpainter trained with prefill='pyramid' needs the image size "
+                            f"(--size HxW, multiples of {multiple}): its multigrid fill is unrolled for one size")
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    if h < 1 or w < 1 or h % multiple or w % multiple:
+        raise GanforgeError(f"--size {h}x{w}: height and width must be positive multiples of {multiple}")
+    return int(h), int(w)
+
+
+def onnx_graph(obj: Any, *, encoder: str | nn.Module | None = None, size: Any = None):
     """(module, example inputs, input names, output names, dynamic axes, notes) for ``obj``."""
     load_families()
     family = family_of(obj)
@@ -184,15 +199,16 @@ def onnx_graph(obj: Any, *, encoder: str | nn.Module | None = None, size: int | 
         return (_UpscaleGraph(net), (x,), ["image"], ["output"], _spatial("image", "output"),
                 {"scale": net.scale, "multiple": getattr(net, "input_multiple", 1)})
     if family == "inpainter":
-        if obj.prefill != "none":
-            raise GanforgeError(f"ONNX export of inpainters with prefill={obj.prefill!r} is not supported "
-                                "(its multigrid fill loops over image sizes); train with prefill none")
         net = _inference_copy(obj.net).float().cpu()
-        n = size or obj.multiple
-        image = torch.rand(2, obj.channels, n, n)
-        mask = (torch.rand(2, 1, n, n) > 0.5).float()
-        return (_InpaintGraph(net), (image, mask), ["image", "mask"], ["output"], _spatial("image", "mask", "output"),
-                {"multiple": obj.multiple})
+        if obj.prefill == "pyramid":  # the multigrid fill is unrolled for one image size
+            h, w = _fixed_size(size, obj.multiple)
+            axes, notes = _batch("image", "mask", "output"), {"multiple": obj.multiple, "fixed_size": [h, w]}
+        else:
+            h = w = size if isinstance(size, int) else obj.multiple
+            axes, notes = _spatial("image", "mask", "output"), {"multiple": obj.multiple}
+        image = torch.rand(2, obj.channels, h, w)
+        mask = (torch.rand(2, 1, h, w) > 0.5).float()
+        return _InpaintGraph(net, obj.prefill), (image, mask), ["image", "mask"], ["output"], axes, notes
     if family == "style-decoder":
         from ..nets.vgg import load_vgg
         from ..style.adain import EPS
@@ -212,14 +228,16 @@ def onnx_graph(obj: Any, *, encoder: str | nn.Module | None = None, size: int | 
 
 
 def export_onnx(obj: Any, path: str | Path, *, encoder: str | nn.Module | None = None,
-                opset: int = OPSET) -> dict[str, Any]:
+                opset: int = OPSET, size: Any = None) -> dict[str, Any]:
     """Write ``obj`` (a model of any family) as an ONNX graph at ``path`` (``.onnx``). ``encoder``:
     for a style decoder, the VGG encoder (name, file or module; default: the one it was trained
-    for). Returns a summary: output, bytes, family, inputs, outputs, opset and notes."""
+    for). ``size`` (N or (H, W)): the image size of a graph that can only have one (an inpainter
+    trained with the pyramid pre-fill); other graphs have dynamic sizes. Returns a summary:
+    output, bytes, family, inputs, outputs, opset and notes."""
     path = Path(path)
     if path.suffix != SUFFIX:
         raise GanforgeError(f"{path}: use a {SUFFIX} file name")
-    module, inputs, in_names, out_names, axes, notes = onnx_graph(obj, encoder=encoder)
+    module, inputs, in_names, out_names, axes, notes = onnx_graph(obj, encoder=encoder, size=size)
     axes = {k: v for k, v in axes.items() if k in in_names or k in out_names}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -53,12 +53,14 @@ def load_run_model(run_dir: str | Path, task: str, *, checkpoint_name: str = "la
 
 
 def export_run(run_dir: str | Path, path: str | Path, *, checkpoint_name: str = "latest",
-               ema: bool = True, format: str | None = None, encoder: str | None = None) -> dict[str, Any]:
+               ema: bool = True, format: str | None = None, encoder: str | None = None,
+               size: Any = None) -> dict[str, Any]:
     """Export the model of a run directory of any task (``checkpoint_name``: latest, best or
     step-N). ``format``: safetensors or onnx (default: from the file name). A GAN run's
     safetensors export keeps the ``ganforge.generator`` layout; other tasks write the
     ``ganforge.model`` layout of :func:`ganforge.export.save_pretrained`. ``encoder``: for an ONNX
-    style graph, the VGG encoder (default: the one the decoder was trained for)."""
+    style graph, the VGG encoder (default: the one the decoder was trained for); ``size``: for an
+    ONNX graph of one image size (a pyramid-prefill inpainter), N or (H, W)."""
     from ..train.rundir import read_run_meta, run_task_name
 
     run_dir = Path(run_dir)
@@ -78,7 +80,7 @@ def export_run(run_dir: str | Path, path: str | Path, *, checkpoint_name: str = 
     if fmt == "onnx":
         from .onnx import export_onnx
 
-        summary = export_onnx(model, path, encoder=encoder)
+        summary = export_onnx(model, path, encoder=encoder, size=size)
     else:
         from .contract import save_pretrained
 
