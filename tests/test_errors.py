@@ -313,3 +313,11 @@ def test_failed_download_is_not_retried_for_every_request(fresh_home, tmp_path, 
     with pytest.raises(WeightsError):  # an explicit --force fetch always tries
         weights.fetch(name, force=True, progress=False)
     assert len(attempts) == 3
+
+
+def test_a_file_that_is_no_pickle_never_suggests_weights_only_false(tmp_path):
+    path = tmp_path / "junk.pth"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError) as exc:
+        weights.load_state_dict(path)
+    assert str(exc.value) == f"cannot read weights file {path}: not a weights file (truncated, corrupt or another format)"

@@ -230,9 +230,16 @@ def torch_load_weights(path: str | os.PathLike) -> object:
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower() or "unsupported global" in str(exc).lower():
+        text = str(exc).lower()
+        if any(mark in text for mark in _ASKS_FOR_OBJECTS):
             raise unsafe_pickle_error(path) from None
-        raise
+        # torch's own message (not a pickle at all, truncated) would suggest weights_only=False
+        raise WeightsError(f"cannot read weights file {path}: not a weights file (truncated, corrupt or "
+                           f"another format)") from None
+
+
+# what torch's weights-only unpickler says when a pickle asks for a global, a call or an object
+_ASKS_FOR_OBJECTS = ("global", "call reduce", "can only create new object", "can only build", "must be imported")
 
 
 def read_error(path: str | os.PathLike, exc: BaseException) -> WeightsError:
