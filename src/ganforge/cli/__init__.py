@@ -6,8 +6,9 @@ Start-up is lazy: :data:`COMMANDS` names every sub-command with its module and o
 chosen sub-command is imported and builds its full parser. The shared flag vocabulary lives in
 :mod:`._common`.
 
-Errors a user can cause (``GanforgeError``) print one line and exit with status 2; ``--debug``
-shows the traceback instead.
+Errors a user can cause (``GanforgeError``) and faults of the environment (an ``OSError`` such as
+a full disk, a read-only or forbidden path, a missing file) print one line and exit with status 2;
+``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import importlib
 import sys
 
-from ..errors import GanforgeError
+from ..errors import GanforgeError, os_error_reason
 
 # sub-command -> (module in this package, one-line help). Keep in step with each module's register().
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -96,7 +97,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a full disk, a read-only or forbidden output path: one line, no traceback
+        reason = os_error_reason(exc)
+        if args.debug or reason is None:
+            raise
+        where = getattr(exc, "filename", None)
+        detail = f": {where}" if where else "" if isinstance(exc, OSError) else f" ({_first_line(exc)})"
+        print(f"ganforge: error: {reason}{detail}", file=sys.stderr)
+        return 2
     return int(result or 0)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

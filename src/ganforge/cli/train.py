@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import sys
 from dataclasses import MISSING, fields
 from typing import Any, Callable
 
@@ -117,6 +119,11 @@ def run_training(args: argparse.Namespace, cls: type, train: Callable[..., dict[
     if args.json_path != "-":
         print(json.dumps({k: summary.get(k) for k in keys}))
     write_json(summary, args.json_path)
+    stopped_by = summary.get("stopped_by")
+    if stopped_by:  # SIGTERM/SIGINT: the step was finished and checkpointed; exit as the signal would
+        print(f"stopped by {stopped_by} at step {summary.get('steps')}; checkpoint saved in {args.out} "
+              f"(resume with the same command)", file=sys.stderr)
+        return 128 + int(signal.Signals[stopped_by])
     return 0
 
 

@@ -27,6 +27,7 @@ from ..errors import WeightsError
 from ..export.contract import file_family, from_pretrained
 from ..weights import WEIGHTS
 from ..weights.catalog import UPSCALERS
+from ..weights.store import read_error, torch_load_weights
 
 # upstream model names and file names that users type, -> registry names
 ALIASES: dict[str, str] = {}
@@ -46,9 +47,9 @@ def _read(path: Path) -> Any:
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, not a weights file, or an unsafe pickle
-        raise WeightsError(f"cannot read weights file {path}: {type(exc).__name__}: {exc}") from exc
+        return torch_load_weights(path)
+    except Exception as exc:  # truncated, not a weights file, or an unsafe pickle: one line
+        raise read_error(path, exc) from (None if isinstance(exc, WeightsError) else exc)
 
 
 def unwrap_state(obj: Any, source: str) -> dict[str, torch.Tensor]:

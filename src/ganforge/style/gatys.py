@@ -19,6 +19,18 @@ import torch.nn.functional as F
 from .controls import StyleError, resize_to
 from .similarity import CONTENT_LAYER, STYLE_LAYERS, gram
 
+# VGG's conv5_1 sees 1/16 of the image and reflection padding needs 2 pixels there: images are
+# used at least this many pixels per side (a 1×1 or 10000×1 image is upsampled, not refused).
+MIN_SIDE = 32
+
+
+def at_least(x: torch.Tensor, side: int = MIN_SIDE) -> torch.Tensor:
+    """Upsample (each axis on its own) so that both sides are at least ``side`` pixels."""
+    h, w = x.shape[-2:]
+    if h >= side and w >= side:
+        return x
+    return F.interpolate(x, size=(max(h, side), max(w, side)), mode="bilinear", align_corners=False)
+
 
 @dataclass
 class GatysResult:
@@ -35,7 +47,7 @@ def style_targets(encoder: torch.nn.Module, style: torch.Tensor,
                   layers: Sequence[str] = STYLE_LAYERS) -> dict[str, torch.Tensor]:
     """Gram matrices of one style image: computed once and reusable for any content."""
     with torch.no_grad():
-        feats = encoder(style, layers)
+        feats = encoder(at_least(style), layers)
     return {name: gram(feats[name].float()) for name in layers}
 
 
@@ -78,7 +90,7 @@ def gatys(content: torch.Tensor, targets: list[dict[str, torch.Tensor]], weights
     image = init if init is not None else content
     full = content.shape[-2:]
     for scale in scales:
-        size = (max(16, round(full[0] * scale)), max(16, round(full[1] * scale)))
+        size = (max(MIN_SIDE, round(full[0] * scale)), max(MIN_SIDE, round(full[1] * scale)))
         target_content = resize_to(content, size)
         with torch.no_grad(), torch.autocast(content.device.type, dtype=torch.bfloat16, enabled=autocast):
             content_feat = encoder(target_content, (CONTENT_LAYER,))[CONTENT_LAYER].float()

@@ -23,7 +23,7 @@ from ..imageops import crop_to, pad_to_multiple
 from .controls import (COLOUR_MODES, ImageLike, StyleArg, StyleError, auto_foreground_mask, identity,  # noqa: F401
                        limit_size, load_mask, match_colour, parse_styles, partition_tiles, plan_tiles, preserve_colour,
                        region_masks, resize_to, resolve_paths, run_tiled, to_batch)
-from .gatys import gatys, style_targets
+from .gatys import at_least, gatys, style_targets
 from .similarity import similarity_report
 
 METHODS = ("adain", "wct", "gatys")
@@ -173,7 +173,7 @@ class Stylizer:
         return value
 
     def style_tensor(self, style: ImageLike, content: torch.Tensor | None = None, colour: str = "none") -> torch.Tensor:
-        s = limit_size(to_batch(style), self.style_size)
+        s = at_least(limit_size(to_batch(style), self.style_size))  # a 1×1 style: a flat colour, not a crash
         if colour == "match" and content is not None:
             s = match_colour(s, content)
         return s
@@ -229,18 +229,21 @@ class Stylizer:
         original = to_batch(content)
         c = limit_size(original, max_size)
         styles = parse_styles(style, weights)
+        work = at_least(c)  # an image smaller than VGG's deepest layer needs is processed upsampled
         masks = None
         if mask is not None:
-            m = auto_foreground_mask(c, self.encoder) if isinstance(mask, str) and mask == "auto" else load_mask(mask, c.shape[-2:])
+            m = auto_foreground_mask(work, self.encoder) if isinstance(mask, str) and mask == "auto" \
+                else load_mask(mask, work.shape[-2:])
             masks = region_masks(m, len(styles))
         if gatys_options and self.method != "gatys":
             raise StyleError(f"options {sorted(gatys_options)} apply only to method='gatys'")
         if self.method == "gatys":
             if tile:
                 raise StyleError("tiling is for the feed-forward methods (adain, wct); use max_size with gatys")
-            out = self._gatys(c, styles, alpha, colour, masks, gatys_options)
+            out = self._gatys(work, styles, alpha, colour, masks, gatys_options)
         else:
-            out = self._feedforward(c, styles, alpha, colour, masks, tile, overlap, halo)
+            out = self._feedforward(work, styles, alpha, colour, masks, tile, overlap, halo)
+        out = resize_to(out, c.shape[-2:])
         out = preserve_colour(out, c, colour)
         if preserve_size and tuple(out.shape[-2:]) != tuple(original.shape[-2:]):
             out = resize_to(out, original.shape[-2:])
@@ -328,13 +331,14 @@ class Stylizer:
         if set(self.decoders) != {layer}:
             raise StyleError("stylize_batch supports single-level decoders only")
         stats = self.style_stats(style, layer)
-        padded, size = pad_to_multiple(contents.float(), MULTIPLE, small="replicate"), contents.shape[-2:]
+        work = at_least(contents.float())  # as stylize_tensor: tiny images are processed upsampled
+        padded, size = pad_to_multiple(work, MULTIPLE, small="replicate"), work.shape[-2:]
         feat = self._encode(padded, layer)
         if self.method == "adain":
             target = adain_ops.mix_features(feat, [stats], [1.0], alpha)
         else:
             target = torch.cat([wct_ops.mix_features(f[None].cpu(), [stats], [1.0], alpha) for f in feat]).to(feat.device)
-        out = crop_to(self._decode(layer, target), size)
+        out = resize_to(crop_to(self._decode(layer, target), size), contents.shape[-2:])
         return out.clamp(0, 1) if clamp else out
 
     # -- batch and reports --------------------------------------------------------------------------

@@ -19,7 +19,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, os_error_reason
+from ..weights.store import torch_load_weights
 
 WEIGHTS_FILE = "weights.safetensors"
 STATE_FILE = "state.pt"
@@ -47,29 +48,64 @@ def module_tensors(modules: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
 
 def save(root: Path, step: int, modules: dict[str, nn.Module], state: dict[str, Any], *,
          keep: int = 3, name: str | None = None) -> Path:
-    """Write a checkpoint atomically and keep only the newest ``keep`` step directories."""
-    root.mkdir(parents=True, exist_ok=True)
+    """Write a checkpoint atomically and keep only the newest ``keep`` step directories.
+
+    A failed write (disk full, permission denied, read-only file system...) removes its temporary
+    directory, leaves every earlier checkpoint as it was and raises a one-line CheckpointError."""
     final = root / name if name else step_dir(root, step)
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file(module_tensors(modules), str(tmp / WEIGHTS_FILE), metadata={"step": str(step)})
-    torch.save({**state, "step": step}, tmp / STATE_FILE)
-    for f in tmp.iterdir():
-        with open(f, "rb") as handle:
-            os.fsync(handle.fileno())
-    if final.exists():
-        old = root / f".old-{final.name}-{os.getpid()}"
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(final)
-    _fsync_dir(root)
+    old = root / f".old-{final.name}-{os.getpid()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        save_file(module_tensors(modules), str(tmp / WEIGHTS_FILE), metadata={"step": str(step)})
+        torch.save({**state, "step": step}, tmp / STATE_FILE)
+        # safetensors writes 0600, torch.save the umask's default: every file gets the latter
+        mode = (tmp / STATE_FILE).stat().st_mode & 0o777
+        for f in tmp.iterdir():
+            os.chmod(f, mode)
+            with open(f, "rb") as handle:
+                os.fsync(handle.fileno())
+        if final.exists():
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+        _fsync_dir(root)
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not final.exists():
+            old.rename(final)  # a failed swap of 'best': the previous one stays
+        if isinstance(exc, CheckpointError):
+            raise
+        reason = os_error_reason(exc)
+        if reason is None and not isinstance(exc, OSError) and type(exc).__name__ != "SafetensorError":
+            if not (isinstance(exc, RuntimeError) and _disk_full(root)):
+                raise  # not a write failure: a bug, shown as one
+            reason = "no space left on device"
+        raise CheckpointError(_write_failure(reason or str(exc).strip().splitlines()[0], root, step, name)) from exc
     if name is None and keep > 0:
         for stale in list_checkpoints(root)[:-keep]:
             shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def _disk_full(root: Path) -> bool:
+    """torch.save reports a full disk only as 'file write failed': ask the file system."""
+    try:
+        return shutil.disk_usage(root).free < 1 << 20
+    except OSError:
+        return False
+
+
+def _write_failure(reason: str, root: Path, step: int, name: str | None) -> str:
+    what = f"checkpoint {name!r} (step {step})" if name else f"checkpoint step {step}"
+    previous = list_checkpoints(root)
+    kept = f"the previous checkpoint step {int(previous[-1].name[5:])} is intact" if previous \
+        else "no earlier checkpoint exists"
+    return f"{reason} while writing {what} to {root}; {kept}"
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -107,11 +143,12 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read one checkpoint directory; a truncated or foreign file is a one-line CheckpointError."""
     try:
         tensors = load_file(str(path / WEIGHTS_FILE))
-        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+        state = torch_load_weights(path / STATE_FILE)
     except FileNotFoundError as exc:
         raise CheckpointError(f"checkpoint {path} is incomplete: {exc.filename} is missing") from exc
     except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt): {type(exc).__name__}: {exc}") from exc
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt): {type(exc).__name__}: {first}") from exc
     return tensors, state
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import time
 import warnings
 from dataclasses import asdict
@@ -69,6 +70,7 @@ class TrainingLoop:
         self.best: float | None = None
         self.ckpt_root = self.run_dir / "checkpoints"
         self._stop_requested = False
+        self.stop_signal: str | None = None  # "SIGTERM"/"SIGINT" when a signal stopped the run
         self._broadcast_initial_state()
 
     # --- distributed helpers -----------------------------------------------------------------
@@ -187,6 +189,7 @@ class TrainingLoop:
     # --- the loop ----------------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:  # finish the step, checkpoint, stop
         self._stop_requested = True
+        self.stop_signal = signal.Signals(signum).name
 
     def _stop_agreed(self) -> bool:
         """Whether any process was asked to stop: one preempted rank stops them all together (MAX
@@ -251,10 +254,16 @@ class TrainingLoop:
             for s, handler in previous.items():
                 signal.signal(s, handler)
             if logbook:
-                logbook.close()
-                plot_curves(logbook.path, self.run_dir / "loss_curves.png", self.curve_groups)
+                failing = sys.exc_info()[1] is not None
+                try:
+                    logbook.close()
+                    plot_curves(logbook.path, self.run_dir / "loss_curves.png", self.curve_groups)
+                except Exception:
+                    if not failing:  # a full disk: the first error is the one to report
+                        raise
         elapsed = time.perf_counter() - t_start
         return {"steps": self.step, "seconds": elapsed, "precision": self.precision, "stopped_early": self._stop_requested,
+                "stopped_by": self.stop_signal,
                 "images_per_s": (self.images_seen - seen_start) / max(elapsed, 1e-9),
                 "bad_steps": self.bad_steps, "reloads": self.reloads, "best": self.best}
 

@@ -9,6 +9,7 @@ The named files themselves are data, in ``weights/catalog.py``. Files are only e
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,20 @@ def fetch(name: str, *, force: bool = False, progress: bool = True) -> Path:
         raise WeightsError(f"GANFORGE_OFFLINE=1: nothing is downloaded; weights {entry.name!r} are the file "
                            f"{entry.filename} from {entry.url}: download it elsewhere and put it in a folder named "
                            f"by GANFORGE_WEIGHTS_DIR (now {paths.weights_dir() or 'unset'}), or unset GANFORGE_OFFLINE")
+    recent = _FAILED.get(entry.url)
+    if recent is not None and not force and _clock() - recent[0] < FAILED_DOWNLOAD_TTL:
+        raise WeightsError(recent[1])  # failed moments ago: not again for every request
+    return _download(entry, target, progress)
+
+
+# url -> (when, message) of a download that could not reach its file in this process: repeated
+# requests (a server, a batch) fail fast with the same line instead of retrying the network each time
+FAILED_DOWNLOAD_TTL = 300.0
+_FAILED: dict[str, tuple[float, str]] = {}
+_clock = time.monotonic
+
+
+def _download(entry: WeightsEntry, target: Path, progress: bool) -> Path:
     pin = None if entry.sha256 else pinned(entry)
 
     def accept(digest: str) -> bool:
@@ -175,7 +190,9 @@ def fetch(name: str, *, force: bool = False, progress: bool = True) -> Path:
                                    desc=entry.filename, progress=progress)
     except (OSError, ValueError) as exc:  # no network, HTTP error, refused URL
         reason = getattr(exc, "reason", None) or exc
-        raise WeightsError(f"could not download {entry.url} ({reason}); {_missing_message(entry)}") from exc
+        message = f"could not download {entry.url} ({reason}); {_missing_message(entry)}"
+        _FAILED[entry.url] = (_clock(), message)
+        raise WeightsError(message) from exc
     if not entry.sha256:
         if pin is not None and digest != pin:
             raise WeightsError(_pin_mismatch(entry, f"the download of {entry.url}", digest, pin) + "; nothing was saved")
@@ -196,6 +213,43 @@ def unpin(name: str) -> bool:
     return existed
 
 
+def unsafe_pickle_error(path: str | os.PathLike) -> WeightsError:
+    """The one line for a pickle that asks to run code or holds non-tensor objects."""
+    return WeightsError(f"{path} is not a plain weights file (it asks to run code or holds objects that are not "
+                        f"tensors); ganforge never unpickles code — convert it to safetensors")
+
+
+def torch_load_weights(path: str | os.PathLike) -> object:
+    """``torch.load(weights_only=True)`` of a pickle; one that would need arbitrary objects (a
+    ``__reduce__`` payload, a pickled class) is refused in one line, never with torch's advice to
+    pass ``weights_only=False``. Other errors (truncated, not a pickle) propagate."""
+    import pickle
+
+    try:
+        with warnings.catch_warnings():  # "Detected pickle protocol N": noise about a file refused anyway
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc).lower()
+        if any(mark in text for mark in _ASKS_FOR_OBJECTS):
+            raise unsafe_pickle_error(path) from None
+        # torch's own message (not a pickle at all, truncated) would suggest weights_only=False
+        raise WeightsError(f"cannot read weights file {path}: not a weights file (truncated, corrupt or "
+                           f"another format)") from None
+
+
+# what torch's weights-only unpickler says when a pickle asks for a global, a call or an object
+_ASKS_FOR_OBJECTS = ("global", "call reduce", "can only create new object", "can only build", "must be imported")
+
+
+def read_error(path: str | os.PathLike, exc: BaseException) -> WeightsError:
+    """A one-line WeightsError for a weights file that could not be read."""
+    if isinstance(exc, WeightsError):
+        return exc
+    lines = str(exc).strip().splitlines()
+    return WeightsError(f"cannot read weights file {path}: {type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": "))
+
+
 def load_state_dict(name_or_path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load tensors safely: safetensors, or a ``torch.load(weights_only=True)`` pickle."""
     path = resolve(name_or_path)
@@ -204,9 +258,9 @@ def load_state_dict(name_or_path: str | os.PathLike) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch_load_weights(path)
     except Exception as exc:  # truncated, not a weights file, or an unsafe pickle
-        raise WeightsError(f"cannot read weights file {path}: {type(exc).__name__}: {exc}") from exc
+        raise read_error(path, exc) from (None if isinstance(exc, WeightsError) else exc)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
