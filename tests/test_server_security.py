@@ -197,7 +197,8 @@ def test_cross_origin_writes_need_the_key(setup):
                                                               "Sec-Fetch-Site": "same-origin", **auth})
             assert same.status_code == 200, same.text
             if key:  # with the key, another origin may write (the key is the authority)
-                assert c.post("/v1/generate", json=body, headers={"Origin": "http://evil.example", **AUTH}).status_code == 200
+                other = c.post("/v1/generate", json=body, headers={"Origin": "http://evil.example", **AUTH})
+                assert other.status_code == 200
             assert c.get("/healthz", headers={"Origin": "http://evil.example"}).status_code == 200  # reads: CORS
 
 
@@ -280,7 +281,8 @@ def test_fuzz_api_no_500_no_traceback_no_path(client, setup):
                                              "truncation"]), form_values, max_size=7)
     files = st.lists(st.tuples(st.sampled_from(["content", "style", "mask", "other"]),
                                st.one_of(st.just(png), st.binary(max_size=64))), max_size=3)
-    segment = st.text(st.characters(codec="ascii", min_codepoint=32, max_codepoint=126, exclude_characters="/?#%"), min_size=0, max_size=12)
+    segment = st.text(st.characters(codec="ascii", min_codepoint=32, max_codepoint=126, exclude_characters="/?#%"),
+                      max_size=12)
     requests = st.one_of(
         st.tuples(st.just("json"), st.sampled_from(["/v1/generate", "/v1/jobs", "/v1/stylize"]), json_bodies),
         st.tuples(st.just("form"), st.sampled_from(["/v1/jobs", "/v1/stylize", "/v1/generate"]),
@@ -311,3 +313,92 @@ def test_fuzz_api_no_500_no_traceback_no_path(client, setup):
 
     assert hypothesis.__version__
     one()
+
+
+# -- the real server ----------------------------------------------------------------------------------
+
+def test_real_server_with_key_host_check_stalled_body_and_the_page(setup, tmp_path):
+    """``ganforge serve`` with GANFORGE_API_KEY on a free loopback port: the key over real sockets,
+    a foreign Host, a stalled upload cut with 408, and (when Playwright and Chromium are here) the
+    page asking for the key, then generating with it."""
+    import shutil as sh
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    root, enc, dec = setup
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANFORGE_API_KEY": KEY}
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "ganforge", "serve", "--port", str(port), "--runs",
+                             str(root / "runs" / "r1"), "--encoder", str(enc), "--decoder", str(dec),
+                             "--read-timeout", "1", "--quiet"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+
+    def get(path, headers=None):
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url + path, headers=headers or {}), timeout=30) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    try:
+        for _ in range(240):
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+            try:
+                if get("/healthz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.25)
+        assert get("/v1/models")[0] == 401 and get("/v1/models", AUTH)[0] == 200
+        assert get("/healthz", {"Host": "evil.example"})[0] == 400
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {KEY}\r\n"
+                         f"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 5000\r\n\r\n"
+                         f"--x\r\n".encode())
+            t0 = time.monotonic()
+            answer = sock.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+            assert time.monotonic() - t0 < 8
+        assert get("/healthz", AUTH)[0] == 200  # still serving
+
+        chromium = os.environ.get("GANFORGE_CHROMIUM") or sh.which("chromium") or "/usr/bin/chromium"
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError:
+            return
+        if not Path(chromium).is_file():
+            return
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, headless=True,
+                                         args=["--headless", "--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(url + "/")
+                page.wait_for_selector("#key-row:not([hidden])", timeout=30_000)  # /v1/models answered 401
+                page.fill("#api-key", KEY)
+                page.dispatch_event("#api-key", "change")
+                page.wait_for_selector("#gen-run option", state="attached", timeout=30_000)  # runs listed
+                page.click("#tab-generate")
+                page.fill("#gen-n", "4")
+                page.click("#generate-btn")
+                page.wait_for_selector("#gen-img:not([hidden])", timeout=60_000)
+                assert page.text_content("#generate-error") == "" and not errors, errors
+                page.click("#tab-runs")
+                page.wait_for_selector(".run-card img:not([hidden])", timeout=30_000)
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

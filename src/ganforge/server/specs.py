@@ -73,9 +73,11 @@ class GenerateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     run: str = Field(..., max_length=128, description="run name from GET /v1/models")
-    n: Annotated[int, NoBool] = Field(16, ge=1, le=256, description="number of samples (the server caps it, default 64)")
+    n: Annotated[int, NoBool] = Field(16, ge=1, le=256,
+                                      description="number of samples (the server caps it, default 64)")
     seed: Annotated[int, NoBool] = Field(0, ge=0, le=2**31 - 1)
-    class_: Annotated[int | str | None, NoBool] = Field(None, alias="class", description="class index or name (conditional runs)")
+    class_: Annotated[int | str | None, NoBool] = Field(None, alias="class",
+                                                        description="class index or name (conditional runs)")
     truncation: Annotated[float, NoBool] = Field(1.0, gt=0, le=10, description="truncation of the latent (1: none)")
     format: Literal["png", "zip"] = Field("png", description="png: one grid; zip: one PNG per sample")
 
@@ -167,7 +169,8 @@ def check_run_files(info: RunInfo) -> None:
 
     bad = info.escapes()
     if bad:
-        raise ApiError.fault(None, f"run {info.name!r}: files resolve outside the --runs folder: {', '.join(bad[:5])}")
+        raise ApiError.fault(None, f"run {info.name!r}: files resolve outside the --runs folder: "
+                                   f"{', '.join(bad[:5])}")
     config = inside(info.path / "config.json", info.jail)
     if config is None:
         raise ApiError.fault(None, f"run {info.name!r} has no config.json")
