@@ -4,7 +4,8 @@ Every model call goes through one bounded :class:`~.jobs.JobQueue` served by ``w
 ``POST /v1/stylize`` and ``POST /v1/generate`` submit a job and wait for it (up to
 ``request_timeout``); ``POST /v1/jobs`` submits the same work and returns its id at once, for
 progress polling. A full queue answers 503 with Retry-After. Errors are JSON ``{"error": message}``,
-never a stack trace.
+never a stack trace or a filesystem path. :class:`~.middleware.Guard` checks Host, API key, origin,
+rate and read timeouts before any route runs.
 
 Layout: :mod:`.config` (settings), :mod:`.state` (the shared :class:`~.state.Service`),
 :mod:`.specs` (request checking), :mod:`.work` (the model work), :mod:`.middleware`,
@@ -20,7 +21,7 @@ from fastapi import FastAPI
 from ..version import __version__
 from .config import ServerConfig
 from .errors import install_handlers
-from .middleware import BodyLimit
+from .middleware import BodyLimit, Guard
 from .routes import ROUTERS
 from .state import Service
 
@@ -44,6 +45,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                               "Errors are JSON objects with an `error` message.")
     app.state.service = service
     app.add_middleware(BodyLimit, max_bytes=service.config.max_upload_bytes)
+    app.add_middleware(Guard, config=service.config, server_dirs=service.runs.dirs())  # outermost: runs first
     install_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -1,4 +1,9 @@
-"""The server's settings: :class:`ServerConfig` (``ganforge serve`` fills it from its flags)."""
+"""The server's settings: :class:`ServerConfig` (``ganforge serve`` fills it from its flags).
+
+Exposure settings (``api_key``, ``allowed_hosts``, ``rate_limit``, ``read_timeout``) are enforced by
+:class:`~.middleware.Guard`. ``allowed_hosts=None`` turns the Host check off (an app embedded in
+another server, in-process tests); ``ganforge serve`` always sets it (loopback names + bound host +
+``--allowed-host``)."""
 
 from __future__ import annotations
 
@@ -29,3 +34,20 @@ class ServerConfig:
     # batching of same-size stylise requests into one forward pass (None: on for CUDA, off elsewhere)
     max_batch: int | None = None  # None: 8 on CUDA, 1 (off) elsewhere
     batch_window_ms: float | None = None  # how long a worker waits for more; None: 10 on CUDA, 0 elsewhere
+    # exposure (see the module docstring)
+    api_key: str | None = None  # bearer token every /v1 route needs when set
+    allowed_hosts: tuple[str, ...] | None = None  # Host header names (no port); "*" = any; None = no check
+    rate_limit: float = 50.0  # requests per second per client address (token bucket); 0 = off
+    rate_burst: float | None = None  # bucket size; None: 2 s worth of rate_limit (at least 10)
+    read_timeout: float = 30.0  # seconds between request-body chunks before 408
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def normalise_host(host: str) -> str:
+    """``host`` as the Host header names it, without a port: lower case, IPv6 in brackets."""
+    host = host.strip().lower().rstrip(".")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return host

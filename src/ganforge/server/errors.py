@@ -1,11 +1,18 @@
-"""Errors as the client sees them: JSON ``{"error": message, "status": code}``, never a stack trace.
-:class:`ApiError` carries a status from anywhere in a request; :func:`install_handlers` maps it and
-every other exception FastAPI meets to that shape."""
+"""Errors as the client sees them: JSON ``{"error": message, "status": code}``, never a stack trace
+and never a filesystem path. :class:`ApiError` carries a status from anywhere in a request;
+:func:`install_handlers` maps it and every other exception FastAPI meets to that shape. The
+server's own faults (:func:`server_fault`) answer 500 with an ``error_id`` that its log line
+carries too. :func:`scrub` takes absolute paths out of text a client will see."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import tempfile
+import uuid
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,13 +24,71 @@ log = logging.getLogger("ganforge.server")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None,
+                 error_id: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers
+        self.status, self.message, self.headers, self.error_id = status, message, headers, error_id
+
+    @classmethod
+    def fault(cls, exc: BaseException | None, context: str) -> "ApiError":
+        """A 500 for the server's own fault, logged under an error id (see :func:`server_fault`)."""
+        status, message, error_id = server_fault(exc, context)
+        return cls(status, message, error_id=error_id)
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, "status": status, **extra}, status_code=status, headers=headers)
+
+
+def server_fault(exc: BaseException | None, context: str) -> tuple[int, str, str]:
+    """Log a server-side fault (with its traceback) under a new error id; answer ``(500, message,
+    error_id)``, the message naming the id and neither the exception's text nor a path."""
+    error_id = uuid.uuid4().hex[:12]
+    log.error("error id %s: %s", error_id, context, exc_info=exc)
+    name = type(exc).__name__ if exc is not None else "fault"
+    return 500, f"internal error ({name}, error id {error_id}); see the server log", error_id
+
+
+# An absolute path of two or more components, not one of the API's own routes; in JSON text or plain.
+_PATH_RE = re.compile(r"(?<![\w/.~-])(?:[A-Za-z]:[\\/]+|~?/)(?!v1/|static/|healthz|docs|openapi)"
+                      r"[^\s'\"/\\<>|]+(?:[\\/]+[^\s'\"/\\<>|]*)+")
+
+
+def _known_dirs() -> list[str]:
+    dirs = {tempfile.gettempdir(), os.path.expanduser("~"), os.getcwd(),
+            os.environ.get("GANFORGE_HOME") or "", os.environ.get("GANFORGE_WEIGHTS_DIR") or ""}
+    out = set()
+    for d in dirs:
+        if len(d) > 1:
+            out.add(d)
+            try:
+                out.add(str(Path(d).resolve()))
+            except OSError:
+                pass
+    return sorted(out, key=len, reverse=True)
+
+
+def scrub(text: str, extra_dirs: list[str] | tuple[str, ...] = ()) -> str:
+    """``text`` with every absolute path replaced by ``…/`` + its last component (the server's
+    folders in ``extra_dirs``, the temp, home, working and ganforge folders are cut whatever follows)."""
+    text = _PATH_RE.sub(lambda m: "…/" + re.split(r"[\\/]+", m.group(0).rstrip("/\\"))[-1], text)
+    for d in sorted(set(extra_dirs), key=len, reverse=True) + _known_dirs():
+        for form in {d, json.dumps(d)[1:-1]}:
+            if form and form in text:
+                text = text.replace(form, "…")
+    return text
+
+
+def scrub_data(data: Any, extra_dirs: list[str] | tuple[str, ...] = ()) -> Any:
+    """:func:`scrub` applied to every string (and key) of a JSON-like value."""
+    if isinstance(data, str):
+        return scrub(data, extra_dirs)
+    if isinstance(data, dict):
+        return {scrub_data(k, extra_dirs) if isinstance(k, str) else k: scrub_data(v, extra_dirs)
+                for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [scrub_data(v, extra_dirs) for v in data]
+    return data
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -31,7 +96,8 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.message, exc.headers)
+        extra = {"error_id": exc.error_id} if exc.error_id else {}
+        return error_response(exc.status, exc.message, exc.headers, **extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -51,5 +117,5 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, f"internal error ({type(exc).__name__}); see the server log")
+        status, message, error_id = server_fault(exc, f"unhandled error on {request.method} {request.url.path}")
+        return error_response(status, message, error_id=error_id)

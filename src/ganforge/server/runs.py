@@ -2,12 +2,16 @@
 through :func:`ganforge.sample.load_generator`).
 
 Clients name runs; names are only ever looked up in this index (built from directory listings),
-never joined onto a path, so no client string reaches the filesystem.
+never joined onto a path, so no client string reaches the filesystem. No symlink is followed out of
+a ``--runs`` folder: every file served or loaded is resolved and must lie inside the (resolved)
+folder it was found under; a link that stays inside is followed. A run folder that resolves
+outside is not listed; a run whose files do are refused (:meth:`RunInfo.escapes`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -18,39 +22,84 @@ from typing import Any
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
+FILES = {"samples": "samples/latest.png", "loss_curves": "loss_curves.png", "summary": "summary.json",
+         "log": "log.jsonl"}
+
+
+def inside(path: Path, root: Path) -> Path | None:
+    """``path`` resolved (every symlink followed), if that lies inside ``root`` (already resolved)."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    return real if real == root or real.is_relative_to(root) else None
+
+
 @dataclass(frozen=True)
 class RunInfo:
     name: str
     path: Path
     meta: dict
+    root: Path | None = None  # the resolved --runs folder it was found under (None: the run folder)
 
-    def files(self) -> dict[str, Path]:
-        """The run's viewable files (fixed names inside the run directory)."""
-        return {"samples": self.path / "samples" / "latest.png", "loss_curves": self.path / "loss_curves.png",
-                "summary": self.path / "summary.json"}
+    @property
+    def jail(self) -> Path:
+        return self.root if self.root is not None else self.path.resolve()
+
+    def file(self, which: str) -> Path | None:
+        """One of the run's viewable files (:data:`FILES`), resolved, if it is a file inside the
+        ``--runs`` folder; else None."""
+        real = inside(self.path / FILES[which], self.jail)
+        return real if real is not None and real.is_file() else None
+
+    def files(self) -> dict[str, Path | None]:
+        return {which: self.file(which) for which in FILES}
+
+    def escapes(self) -> list[str]:
+        """The run's files the model loader reads (``run.json``, ``config.json``, everything under
+        ``checkpoints/``) that resolve outside the ``--runs`` folder (or dangle), by relative name."""
+        bad = [name for name in ("run.json", "config.json")
+               if (self.path / name).exists() or (self.path / name).is_symlink()
+               if inside(self.path / name, self.jail) is None]
+        top = self.path / "checkpoints"
+        if top.is_symlink() or top.exists():
+            if inside(top, self.jail) is None:
+                return bad + ["checkpoints"]
+            for folder, dirs, names in os.walk(top, followlinks=False):
+                for entry in dirs + names:
+                    p = Path(folder) / entry
+                    if inside(p, self.jail) is None:
+                        bad.append(str(p.relative_to(self.path)))
+        return bad
 
     def describe(self) -> dict[str, Any]:
         spec = self.meta.get("spec", {})
-        files = self.files()
+        files = {which: self.file(which) for which in ("samples", "loss_curves")}
         return {"name": self.name, "resolution": spec.get("resolution"), "channels": spec.get("channels"),
                 "num_classes": spec.get("num_classes", 0), "class_names": self.meta.get("class_names", []),
                 "z_dim": spec.get("z_dim"),
-                "checkpoint": latest_checkpoint_name(self.path),
-                "samples": f"/v1/runs/{self.name}/samples.png" if files["samples"].is_file() else None,
-                "loss_curves": f"/v1/runs/{self.name}/loss_curves.png" if files["loss_curves"].is_file() else None,
+                "checkpoint": latest_checkpoint_name(self.path, self.jail),
+                "samples": f"/v1/runs/{self.name}/samples.png" if files["samples"] else None,
+                "loss_curves": f"/v1/runs/{self.name}/loss_curves.png" if files["loss_curves"] else None,
                 "summary": f"/v1/runs/{self.name}/summary"}
 
 
-def latest_checkpoint_name(run_dir: Path) -> str | None:
+def latest_checkpoint_name(run_dir: Path, jail: Path | None = None) -> str | None:
+    """The newest complete checkpoint's name (only those inside ``jail`` when given)."""
     from ..train import checkpoint
 
     found = checkpoint.list_checkpoints(run_dir / "checkpoints")
+    if jail is not None:
+        found = [p for p in found if inside(p, jail) is not None]
     return found[-1].name if found else None
 
 
-def _read_meta(path: Path) -> dict | None:
+def _read_meta(path: Path, jail: Path) -> dict | None:
+    real = inside(path / "run.json", jail)
+    if real is None:
+        return None
     try:
-        meta = json.loads((path / "run.json").read_text())
+        meta = json.loads(real.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     return meta if isinstance(meta, dict) and meta.get("task") == "gan" and isinstance(meta.get("spec"), dict) else None
@@ -62,6 +111,7 @@ class RunIndex:
 
     def __init__(self, roots: list[Path], rescan_s: float = 5.0) -> None:
         self.roots = [Path(r) for r in roots]
+        self._jails = {r: r.resolve() for r in self.roots}
         self.rescan_s = rescan_s
         self._runs: dict[str, RunInfo] = {}
         self._scanned = 0.0
@@ -72,15 +122,18 @@ class RunIndex:
         for root in self.roots:
             candidates = [root] if (root / "run.json").is_file() else (
                 sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
+            jail = self._jails[root]
             for path in candidates:
-                meta = _read_meta(path)
+                if inside(path, jail) is None:  # a link out of the folder
+                    continue
+                meta = _read_meta(path, jail)
                 if meta is None:
                     continue
                 base = re.sub(r"[^A-Za-z0-9._-]", "_", path.name).lstrip("._-") or "run"
                 name, i = base[:120], 2
                 while name in found:
                     name, i = f"{base[:115]}-{i}", i + 1
-                found[name] = RunInfo(name, path, meta)
+                found[name] = RunInfo(name, path, meta, jail)
         return found
 
     def all(self) -> dict[str, RunInfo]:
@@ -89,6 +142,10 @@ class RunIndex:
                 self._runs = self._scan()
                 self._scanned = time.monotonic()
             return dict(self._runs)
+
+    def dirs(self) -> list[str]:
+        """The served folders, as given and resolved (never shown to a client)."""
+        return sorted({str(p) for r in self.roots for p in (self._jails[r], r.absolute())}, key=len, reverse=True)
 
     def get(self, name: str) -> RunInfo | None:
         if not isinstance(name, str) or not NAME_RE.match(name):

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import UploadFile
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..errors import GanforgeError
 from . import images
 from .errors import ApiError
-from .runs import RunInfo
+from .runs import RunInfo, inside
 
 if TYPE_CHECKING:
     from .state import Service
@@ -58,15 +58,27 @@ class GenerateSpec:
                 "truncation": self.truncation}
 
 
+def _not_bool(value: Any) -> Any:
+    """JSON ``true``/``false`` are not numbers here (pydantic would take ``true`` as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number here")
+    return value
+
+
+NoBool = BeforeValidator(_not_bool)
+
+
 class GenerateRequest(BaseModel):
     """Draw ``n`` samples from a served run (names as listed by GET /v1/models)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     run: str = Field(..., max_length=128, description="run name from GET /v1/models")
-    n: int = Field(16, ge=1, le=256, description="number of samples (the server caps it, default 64)")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    class_: int | str | None = Field(None, alias="class", description="class index or name (conditional runs)")
-    truncation: float = Field(1.0, gt=0, le=10, description="truncation of the latent (1: none)")
+    n: Annotated[int, NoBool] = Field(16, ge=1, le=256,
+                                      description="number of samples (the server caps it, default 64)")
+    seed: Annotated[int, NoBool] = Field(0, ge=0, le=2**31 - 1)
+    class_: Annotated[int | str | None, NoBool] = Field(None, alias="class",
+                                                        description="class index or name (conditional runs)")
+    truncation: Annotated[float, NoBool] = Field(1.0, gt=0, le=10, description="truncation of the latent (1: none)")
     format: Literal["png", "zip"] = Field("png", description="png: one grid; zip: one PNG per sample")
 
 
@@ -149,11 +161,32 @@ async def stylize_spec(service: Service, content: Any, style: Any, style_weights
                        iterations if method == "gatys" else None)
 
 
+def check_run_files(info: RunInfo) -> None:
+    """A run the model loader may read: its files stay inside ``--runs`` and its config reads.
+    Anything else is the server's fault (500 with an error id in the log), not the client's."""
+    from ..config import GanConfig
+    from ..errors import GanforgeError
+
+    bad = info.escapes()
+    if bad:
+        raise ApiError.fault(None, f"run {info.name!r}: files resolve outside the --runs folder: "
+                                   f"{', '.join(bad[:5])}")
+    config = inside(info.path / "config.json", info.jail)
+    if config is None:
+        raise ApiError.fault(None, f"run {info.name!r} has no config.json")
+    try:
+        GanConfig.load(config)
+    except GanforgeError as exc:
+        raise ApiError.fault(exc, f"run {info.name!r}: {exc}") from None
+
+
 def generate_spec(service: Service, run: str | None, n: int, seed: int, label: Any, truncation: float,
                   fmt: str) -> GenerateSpec:
     if not run:
         raise ApiError(422, "give a run name (see GET /v1/models)")
     info = find_run(service, run)
+    if any(isinstance(v, bool) for v in (n, seed, label, truncation)):
+        raise ApiError(422, "n, seed, class and truncation are numbers (class may be a name), not booleans")
     if not 1 <= n <= service.config.max_n:
         raise ApiError(422, f"n must be between 1 and {service.config.max_n}")
     if not (0 < truncation <= 10) or math.isnan(truncation):
@@ -177,4 +210,5 @@ def generate_spec(service: Service, run: str | None, n: int, seed: int, label: A
             raise ApiError(422, f"class must be in 0..{num_classes - 1}")
     else:
         label = None
+    check_run_files(info)
     return GenerateSpec(info, n, seed, label, float(truncation), fmt)

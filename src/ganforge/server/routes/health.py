@@ -5,19 +5,25 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from ...version import __version__
+from ..errors import scrub_data
 from ..state import Svc
 from ..work import method_status
 
 router = APIRouter(tags=["status"])
 
 
-@router.get("/healthz", summary="liveness, queue and model-cache state")
-def healthz(s: Svc) -> dict[str, Any]:
-    return {"status": "ok", "version": __version__, "device": str(s.device), "precision": s.precision,
-            "uptime_s": round(time.time() - s.started, 1), "queue": s.queue.stats(), "cache": s.cache.stats()}
+@router.get("/healthz", summary="liveness, queue and model-cache state",
+            description="Open without the API key; with a key configured, clients without it get only "
+                        "status and version.")
+def healthz(s: Svc, request: Request) -> dict[str, Any]:
+    if s.config.api_key and not request.scope.get("ganforge.auth"):
+        return {"status": "ok", "version": __version__}
+    return scrub_data({"status": "ok", "version": __version__, "device": str(s.device), "precision": s.precision,
+                       "uptime_s": round(time.time() - s.started, 1), "queue": s.queue.stats(),
+                       "cache": s.cache.stats()}, s.runs.dirs())
 
 
 @router.get("/v1/models", summary="served runs, style methods and registered weights")

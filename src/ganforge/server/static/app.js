@@ -11,6 +11,30 @@ function setUrl(key, blob) {  // one object URL per slot, the old one released
 
 function text(el, value) { el.textContent = value; }
 
+// -- API key: kept for this tab only (sessionStorage), sent as a bearer token ---------------------------
+const KEY = "ganforge-api-key";
+function api(url, opts = {}) {
+  const key = sessionStorage.getItem(KEY);
+  const headers = new Headers(opts.headers || {});
+  if (key) headers.set("Authorization", "Bearer " + key);
+  return fetch(url, { ...opts, headers, credentials: "same-origin" }).then((resp) => {
+    if (resp.status === 401) $("key-row").hidden = false;
+    return resp;
+  });
+}
+$("api-key").value = sessionStorage.getItem(KEY) || "";
+if ($("api-key").value) $("key-row").hidden = false;
+$("api-key").addEventListener("change", () => {
+  const key = $("api-key").value.trim();
+  if (key) sessionStorage.setItem(KEY, key); else sessionStorage.removeItem(KEY);
+  loadModels();
+});
+async function blobUrl(key, url) {  // an image the API serves, fetched with the key
+  const resp = await api(url);
+  if (!resp.ok) throw new Error(await errorMessage(resp));
+  return setUrl(key, await resp.blob());
+}
+
 async function errorMessage(resp) {
   try { const body = await resp.json(); return body.error || JSON.stringify(body); }
   catch (e) { return resp.status + " " + resp.statusText; }
@@ -88,19 +112,19 @@ async function runJob(form, prefix) {
   bar.value = 0;
   text(stage, "submitting…");
   try {
-    let resp = await fetch("/v1/jobs", { method: "POST", body: form });
+    let resp = await api("/v1/jobs", { method: "POST", body: form });
     if (!resp.ok) throw new Error(await errorMessage(resp));
     let job = await resp.json();
     while (!["done", "failed", "cancelled"].includes(job.status)) {
       await new Promise((r) => setTimeout(r, 250));
-      resp = await fetch("/v1/jobs/" + job.id);
+      resp = await api("/v1/jobs/" + job.id);
       if (!resp.ok) throw new Error(await errorMessage(resp));
       job = await resp.json();
       bar.value = job.progress;
       text(stage, job.stage + " " + Math.round(job.progress * 100) + "%");
     }
     if (job.status !== "done") throw new Error(job.error || job.status);
-    resp = await fetch("/v1/jobs/" + job.id + "/result");
+    resp = await api("/v1/jobs/" + job.id + "/result");
     if (!resp.ok) throw new Error(await errorMessage(resp));
     const name = (resp.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/);
     text(stage, "done");
@@ -148,8 +172,8 @@ $("stylize-btn").addEventListener("click", async () => {
 
 // -- generate -----------------------------------------------------------------------------------------
 async function loadModels() {
-  const resp = await fetch("/v1/models");
-  if (!resp.ok) return;
+  const resp = await api("/v1/models");
+  if (!resp.ok) { text($("status"), await errorMessage(resp)); return; }
   state.models = await resp.json();
   const select = $("gen-run");
   select.replaceChildren();
@@ -206,7 +230,7 @@ $("generate-btn").addEventListener("click", async () => {
 // -- runs ---------------------------------------------------------------------------------------------
 async function loadRuns() {
   const list = $("runs-list");
-  const resp = await fetch("/v1/models");
+  const resp = await api("/v1/models");
   if (!resp.ok) { list.textContent = "Could not load runs: " + (await errorMessage(resp)); return; }
   const models = await resp.json();
   list.replaceChildren();
@@ -219,11 +243,14 @@ async function loadRuns() {
       (run.checkpoint ? ", " + run.checkpoint : "");
     const imgs = document.createElement("div");
     imgs.className = "imgs";
+    const pictures = [];  // fetched (with the key) once the summary is shown
     for (const [key, label] of [["samples", "latest samples"], ["loss_curves", "loss curves"]]) {
       if (!run[key]) continue;
       const fig = document.createElement("figure");
       const img = document.createElement("img");
-      img.src = run[key];
+      img.hidden = true;  // shown once its picture is here
+      pictures.push(() => blobUrl("run-" + run.name + "-" + key, run[key]).then((u) => { img.src = u; img.hidden = false; })
+        .catch(() => { fig.hidden = true; }));
       if (key === "samples") img.className = "pixelated";
       img.alt = run.name + " " + label;
       const cap = document.createElement("figcaption");
@@ -235,9 +262,9 @@ async function loadRuns() {
     pre.textContent = "loading summary…";
     card.append(h, imgs, pre);
     list.appendChild(card);
-    fetch(run.summary).then((r) => r.json()).then((s) => {
+    api(run.summary).then((r) => r.json()).then((s) => {
       pre.textContent = JSON.stringify({ summary: s.summary, last_log: s.last_log }, null, 2);
-    }).catch(() => { pre.textContent = "no summary"; });
+    }).catch(() => { pre.textContent = "no summary"; }).finally(() => pictures.forEach((load) => load()));
   }
 }
 
