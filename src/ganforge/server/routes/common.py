@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import weakref
 from typing import Any, Awaitable, Callable
+
+import anyio
 
 from fastapi import Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartParser
 
 from ..errors import ApiError, error_response
@@ -27,6 +29,17 @@ log = logging.getLogger("ganforge.server")
 MultiPartParser.spool_max_size = sys.maxsize
 
 POLL_S = 0.25  # how often a waiting request checks whether its client is still there
+DECODE_THREADS = 2  # uploads decoded at once (more only queue: CPU and peak memory stay bounded)
+_limiters: "weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter]" = weakref.WeakKeyDictionary()
+
+
+def _decode_limiter() -> anyio.CapacityLimiter:
+    """One limiter per event loop (tests run several apps, each on its own loop)."""
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = anyio.CapacityLimiter(DECODE_THREADS)
+    return limiter
 
 
 def _run_coroutine(make: Callable[[], Awaitable[Any]]) -> Any:
@@ -36,8 +49,10 @@ def _run_coroutine(make: Callable[[], Awaitable[Any]]) -> Any:
 async def off_loop(build: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     """Await ``build(*args)`` in a worker thread (its own short-lived event loop) so that the image
     decoding, EXIF rotation and conversion it does never block this server's event loop (the
-    uploads are already received and held in memory: reading them there touches no socket)."""
-    return await run_in_threadpool(_run_coroutine, lambda: build(*args))
+    uploads are already received and held in memory: reading them there touches no socket). At
+    most :data:`DECODE_THREADS` run at once, on their own limiter (not the threadpool that serves
+    the light sync endpoints such as /healthz)."""
+    return await anyio.to_thread.run_sync(_run_coroutine, lambda: build(*args), limiter=_decode_limiter())
 
 
 async def run_now(service: Service, job: Job, request: Request | None = None) -> Response:
