@@ -8,6 +8,14 @@ threads (each a keep-alive httpx client), reads the RSS again, stops the server.
     python benchmarks/bench_serve.py --clients 4 --requests 1000 --encoder vgg19-caffe --decoder random
     python benchmarks/bench_serve.py --encoder random --decoder random       # no weights at all
 
+``--robustness`` measures what issue 22 asked for instead of throughput: the server's RSS when idle
+(after a warm-up with the same request) and after ``--requests`` (default 20 here) stylise requests
+whose content and four styles are a few-KB single-colour PNG of ``--canvas``² pixels (4000: a big
+decode, a tiny upload), and the worst ``/healthz`` latency while ``--clients`` (8) such uploads are
+in flight at once:
+
+    python benchmarks/bench_serve.py --robustness --encoder random --decoder random
+
 ``--encoder random`` / ``--decoder random`` write random networks in the official layouts into a
 temporary folder (same architecture, so the same compute; the images are meaningless). With
 ``--method gatys`` use ``--iterations`` (few: Gatys optimises per request).
@@ -72,6 +80,91 @@ def _random_weights(folder: Path, encoder: str, decoder: str) -> tuple[str, str]
     return encoder, decoder
 
 
+def _flat_png(side: int, colour: tuple[int, int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side), colour).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _robustness(url: str, pid: int, args: argparse.Namespace) -> dict:
+    """Issue 22's reproductions made into numbers: RSS idle (after warm-up) vs after ``args.requests``
+    big-canvas stylise requests (content + four styles), and /healthz latency while ``args.clients``
+    such uploads are decoded at once (each sample: one GET /healthz, sampled every 20 ms)."""
+    import httpx
+
+    content = _flat_png(args.canvas, (200, 120, 40))
+    styles = [_flat_png(args.canvas, (40 * i, 200 - 30 * i, 90)) for i in range(1, 5)]
+    files = [("content", ("c.png", content, "image/png"))] + [("style", (f"s{i}.png", s, "image/png"))
+                                                              for i, s in enumerate(styles)]
+    data = {"method": args.method, "max_size": str(args.size)}
+
+    def post(c: httpx.Client) -> int:
+        return c.post(url + "/v1/stylize", files=files, data=data, timeout=600).status_code
+
+    with httpx.Client() as c:
+        for _ in range(max(1, args.warmup // 4)):
+            if post(c) != 200:
+                sys.exit("warm-up request failed")
+    time.sleep(1.0)
+    rss_idle = _rss_mb(pid)
+    codes: dict[int, int] = {}
+    peak = [rss_idle]
+    t0 = time.perf_counter()
+    with httpx.Client() as c:
+        for _ in range(args.requests):
+            code = post(c)
+            codes[code] = codes.get(code, 0) + 1
+            peak[0] = max(peak[0], _rss_mb(pid))
+    wall = time.perf_counter() - t0
+    time.sleep(1.0)
+    rss_after = _rss_mb(pid)
+
+    # /healthz while N uploads of the same request are decoded at once
+    with httpx.Client() as c:
+        idle_lat = []
+        for _ in range(10):
+            t = time.perf_counter()
+            c.get(url + "/healthz", timeout=60)
+            idle_lat.append(time.perf_counter() - t)
+    stop = threading.Event()
+    busy_lat: list[float] = []
+
+    def prober() -> None:
+        with httpx.Client() as c:
+            while not stop.is_set():
+                t = time.perf_counter()
+                try:
+                    c.get(url + "/healthz", timeout=120)
+                except httpx.HTTPError:  # counted as the time it took to give up
+                    pass
+                busy_lat.append(time.perf_counter() - t)
+                time.sleep(0.02)
+
+    def uploader(out: list) -> None:
+        with httpx.Client() as c:
+            out.append(post(c))
+
+    upload_codes: list[int] = []
+    probe = threading.Thread(target=prober)
+    probe.start()
+    ups = [threading.Thread(target=uploader, args=(upload_codes,)) for _ in range(args.clients)]
+    for t in ups:
+        t.start()
+    for t in ups:
+        t.join()
+    stop.set()
+    probe.join()
+    return {"scenario": "robustness", "canvas": args.canvas, "png_bytes": len(content), "method": args.method,
+            "max_size": args.size, "requests": args.requests, "status_codes": codes, "wall_s": round(wall, 2),
+            "rss_mb_idle": round(rss_idle, 1), "rss_mb_after": round(rss_after, 1),
+            "rss_mb_peak_sampled": round(peak[0], 1), "rss_growth_pct": round(100 * (rss_after / rss_idle - 1), 1),
+            "concurrent_uploads": args.clients, "upload_codes": sorted(upload_codes),
+            "healthz_idle_max_s": round(max(idle_lat), 4),
+            "healthz_busy_max_s": round(max(busy_lat), 4) if busy_lat else None,
+            "healthz_busy_p50_s": round(statistics.median(busy_lat), 4) if busy_lat else None,
+            "healthz_busy_samples": len(busy_lat), "cpu_count": os.cpu_count()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=4)
@@ -86,7 +179,14 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="server --precision")
     ap.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS for the server (0: leave)")
     ap.add_argument("--json", dest="json_path", metavar="PATH")
+    ap.add_argument("--robustness", action="store_true",
+                    help="RSS idle vs after big-canvas requests, and /healthz latency under concurrent decodes")
+    ap.add_argument("--canvas", type=int, default=4000, help="--robustness: side of the single-colour PNG")
     args = ap.parse_args()
+    if args.robustness and "--requests" not in sys.argv:
+        args.requests = 20
+    if args.robustness and "--clients" not in sys.argv:
+        args.clients = 8
     import httpx
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
@@ -110,6 +210,12 @@ def main() -> None:
                 if server.poll() is not None:
                     sys.exit(f"server exited: {server.stderr.read().decode()[-2000:]}")
                 time.sleep(0.25)
+        if args.robustness:
+            result = _robustness(url, server.pid, args)
+            print(json.dumps(result, indent=2))
+            if args.json_path:
+                Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
+            return
         content, style = _image(1, args.size, "PNG"), _image(2, args.size, "JPEG")
         data = {"method": args.method, "max_size": str(args.size)}
         if args.iterations:

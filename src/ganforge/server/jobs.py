@@ -1,10 +1,14 @@
 """A bounded job queue served by a fixed number of worker threads (not a thread per request).
 
 ``submit`` refuses work when the queue is full (the app answers 503 with Retry-After). Jobs report
-progress through :meth:`Job.report`, which is also where a cancelled or overdue job stops. Finished
-jobs keep their result for ``keep_s`` seconds, at most ``max_jobs`` of them. Waiting for a job from
-asyncio uses a future completed by the worker (``call_soon_threadsafe``): no thread is parked per
-waiting request.
+progress through :meth:`Job.report`, which is also where a cancelled or overdue job stops;
+:meth:`JobQueue.cancel` ends a queued job at once. The moment a job ends it drops its callables and
+its request (``fn``, ``batch_fn``, ``batch_item`` and, through them, the decoded images): a finished
+job holds only its result bytes or its error message. Finished jobs are kept ``keep_s`` seconds, at
+most ``max_jobs`` of them and at most ``max_result_bytes`` of results in all (oldest evicted first;
+a request waiting for its job holds the job itself, so an evicted result still reaches it). Waiting
+for a job from asyncio uses a future completed by the worker (``call_soon_threadsafe``): no thread is
+parked per waiting request.
 
 Batching: a job may carry a ``batch_key`` and a ``batch_fn``. With ``max_batch`` > 1, a worker that
 takes such a job also takes the queued jobs with the same key (waiting at most ``batch_window_s``
@@ -19,6 +23,7 @@ import logging
 import re
 import threading
 import time
+import traceback
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -47,7 +52,7 @@ class Result:
 @dataclass
 class Job:
     kind: str
-    fn: Callable[["Job"], Result]
+    fn: Callable[["Job"], Result] | None  # None once the job has ended (its inputs are released)
     timeout: float
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created: float = field(default_factory=time.time)
@@ -80,7 +85,17 @@ class Job:
             raise Cancelled(f"took longer than the {self.timeout:g} s limit")
 
     def cancel(self) -> None:
-        self.cancelled = True
+        """Ask the job to stop: a queued job never starts, a running one stops at its next
+        :meth:`report` (:meth:`JobQueue.cancel` also ends a queued job at once). A queued job
+        drops its inputs now; it keeps its place in the queue until a worker discards it."""
+        with self._lock:
+            self.cancelled = True
+            if self.status == "queued":
+                self.fn = self.batch_fn = self.batch_item = None
+
+    @property
+    def result_bytes(self) -> int:
+        return len(self.result.body) if self.result is not None else 0
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "kind": self.kind, "status": self.status,
@@ -102,6 +117,8 @@ class Job:
             else:
                 self.stage = status
             self.finished = time.time()
+            # the request (decoded images, tensors) lives in these closures: drop it now, keep only the answer
+            self.fn = self.batch_fn = self.batch_item = None
             waiters, self._waiters = self._waiters, []
         for loop, fut in waiters:
             try:
@@ -120,6 +137,9 @@ class Job:
         try:
             await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
+            with self._lock:
+                if (loop, fut) in self._waiters:
+                    self._waiters.remove((loop, fut))
             return self.done
         return True
 
@@ -140,8 +160,9 @@ def _resolve(fut: asyncio.Future) -> None:
 
 class JobQueue:
     def __init__(self, *, workers: int = 1, max_queue: int = 16, max_jobs: int = 256, keep_s: float = 600.0,
-                 max_batch: int = 1, batch_window_s: float = 0.0) -> None:
+                 max_batch: int = 1, batch_window_s: float = 0.0, max_result_bytes: int = 256 * 2**20) -> None:
         self.workers, self.max_queue, self.max_jobs, self.keep_s = workers, max_queue, max_jobs, keep_s
+        self.max_result_bytes = int(max_result_bytes)
         self.max_batch, self.batch_window_s = max(1, int(max_batch)), max(0.0, float(batch_window_s))
         self._pending: deque[Job] = deque()
         self._cond = threading.Condition()  # guards _pending and _closing
@@ -149,7 +170,7 @@ class JobQueue:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self.completed = self.failed = self.rejected = 0
+        self.completed = self.failed = self.rejected = self.cancelled = self.evicted = 0
         self.batches = self.batched_jobs = 0  # batch_fn calls, and the jobs they served
 
     def start(self) -> None:
@@ -196,16 +217,43 @@ class JobQueue:
         with self._lock:
             return self._jobs.get(job_id)
 
+    def jobs(self) -> list[Job]:
+        """The jobs kept now (queued, running and finished ones not yet expired or evicted)."""
+        with self._lock:
+            return list(self._jobs.values())
+
+    def cancel(self, job: Job) -> None:
+        """Cancel ``job``: a queued one leaves the queue and ends as cancelled now (its inputs
+        dropped); a running one stops at its next progress point; a finished one is left alone."""
+        job.cancel()
+        with self._cond:
+            try:
+                self._pending.remove(job)
+            except ValueError:  # running, finished, or a worker has just taken it
+                return
+        job._finish("cancelled", error=(499, "cancelled before it started"))
+        self._count(job)
+
+    @property
+    def result_bytes(self) -> int:
+        with self._lock:
+            return sum(j.result_bytes for j in self._jobs.values())
+
     def _prune(self) -> None:
-        """Drop expired finished jobs, then the oldest finished ones while over the bound (lock held)."""
+        """Drop expired finished jobs, then the oldest finished ones while over the count or the
+        result-bytes bound (lock held)."""
         now = time.time()
         for jid in [j.id for j in self._jobs.values() if j.done and now - (j.finished or now) > self.keep_s]:
             del self._jobs[jid]
-        if len(self._jobs) >= self.max_jobs:
-            for job in sorted((j for j in self._jobs.values() if j.done), key=lambda j: j.finished or 0):
-                del self._jobs[job.id]
-                if len(self._jobs) < self.max_jobs:
-                    break
+        total = sum(j.result_bytes for j in self._jobs.values())
+        if len(self._jobs) < self.max_jobs and total <= self.max_result_bytes:
+            return
+        for job in sorted((j for j in self._jobs.values() if j.done), key=lambda j: j.finished or 0):
+            if len(self._jobs) < self.max_jobs and total <= self.max_result_bytes:
+                break
+            del self._jobs[job.id]
+            total -= job.result_bytes
+            self.evicted += 1
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -214,6 +262,8 @@ class JobQueue:
             queued = len(self._pending)
         return {"workers": self.workers, "queued": queued, "max_queue": self.max_queue,
                 "active": active, "completed": self.completed, "failed": self.failed, "rejected": self.rejected,
+                "cancelled": self.cancelled, "result_bytes": self.result_bytes,
+                "max_result_bytes": self.max_result_bytes, "evicted": self.evicted,
                 "max_batch": self.max_batch, "batch_window_ms": round(self.batch_window_s * 1000, 3),
                 "batches": self.batches, "batched_jobs": self.batched_jobs}
 
@@ -252,13 +302,15 @@ class JobQueue:
                 self._run_one(batch[0])
             else:
                 self._run_batch(batch)
+            del batch  # not held while this worker waits for the next job
 
     def _start(self, job: Job) -> bool:
-        if job.cancelled:
-            job._finish("cancelled", error=(499, "cancelled before it started"))
-            return False
-        job.status, job.stage, job.started = "running", "running", time.time()
-        return True
+        with job._lock:  # against Job.cancel: a job is either cancelled while queued or started
+            if not job.cancelled:
+                job.status, job.stage, job.started = "running", "running", time.time()
+                return True
+        job._finish("cancelled", error=(499, "cancelled before it started"))
+        return False
 
     def _run_one(self, job: Job) -> None:
         if not self._start(job):
@@ -314,12 +366,17 @@ class JobQueue:
         elif isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
             job._finish("failed", error=(503, "out of memory; try a smaller max_size"))
         else:  # a bug or a device error: logged here, never sent to the client
-            log.error("job %s (%s) failed", job.id, job.kind, exc_info=exc)
+            # the traceback as text: a LogRecord holding exc_info would pin the frames, and the inputs in them
+            log.error("job %s (%s) failed\n%s", job.id, job.kind,
+                      "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
             job._finish("failed", error=(500, f"internal error ({type(exc).__name__}); see the server log"))
 
     def _count(self, job: Job) -> None:
         with self._lock:
             if job.status == "done":
                 self.completed += 1
+            elif job.status == "cancelled":
+                self.cancelled += 1
             else:
                 self.failed += 1
+            self._prune()  # results are bounded by bytes as soon as they arrive

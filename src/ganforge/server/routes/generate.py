@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ..specs import GenerateRequest, generate_spec
@@ -17,6 +17,6 @@ router = APIRouter()
              response_class=Response,
              responses={200: {"content": {"image/png": {}, "application/zip": {}}}, 404: {"description": "unknown run"},
                         422: {"description": "bad parameters"}, 503: {"description": "queue full"}})
-async def generate(body: GenerateRequest, s: Svc) -> Response:
+async def generate(body: GenerateRequest, s: Svc, request: Request) -> Response:
     spec = generate_spec(s, body.run, body.n, body.seed, body.class_, body.truncation, body.format)
-    return await run_now(s, submit_generate(s, spec))
+    return await run_now(s, submit_generate(s, spec), request)

@@ -12,7 +12,7 @@ from ..jobs import Job
 from ..specs import generate_spec, stylize_spec
 from ..state import Service, Svc
 from ..work import submit_generate, submit_stylize
-from .common import job_response
+from .common import job_response, off_loop
 
 router = APIRouter(tags=["jobs"])
 
@@ -38,8 +38,8 @@ async def submit_job(s: Svc,
                      class_: Annotated[str | None, Form(alias="class")] = None,
                      truncation: Annotated[float, Form()] = 1.0) -> JSONResponse:
     if task == "stylize":
-        spec = await stylize_spec(s, content, style, style_weights, alpha, preserve_color, method, max_size,
-                                  mask, format or "png", iterations)
+        spec = await off_loop(stylize_spec, s, content, style, style_weights, alpha, preserve_color, method,
+                              max_size, mask, format or "png", iterations)
         job = submit_stylize(s, spec)
     else:
         job = submit_generate(s, generate_spec(s, run, n, seed, class_, truncation, format or "png"))
@@ -67,8 +67,11 @@ def job_result(job_id: str, s: Svc) -> Response:
     return job_response(job)
 
 
-@router.delete("/v1/jobs/{job_id}", summary="cancel a job")
-def job_cancel(job_id: str, s: Svc) -> dict[str, Any]:
+@router.delete("/v1/jobs/{job_id}", summary="cancel a job",
+               description="A queued job ends as cancelled at once (200); a running one stops at its next progress "
+                           "point (202, poll GET /v1/jobs/{id}); a finished job is left as it is (200). A cancelled "
+                           "job's inputs are dropped.")
+def job_cancel(job_id: str, s: Svc) -> JSONResponse:
     job = _job(s, job_id)
-    job.cancel()
-    return job.as_dict()
+    s.queue.cancel(job)
+    return JSONResponse(job.as_dict(), status_code=200 if job.done else 202)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
 from ..specs import stylize_spec
 from ..state import Svc
 from ..work import submit_stylize
-from .common import run_now
+from .common import off_loop, run_now
 
 router = APIRouter()
 
@@ -22,7 +22,7 @@ IMG_RESPONSES = {200: {"content": {"image/png": {}, "image/jpeg": {}}, "descript
 
 @router.post("/v1/stylize", tags=["style"], summary="restyle a content image", responses=IMG_RESPONSES,
              response_class=Response)
-async def stylize(s: Svc,
+async def stylize(s: Svc, request: Request,
                   content: Annotated[UploadFile, File(description="content image (PNG/JPEG/WebP/BMP)")],
                   style: Annotated[list[UploadFile], File(description="style image(s); repeat the field")],
                   style_weights: Annotated[str | None, Form(description="comma-separated weights, one per style")] = None,
@@ -33,6 +33,6 @@ async def stylize(s: Svc,
                   mask: Annotated[UploadFile | None, File(description="optional mask: style 1 inside, style 2 outside")] = None,
                   format: Annotated[str, Form(description="png or jpeg")] = "png",
                   iterations: Annotated[int | None, Form(description="gatys iterations")] = None) -> Response:
-    spec = await stylize_spec(s, content, style, style_weights, alpha, preserve_color, method, max_size, mask,
-                              format, iterations)
-    return await run_now(s, submit_stylize(s, spec))
+    spec = await off_loop(stylize_spec, s, content, style, style_weights, alpha, preserve_color, method, max_size,
+                          mask, format, iterations)
+    return await run_now(s, submit_stylize(s, spec), request)
