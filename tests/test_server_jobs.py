@@ -247,6 +247,14 @@ def test_delete_cancels_queued_and_running_jobs(weights):
 # -- uploads stay in memory ----------------------------------------------------------------------------
 
 def test_uploads_over_1mb_are_not_spooled_to_a_file(weights, monkeypatch):
+    """What `ganforge serve` sets for its process (importing the server changes nothing global)."""
+    from starlette.formparsers import MultiPartParser
+
+    from ganforge.server.routes.common import keep_uploads_in_memory
+
+    assert MultiPartParser.spool_max_size == 1024 * 1024  # untouched by importing and creating apps
+    monkeypatch.setattr(MultiPartParser, "spool_max_size", MultiPartParser.spool_max_size)  # restored after
+    keep_uploads_in_memory()
     opened: list = []
     real = tempfile.TemporaryFile
 

@@ -42,8 +42,8 @@ def setup(tmp_path_factory):
     (outside / "passwd").write_bytes(SECRET)
     (outside / "summary.json").write_text(json.dumps({"secret": SECRET.decode()}))
     # r2: its shown files are links out of the folder; r3: a link inside it; r4: corrupt config;
-    # r5: a checkpoint linked out of the folder
-    for name in ("r2", "r3", "r4", "r5"):
+    # r5: a checkpoint linked out of the folder; r6: every checkpoint truncated (fails only when loaded)
+    for name in ("r2", "r3", "r4", "r5", "r6"):
         shutil.copytree(run, root / "runs" / name, symlinks=True)
     r2 = root / "runs" / "r2"
     (r2 / "samples" / "latest.png").unlink()
@@ -59,6 +59,8 @@ def setup(tmp_path_factory):
     moved = outside / "ckpt"
     shutil.move(str(step), moved)
     os.symlink(moved, step)
+    for weights in (root / "runs" / "r6" / "checkpoints").glob("step-*/weights.safetensors"):
+        weights.write_bytes(weights.read_bytes()[:100])
     # summary.json of r1 names the server's folders
     summary = json.loads((run / "summary.json").read_text())
     summary.update(data_dir=str(root / "data"), cache={"dir": str(root / "cache"), "note": f"at {root}/x/y"})
@@ -104,7 +106,7 @@ def test_symlinks_out_of_runs_are_not_followed(client, setup):
 
 def test_checkpoint_linked_out_and_corrupt_config_are_server_faults_with_an_id(client, setup, caplog):
     root = setup[0]
-    for run in ("r5", "r4"):
+    for run in ("r5", "r4", "r6"):
         with caplog.at_level(logging.ERROR, logger="ganforge.server"):
             resp = client.post("/v1/generate", json={"run": run, "n": 1})
         assert resp.status_code == 500, resp.text

@@ -140,6 +140,9 @@ def run_serve(args: argparse.Namespace) -> int:
                           batch_window_ms=args.batch_window_ms, api_key=key, allowed_hosts=hosts,
                           rate_limit=rate, read_timeout=args.read_timeout)
     app = create_app(config)
+    from ..server.routes.common import keep_uploads_in_memory
+
+    keep_uploads_in_memory()  # this process is ours: uploads never spool to /tmp (docs/serve.md)
     service = app.state.service
     if not is_loopback(args.host):
         print(f"ganforge serve: binding {args.host}: /v1 needs the API key; Host names allowed: "

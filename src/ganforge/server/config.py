@@ -30,6 +30,7 @@ class ServerConfig:
     request_timeout: float = 120.0
     job_timeout: float = 600.0
     cache_bytes: int = 2 * 2**30
+    max_result_bytes: int = 256 * 2**20  # finished jobs' results kept at most (oldest evicted first)
     keep_results_s: float = 600.0
     # batching of same-size stylise requests into one forward pass (None: on for CUDA, off elsewhere)
     max_batch: int | None = None  # None: 8 on CUDA, 1 (off) elsewhere

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import tempfile
+import traceback
 import uuid
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ def server_fault(exc: BaseException | None, context: str) -> tuple[int, str, str
     """Log a server-side fault (with its traceback) under a new error id; answer ``(500, message,
     error_id)``, the message naming the id and neither the exception's text nor a path."""
     error_id = uuid.uuid4().hex[:12]
-    log.error("error id %s: %s", error_id, context, exc_info=exc)
+    # the traceback as text: a LogRecord holding exc_info would pin the frames (and a request's inputs in them)
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip() if exc is not None else ""
+    log.error("error id %s: %s%s", error_id, context, f"\n{trace}" if trace else "")
     name = type(exc).__name__ if exc is not None else "fault"
     return 500, f"internal error ({name}, error id {error_id}); see the server log", error_id
 

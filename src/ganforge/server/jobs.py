@@ -23,13 +23,13 @@ import logging
 import re
 import threading
 import time
-import traceback
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import GanforgeError, WeightsError
+from .errors import server_fault
 
 log = logging.getLogger("ganforge.server")
 
@@ -63,6 +63,7 @@ class Job:
     finished: float | None = None
     result: Result | None = None
     error: tuple[int, str] | None = None  # (HTTP status, message)
+    error_id: str | None = None  # a server fault's id, also in the server's log line
     cancelled: bool = False
     batch_key: Any = None  # jobs with equal keys may share one batch_fn call
     batch_fn: Callable[[list["Job"]], list[Any]] | None = None
@@ -105,6 +106,8 @@ class Job:
             out["result"] = f"/v1/jobs/{self.id}/result"
         if self.error:
             out["error"] = self.error[1]
+        if self.error_id:
+            out["error_id"] = self.error_id
         return out
 
     # -- completion -----------------------------------------------------------------------------------
@@ -365,11 +368,9 @@ class JobQueue:
             job._finish("failed", error=(422, str(exc)))
         elif isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
             job._finish("failed", error=(503, "out of memory; try a smaller max_size"))
-        else:  # a bug or a device error: logged here, never sent to the client
-            # the traceback as text: a LogRecord holding exc_info would pin the frames, and the inputs in them
-            log.error("job %s (%s) failed\n%s", job.id, job.kind,
-                      "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
-            job._finish("failed", error=(500, f"internal error ({type(exc).__name__}); see the server log"))
+        else:  # a bug, a device error or a broken run on the server: logged with an id, never sent to the client
+            status, message, job.error_id = server_fault(exc, f"job {job.id} ({job.kind}) failed")
+            job._finish("failed", error=(status, message))
 
     def _count(self, job: Job) -> None:
         with self._lock:

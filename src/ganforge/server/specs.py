@@ -4,10 +4,12 @@ which answer every bad field with a one-line :class:`~.errors.ApiError`."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import anyio
 from fastapi import UploadFile
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -90,8 +92,9 @@ async def read_image(upload: UploadFile, service: Service, what: str, mode: str 
         raise ApiError(413, f"{what}: larger than the {service.config.max_upload_bytes:,}-byte upload limit")
     if not data:
         raise ApiError(422, f"{what}: empty upload")
-    try:
-        return images.decode(data, max_pixels=service.config.max_pixels, what=what, mode=mode)
+    try:  # decoding is CPU work: off the event loop
+        return await anyio.to_thread.run_sync(
+            functools.partial(images.decode, data, max_pixels=service.config.max_pixels, what=what, mode=mode))
     except GanforgeError as exc:
         status = 413 if "limit" in str(exc) or "too large" in str(exc) else 415
         raise ApiError(status, str(exc)) from None

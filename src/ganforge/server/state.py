@@ -30,7 +30,8 @@ class Service:
         window_ms = config.batch_window_ms if config.batch_window_ms is not None else (10.0 if cuda else 0.0)
         self.queue = JobQueue(workers=config.workers, max_queue=config.max_queue, keep_s=config.keep_results_s,
                               max_jobs=max(64, 4 * (config.max_queue + config.workers)),
-                              max_batch=max_batch, batch_window_s=window_ms / 1000.0)
+                              max_batch=max_batch, batch_window_s=window_ms / 1000.0,
+                              max_result_bytes=config.max_result_bytes)
         self.runs = RunIndex(config.runs)
         self.started = time.time()
 

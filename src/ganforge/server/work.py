@@ -15,13 +15,18 @@ from typing import Any
 
 from .. import imageio
 from ..device import autocast
-from ..errors import CheckpointError, GanforgeError
+from ..errors import GanforgeError
 from . import images
 from .jobs import Cancelled, Job, Result
 from .models import Entry, module_bytes
 from .runs import RunInfo, latest_checkpoint_name
 from .specs import GenerateSpec, StylizeSpec
 from .state import Service
+
+
+class RunFault(RuntimeError):
+    """A run in --runs that cannot be loaded (corrupt or missing files): the server's fault, not the
+    request's, so it is answered 500 with an error id (not a GanforgeError, which answers 422)."""
 
 CHUNK = 32  # samples per generator call (progress is reported between calls)
 
@@ -50,8 +55,8 @@ def load_run_generator(run: RunInfo, device: Any):
 
     try:
         gen = load_generator(run.path)
-    except GanforgeError as exc:  # its text names the server's folders: the client gets the run name
-        raise CheckpointError(f"run {run.name!r} has no usable checkpoint ({type(exc).__name__})") from None
+    except GanforgeError as exc:  # a broken run is the server's fault: 500 with an error id, the text in the log
+        raise RunFault(f"run {run.name!r} has no usable checkpoint: {exc}") from None
     gen.G_ema = gen.G_ema.to(device).eval().requires_grad_(False)
     gen.G = gen.G_ema
     return gen

@@ -1,9 +1,12 @@
 """What the work routes share: building a request's spec off the event loop, waiting for a job
 (cancelling it when the client goes away) and answering with its result.
 
-Uploads stay in memory: starlette spools a multipart file part to a temporary file above 1 MB;
-here the spool threshold is raised so a part stays in memory up to the body limit, which
-:class:`~ganforge.server.middleware.BodyLimit` enforces before the form parser sees the bytes."""
+Uploads stay in memory under ``ganforge serve``: starlette spools a multipart file part to a
+temporary file above 1 MB; :func:`keep_uploads_in_memory` (called by the CLI, which owns its
+process) raises that threshold so a part stays in memory up to the body limit, which
+:class:`~ganforge.server.middleware.BodyLimit` enforces before the form parser sees the bytes. An
+app embedded with ``create_app`` in someone else's process keeps starlette's setting: importing
+this module changes no global state."""
 
 from __future__ import annotations
 
@@ -25,8 +28,12 @@ from ..state import Service
 
 log = logging.getLogger("ganforge.server")
 
-# never roll an upload over to a file in /tmp: the whole body is already bounded by BodyLimit
-MultiPartParser.spool_max_size = sys.maxsize
+
+
+def keep_uploads_in_memory() -> None:
+    """Never roll an upload over to a file in /tmp (the whole body is already bounded by BodyLimit).
+    A process-wide starlette setting: only the process's owner (``ganforge serve``) calls it."""
+    MultiPartParser.spool_max_size = sys.maxsize
 
 POLL_S = 0.25  # how often a waiting request checks whether its client is still there
 DECODE_THREADS = 2  # uploads decoded at once (more only queue: CPU and peak memory stay bounded)
@@ -81,4 +88,4 @@ def job_response(job: Job) -> Response:
                         headers={"Content-Disposition": f'inline; filename="{job.result.filename}"',
                                  "X-Ganforge-Job": job.id})
     status, message = job.error or (500, "job failed")
-    return error_response(status, message, job=job.id)
+    return error_response(status, message, job=job.id, **({"error_id": job.error_id} if job.error_id else {}))
