@@ -41,6 +41,9 @@ import numpy as np
 from PIL import Image
 
 
+HEADERS: dict[str, str] = {}  # Authorization when --api-key is on
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -101,7 +104,7 @@ def _robustness(url: str, pid: int, args: argparse.Namespace) -> dict:
     def post(c: httpx.Client) -> int:
         return c.post(url + "/v1/stylize", files=files, data=data, timeout=600).status_code
 
-    with httpx.Client() as c:
+    with httpx.Client(headers=HEADERS) as c:
         for _ in range(max(1, args.warmup // 4)):
             if post(c) != 200:
                 sys.exit("warm-up request failed")
@@ -110,7 +113,7 @@ def _robustness(url: str, pid: int, args: argparse.Namespace) -> dict:
     codes: dict[int, int] = {}
     peak = [rss_idle]
     t0 = time.perf_counter()
-    with httpx.Client() as c:
+    with httpx.Client(headers=HEADERS) as c:
         for _ in range(args.requests):
             code = post(c)
             codes[code] = codes.get(code, 0) + 1
@@ -120,7 +123,7 @@ def _robustness(url: str, pid: int, args: argparse.Namespace) -> dict:
     rss_after = _rss_mb(pid)
 
     # /healthz while N uploads of the same request are decoded at once
-    with httpx.Client() as c:
+    with httpx.Client(headers=HEADERS) as c:
         idle_lat = []
         for _ in range(10):
             t = time.perf_counter()
@@ -130,7 +133,7 @@ def _robustness(url: str, pid: int, args: argparse.Namespace) -> dict:
     busy_lat: list[float] = []
 
     def prober() -> None:
-        with httpx.Client() as c:
+        with httpx.Client(headers=HEADERS) as c:
             while not stop.is_set():
                 t = time.perf_counter()
                 try:
@@ -141,7 +144,7 @@ def _robustness(url: str, pid: int, args: argparse.Namespace) -> dict:
                 time.sleep(0.02)
 
     def uploader(out: list) -> None:
-        with httpx.Client() as c:
+        with httpx.Client(headers=HEADERS) as c:
             out.append(post(c))
 
     upload_codes: list[int] = []
@@ -179,6 +182,8 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="server --precision")
     ap.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS for the server (0: leave)")
     ap.add_argument("--json", dest="json_path", metavar="PATH")
+    ap.add_argument("--api-key", action="store_true",
+                    help="start the server with an API key (GANFORGE_API_KEY) and send it as a bearer token")
     ap.add_argument("--robustness", action="store_true",
                     help="RSS idle vs after big-canvas requests, and /healthz latency under concurrent decodes")
     ap.add_argument("--canvas", type=int, default=4000, help="--robustness: side of the single-colour PNG")
@@ -195,6 +200,11 @@ def main() -> None:
     env = dict(os.environ)
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
+    if args.api_key:
+        import secrets
+
+        env["GANFORGE_API_KEY"] = secrets.token_urlsafe(32)
+        HEADERS["Authorization"] = f"Bearer {env['GANFORGE_API_KEY']}"
     cmd = [sys.executable, "-m", "ganforge", "serve", "--port", str(port), "--quiet", "--encoder", encoder,
            "--workers", str(args.workers), "--precision", args.precision, "--queue-size", str(max(16, 2 * args.clients)), "--timeout", "600"]
     if args.method != "gatys":
@@ -227,7 +237,7 @@ def main() -> None:
             r = client.post(url + "/v1/stylize", files=files, data=data, timeout=600)
             return r.status_code, time.perf_counter() - t0
 
-        with httpx.Client() as c:
+        with httpx.Client(headers=HEADERS) as c:
             for _ in range(args.warmup):
                 code, _ = post(c)
                 if code != 200:
@@ -239,7 +249,7 @@ def main() -> None:
         counter = iter(range(args.requests))
 
         def client_loop() -> None:
-            with httpx.Client() as c:
+            with httpx.Client(headers=HEADERS) as c:
                 while True:
                     with lock:
                         if next(counter, None) is None:
@@ -258,7 +268,7 @@ def main() -> None:
             t.join()
         wall = time.perf_counter() - t0
         rss_after = _rss_mb(server.pid)
-        health = json.loads(urllib.request.urlopen(url + "/healthz").read())
+        health = json.loads(urllib.request.urlopen(urllib.request.Request(url + "/healthz", headers=HEADERS)).read())
     finally:
         server.terminate()
         server.wait(10)
@@ -270,7 +280,7 @@ def main() -> None:
               "rss_mb_before": round(rss_before, 1), "rss_mb_after": round(rss_after, 1),
               "encoder": args.encoder, "decoder": args.decoder if args.method != "gatys" else None,
               "server_precision": health["precision"], "server_device": health["device"],
-              "cpu_count": os.cpu_count(), "server_threads": args.threads or "default"}
+              "cpu_count": os.cpu_count(), "server_threads": args.threads or "default", "api_key": args.api_key}
     print(json.dumps(result, indent=2))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
