@@ -54,3 +54,15 @@ def make_gan_run(runs_root: Path, name: str = "digits-tiny") -> Path:
                              sample_every=2, progress=False, tensorboard=False, steps=2, conditional=True)
     ganforge.train_gan(cfg, out=runs_root / name)
     return runs_root / name
+
+
+def stop_server(proc, log) -> None:
+    """Stop a `ganforge serve` subprocess (SIGTERM, then SIGKILL after 10 s) and close its log."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

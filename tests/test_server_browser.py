@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from conftest import CONTENT_DIR, STYLE_DIR
-from server_fixtures import make_gan_run, make_style_weights, smooth_image
+from server_fixtures import make_gan_run, make_style_weights, smooth_image, stop_server
 
 CHROMIUM = os.environ.get("GANFORGE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -72,12 +72,7 @@ def server(tmp_path_factory):
             pytest.fail("ganforge serve did not answer /healthz within 60 s")
         yield url, root
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_server(proc, log)
 
 
 def _images(tmp_path: Path) -> tuple[Path, Path]:

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from ganforge.server import ServerConfig, create_app  # noqa: E402
 from ganforge.server.config import LOOPBACK_HOSTS  # noqa: E402
 from ganforge.server.middleware import RateLimiter  # noqa: E402
-from server_fixtures import image_bytes, make_gan_run, make_style_weights, smooth_image  # noqa: E402
+from server_fixtures import image_bytes, make_gan_run, make_style_weights, smooth_image, stop_server  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -399,9 +399,4 @@ def test_real_server_with_key_host_check_stalled_body_and_the_page(setup, tmp_pa
             finally:
                 browser.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_server(proc, log)
