@@ -21,9 +21,17 @@ from .train.rundir import register_run_task
 def load_generator(run_dir: str | Path, *, checkpoint_name: str = "latest") -> Generator:
     """Load the generator of a GAN run directory (``checkpoint_name``: 'latest', 'best' or
     'step-N'), or of a file written by ``ganforge export`` (a ``.safetensors`` file, which holds one
-    checkpoint: see docs/export.md). Runs of other tasks load through :func:`ganforge.runs.load_run`."""
+    checkpoint: see docs/export.md), or a published StyleGAN2-ADA network: an official ``.pkl``
+    or its registered name (``stylegan2-ffhq``, ...; ``ganforge.published``). Runs of other tasks load through :func:`ganforge.runs.load_run`."""
     from .train.rundir import load_checkpoint, require_task
 
+    from .published import load_published, published_names
+
+    if str(run_dir) in published_names() or Path(run_dir).suffix.lower() == ".pkl":  # NVIDIA's StyleGAN2-ADA
+        if checkpoint_name != "latest":
+            raise GanforgeError(f"{run_dir} is a published network (one set of weights); "
+                                "--checkpoint applies to run directories")
+        return load_published(run_dir)
     run_dir = Path(run_dir)
     if run_dir.is_file() or (run_dir.suffix == ".safetensors" and not run_dir.is_dir()):
         from .export.generator_file import load_exported

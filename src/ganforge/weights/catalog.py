@@ -262,3 +262,36 @@ _register_upscaler(
                  "model zoo; the ESRGAN repository's own RRDB_ESRGAN_x4.pth (Google Drive only) loads "
                  "too, from a path"),
 )
+
+
+# --- published StyleGAN2-ADA generators (NVlabs/stylegan2-ada-pytorch) ----------------------------
+
+_NVIDIA_PRETRAINED = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained"
+_NVIDIA_LICENCE = "NVIDIA Source Code License-NC (non-commercial use only)"
+
+# registry name -> what the network draws; ganforge.published loads them (ganforge sample NAME)
+PUBLISHED_GANS: dict[str, str] = {}
+
+for _name, _file, _what in (
+        ("stylegan2-ffhq", "ffhq.pkl", "FFHQ faces 1024x1024 (original StyleGAN2 config)"),
+        ("stylegan2-metfaces", "metfaces.pkl", "MetFaces 1024x1024 (transfer learning from FFHQ with ADA)"),
+        ("stylegan2-afhqcat", "afhqcat.pkl", "AFHQ Cat 512x512 (ADA, from scratch)"),
+        ("stylegan2-afhqdog", "afhqdog.pkl", "AFHQ Dog 512x512 (ADA, from scratch)"),
+        ("stylegan2-afhqwild", "afhqwild.pkl", "AFHQ Wild 512x512 (ADA, from scratch)"),
+        ("stylegan2-brecahad", "brecahad.pkl", "BreCaHAD 512x512 (ADA, from scratch)"),
+        ("stylegan2-cifar10", "cifar10.pkl", "class-conditional CIFAR-10 32x32"),
+        ("stylegan2-ffhq256", "transfer-learning-source-nets/ffhq-res256-mirror-paper256-noaug.pkl",
+         "FFHQ faces 256x256 (paper256 config, no augmentation): the transfer-learning source")):
+    PUBLISHED_GANS[_name] = _what
+    register_weights(WeightsEntry(
+        name=_name,
+        filename=f"stylegan2-ada-{_file.rsplit('/', 1)[-1]}",
+        url=f"{_NVIDIA_PRETRAINED}/{_file}",
+        sha256="",  # NVIDIA publishes no sha256: the first download is pinned, later ones must match it
+        licence=_NVIDIA_LICENCE,
+        architecture=("official StyleGAN2-ADA Generator pickle (torch_utils.persistence); read as data by "
+                      "ganforge.published, never unpickled with code"),
+        normalisation="z ~ N(0, I) (and a class for conditional nets) -> RGB in [-1, 1], shown as [0, 1]",
+        description=(f"NVIDIA's published StyleGAN2-ADA generator: {_what}. Non-commercial use only. "
+                     f"No sha256 is published upstream, so the first download's sha256 is pinned"),
+    ))

@@ -1,0 +1,225 @@
+"""Published StyleGAN2-ADA networks (issue 19, part 1): official ``.pkl`` files read as data, never
+run, on ganforge's official-architecture generator. The pickles here are written by the test
+itself in the official layout (``torch_utils.persistence._reconstruct_persistent_obj`` records with
+``module_src``, ``class_name`` and the module ``state``); the official code is not needed (parity
+with it: benchmarks/check_official_stylegan2.py, docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import collections
+import os
+import pickle
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+import ganforge
+from ganforge.cli import main
+from ganforge.errors import GanforgeError, WeightsError
+from ganforge.published import OfficialGenerator, load_official_pickle, read_official_pickle
+from ganforge.published.load import build_official
+
+UNCOND = dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, mapping_kwargs={"num_layers": 2},
+              synthesis_kwargs=dict(channel_base=256, channel_max=16, num_fp16_res=1, conv_clamp=256,
+                                    architecture="skip"))
+COND = dict(UNCOND, c_dim=4, img_resolution=8, img_channels=1)
+
+
+@pytest.fixture
+def official_modules(monkeypatch):
+    """Stand-ins for ``torch_utils.persistence`` and ``dnnlib.util`` so pickle can name their globals."""
+    tu, persistence = types.ModuleType("torch_utils"), types.ModuleType("torch_utils.persistence")
+    dn, util = types.ModuleType("dnnlib"), types.ModuleType("dnnlib.util")
+
+    def _reconstruct_persistent_obj(meta):  # never called by ganforge: it answers with its own function
+        raise AssertionError("the stand-in reconstructor ran")
+
+    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
+
+    class EasyDict(dict):
+        pass
+
+    EasyDict.__module__, EasyDict.__qualname__ = "dnnlib.util", "EasyDict"
+    util.EasyDict = EasyDict
+    tu.persistence, dn.util = persistence, util
+    for name, mod in (("torch_utils", tu), ("torch_utils.persistence", persistence), ("dnnlib", dn),
+                      ("dnnlib.util", util)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    return types.SimpleNamespace(reconstruct=_reconstruct_persistent_obj, EasyDict=EasyDict)
+
+
+class _Record:
+    """Pickles as ``_reconstruct_persistent_obj(meta)``, the way persistent_class objects do."""
+
+    def __init__(self, fn, meta):
+        self.fn, self.meta = fn, meta
+
+    def __reduce__(self):
+        return self.fn, (self.meta,)
+
+
+def record(module: torch.nn.Module, mods, src: str, init_kwargs=None) -> _Record:
+    name = "Generator" if isinstance(module, OfficialGenerator) else type(module).__name__
+    state = {"training": False, "_parameters": collections.OrderedDict(module._parameters),
+             "_buffers": collections.OrderedDict(module._buffers), "_non_persistent_buffers_set": set(),
+             "_modules": collections.OrderedDict((k, record(v, mods, src)) for k, v in module._modules.items()),
+             "_forward_hooks": collections.OrderedDict(), "_init_args": (),
+             "_init_kwargs": mods.EasyDict(init_kwargs or {}), "weight_gain": np.float64(0.125)}
+    return _Record(mods.reconstruct, dict(type="class", version=6, module_src=src, class_name=name, state=state))
+
+
+def random_G(kwargs: dict, seed: int) -> OfficialGenerator:
+    torch.manual_seed(seed)
+    G = OfficialGenerator(**kwargs)
+    with torch.no_grad():
+        for name, t in list(G.named_parameters()) + list(G.named_buffers()):
+            if name.endswith(("noise_strength", "bias", "w_avg")):
+                t.add_(torch.randn(t.shape) * 0.3)
+    return G.eval()
+
+
+def write_pkl(path, mods, kwargs, *, src="# module source\n", extra=None, seed=0):
+    G, G_ema = random_G(kwargs, seed), random_G(kwargs, seed + 1)
+    ek = lambda d: mods.EasyDict({k: mods.EasyDict(v) if isinstance(v, dict) else v for k, v in d.items()})  # noqa: E731
+    data = {"training_set_kwargs": mods.EasyDict(path="data.zip"), "G": record(G, mods, src, ek(kwargs)),
+            "G_ema": record(G_ema, mods, src, ek(kwargs))}
+    data.update(extra or {})
+    with open(path, "wb") as f:
+        pickle.dump(data, f, protocol=3)
+    return G, G_ema
+
+
+def test_strict_load_equals_module_forward(official_modules, tmp_path):
+    G, G_ema = write_pkl(tmp_path / "net.pkl", official_modules, UNCOND)
+    gen = ganforge.load_generator(tmp_path / "net.pkl")
+    assert gen.w_space and gen.resolution == 16 and gen.channels == 3 and gen.num_classes == 0
+    for ours, theirs in ((gen.G_ema, G_ema), (gen.G, G)):  # every parameter and buffer, G and G_ema
+        a, b = ours.state_dict(), theirs.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert "synthesis.b8.conv0.noise_const" in a and "mapping.w_avg" in a and "synthesis.b4.const" in a
+    z = torch.randn(5, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        for psi in (1.0, 0.6):
+            want = (G_ema(z, None, truncation_psi=psi) * 0.5 + 0.5).clamp(0, 1)
+            assert torch.allclose(gen.generate(z, truncation=psi), want, atol=1e-6, rtol=0)
+        want_G = (G(z, None) * 0.5 + 0.5).clamp(0, 1)
+        assert torch.allclose(gen.generate(z, ema=False), want_G, atol=1e-6, rtol=0)
+        # truncation: w = w_avg + psi (w - w_avg); psi = 0 draws the w_avg image for every z
+        ws = gen.mapping(z, truncation=0.5)
+        w1 = gen.mapping(z)
+        assert torch.allclose(ws, G_ema.mapping.w_avg.lerp(w1, 0.5), atol=1e-6)
+        avg = gen.generate(z, truncation=0.0)
+        assert torch.allclose(avg, avg[:1].expand_as(avg), atol=1e-6)
+        assert torch.allclose(gen.synthesize(ws), gen.generate(z, truncation=0.5), atol=1e-5)
+    assert gen.sample(3, seed=2).shape == (3, 3, 16, 16)
+
+
+def test_conditional_labels_are_one_hot(official_modules, tmp_path):
+    _, G_ema = write_pkl(tmp_path / "cond.pkl", official_modules, COND, seed=5)
+    gen = load_official_pickle(tmp_path / "cond.pkl")
+    assert gen.num_classes == 4 and gen.channels == 1
+    z = torch.randn(4, 16, generator=torch.Generator().manual_seed(3))
+    labels = torch.tensor([0, 1, 2, 3])
+    c = torch.nn.functional.one_hot(labels, 4).float()
+    with torch.no_grad():
+        want = (G_ema(z, c, truncation_psi=0.7) * 0.5 + 0.5).clamp(0, 1)
+    got = gen.generate(z, labels, truncation=0.7)
+    assert torch.allclose(got, want, atol=1e-6, rtol=0)
+    other = gen.generate(z, torch.tensor([1, 2, 3, 0]), truncation=0.7)
+    assert (other - got).abs().max() > 1e-3  # the class changes the image
+    with pytest.raises(GanforgeError):
+        gen.labels(2, 4)
+
+
+def test_embedded_source_is_never_run(official_modules, tmp_path):
+    marker = tmp_path / "pwned.txt"
+    src = f"open({str(marker)!r}, 'w').write('ran')\nimport os\nos.system('touch {marker}')\n"
+    write_pkl(tmp_path / "src.pkl", official_modules, UNCOND, src=src)
+    data = read_official_pickle(tmp_path / "src.pkl")
+    gen = ganforge.load_generator(tmp_path / "src.pkl")
+    gen.sample(1)
+    assert not marker.exists()
+    assert len(data["G_ema"].source_sha256) == 64  # known, hashed, never compiled
+
+
+class _Payload:
+    def __init__(self, cmd):
+        self.cmd = cmd
+
+    def __reduce__(self):
+        return os.system, (self.cmd,)
+
+
+@pytest.mark.parametrize("where", ["top", "inside_state"])
+def test_reduce_payload_is_refused_in_one_line(official_modules, tmp_path, where):
+    marker = tmp_path / "payload-ran"
+    payload = _Payload(f"touch {marker}")
+    path = tmp_path / "evil.pkl"
+    if where == "top":
+        write_pkl(path, official_modules, UNCOND, extra={"augment_pipe": payload})
+    else:
+        G = random_G(UNCOND, 0)
+        rec = record(G, official_modules, "")
+        rec.meta["state"]["_init_kwargs"] = {"z_dim": payload}
+        path.write_bytes(pickle.dumps({"G_ema": rec}, protocol=4))
+    with pytest.raises(WeightsError) as info:
+        ganforge.load_generator(path)
+    msg = str(info.value)
+    assert "\n" not in msg and "refused" in msg and "system" in msg
+    assert not marker.exists()
+
+
+def test_unknown_global_truncated_and_foreign_files(official_modules, tmp_path):
+    (tmp_path / "linear.pkl").write_bytes(pickle.dumps({"G_ema": torch.nn.Linear(2, 2)}))
+    with pytest.raises(WeightsError, match="refused.*torch.nn"):
+        ganforge.load_generator(tmp_path / "linear.pkl")
+    write_pkl(tmp_path / "net.pkl", official_modules, UNCOND)
+    data = (tmp_path / "net.pkl").read_bytes()
+    (tmp_path / "cut.pkl").write_bytes(data[:len(data) // 2])
+    with pytest.raises(WeightsError) as info:
+        ganforge.load_generator(tmp_path / "cut.pkl")
+    assert "\n" not in str(info.value) and "truncated" in str(info.value)
+    (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"a": [1, 2]}))
+    with pytest.raises(WeightsError, match="not a StyleGAN network pickle"):
+        ganforge.load_generator(tmp_path / "plain.pkl")
+    with pytest.raises(WeightsError, match="no such file"):
+        ganforge.load_generator(tmp_path / "absent.pkl")
+
+
+def test_shape_mismatch_and_unsupported_options(official_modules, tmp_path):
+    write_pkl(tmp_path / "net.pkl", official_modules, UNCOND)
+    data = read_official_pickle(tmp_path / "net.pkl")
+    obj = data["G_ema"]
+    obj.init_kwargs["w_dim"] = 8
+    with pytest.raises(WeightsError, match="shape|fit"):
+        build_official(obj, "x")
+    obj.init_kwargs["w_dim"] = 16
+    obj.init_kwargs["synthesis_kwargs"] = dict(obj.init_kwargs["synthesis_kwargs"], architecture="resnet")
+    with pytest.raises(WeightsError, match="resnet"):
+        build_official(obj, "x")
+
+
+def test_cli_sample_pkl_and_registered_name_offline(official_modules, tmp_path, capsys, monkeypatch):
+    write_pkl(tmp_path / "net.pkl", official_modules, UNCOND)
+    assert main(["sample", str(tmp_path / "net.pkl"), "--n", "4", "--out", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").is_file()
+    assert main(["interpolate", str(tmp_path / "net.pkl"), "--seeds", "1,2", "--frames", "3",
+                 "--out", str(tmp_path / "w.gif")]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("GANFORGE_OFFLINE", "1")
+    monkeypatch.setenv("GANFORGE_WEIGHTS_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setenv("GANFORGE_HOME", str(tmp_path / "home"))
+    rc = main(["sample", "stylegan2-ffhq", "--n", "16", "--out", str(tmp_path / "f.png")])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1 and "stylegan2-ffhq" in err and "not found" in err
+    from ganforge.weights import WEIGHTS
+
+    entry = WEIGHTS.get("stylegan2-ffhq")
+    assert entry.url == "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/ffhq.pkl"
+    assert "non-commercial" in entry.licence
+    assert WEIGHTS.get("stylegan2-ffhq256").url.endswith("ffhq-res256-mirror-paper256-noaug.pkl")
