@@ -110,14 +110,14 @@ def test_adain_stylizer_is_one_graph_with_alpha(tmp_path):
     stylizer = Stylizer("adain", encoder=encoder, decoders={"relu2_1": decoder})
     with torch.no_grad():  # a random decoder's output centred in [0, 1] with std ~0.15 (little clamping)
         decoder[-1].bias.zero_()
-        raw = decoder(encoder(torch.rand(1, 3, 24, 32), ("relu2_1",))["relu2_1"])
+        raw = decoder(encoder(torch.rand(1, 3, 32, 40), ("relu2_1",))["relu2_1"])
         decoder[-1].weight.mul_(0.15 / float(raw.std()))
         decoder[-1].bias.fill_(0.5)
     summary = export_onnx(decoder, tmp_path / "s.onnx", encoder=encoder)
     assert summary["inputs"] == ["content", "style", "alpha"]
     for n, alpha in ((1, 1.0), (3, 0.4)):
         g = torch.Generator().manual_seed(n)
-        content, style = torch.rand(n, 3, 24, 32, generator=g), torch.rand(n, 3, 20, 28, generator=g)
+        content, style = torch.rand(n, 3, 32, 40, generator=g), torch.rand(n, 3, 36, 44, generator=g)
         out = _run(tmp_path / "s.onnx", content=content, style=style, alpha=np.array([alpha], np.float32))
         ref = torch.cat([stylizer.stylize_tensor(content[i:i + 1], style[i:i + 1], alpha=alpha) for i in range(n)])
         assert 0.05 < float(ref.std()) and float(((ref > 0) & (ref < 1)).float().mean()) > 0.9
