@@ -44,7 +44,7 @@ def load_run_model(run_dir: str | Path, task: str, *, checkpoint_name: str = "la
 
         return load_inpainter(run_dir, checkpoint=checkpoint_name, ema=ema, device="cpu", precision="fp32")
     if task == "upscaler":
-        from ..restore.sr_train import load_upscaler_run
+        from ..restore.sr.load import load_upscaler_run
 
         return load_upscaler_run(run_dir, checkpoint_name=checkpoint_name, ema=ema)
     from ..runs import load_run
