@@ -6,93 +6,23 @@ with it: benchmarks/check_official_stylegan2.py, docs/benchmarks.md)."""
 
 from __future__ import annotations
 
-import collections
 import os
 import pickle
 import sys
-import types
+from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 import ganforge
 from ganforge.cli import main
 from ganforge.errors import GanforgeError, WeightsError
-from ganforge.published import OfficialGenerator, load_official_pickle, read_official_pickle
+from ganforge.published import load_official_pickle, read_official_pickle
 from ganforge.published.load import build_official
 
-UNCOND = dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, mapping_kwargs={"num_layers": 2},
-              synthesis_kwargs=dict(channel_base=256, channel_max=16, num_fp16_res=1, conv_clamp=256,
-                                    architecture="skip"))
-COND = dict(UNCOND, c_dim=4, img_resolution=8, img_channels=1)
-
-
-@pytest.fixture
-def official_modules(monkeypatch):
-    """Stand-ins for ``torch_utils.persistence`` and ``dnnlib.util`` so pickle can name their globals."""
-    tu, persistence = types.ModuleType("torch_utils"), types.ModuleType("torch_utils.persistence")
-    dn, util = types.ModuleType("dnnlib"), types.ModuleType("dnnlib.util")
-
-    def _reconstruct_persistent_obj(meta):  # never called by ganforge: it answers with its own function
-        raise AssertionError("the stand-in reconstructor ran")
-
-    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
-
-    class EasyDict(dict):
-        pass
-
-    EasyDict.__module__, EasyDict.__qualname__ = "dnnlib.util", "EasyDict"
-    util.EasyDict = EasyDict
-    tu.persistence, dn.util = persistence, util
-    for name, mod in (("torch_utils", tu), ("torch_utils.persistence", persistence), ("dnnlib", dn),
-                      ("dnnlib.util", util)):
-        monkeypatch.setitem(sys.modules, name, mod)
-    return types.SimpleNamespace(reconstruct=_reconstruct_persistent_obj, EasyDict=EasyDict)
-
-
-class _Record:
-    """Pickles as ``_reconstruct_persistent_obj(meta)``, the way persistent_class objects do."""
-
-    def __init__(self, fn, meta):
-        self.fn, self.meta = fn, meta
-
-    def __reduce__(self):
-        return self.fn, (self.meta,)
-
-
-def record(module: torch.nn.Module, mods, src: str, init_kwargs=None) -> _Record:
-    name = "Generator" if isinstance(module, OfficialGenerator) else type(module).__name__
-    state = {"training": False, "_parameters": collections.OrderedDict(module._parameters),
-             "_buffers": collections.OrderedDict(module._buffers), "_non_persistent_buffers_set": set(),
-             "_modules": collections.OrderedDict((k, record(v, mods, src)) for k, v in module._modules.items()),
-             "_forward_hooks": collections.OrderedDict(), "_init_args": (),
-             "_init_kwargs": mods.EasyDict(init_kwargs or {}), "weight_gain": np.float64(0.125)}
-    return _Record(mods.reconstruct, dict(type="class", version=6, module_src=src, class_name=name, state=state))
-
-
-def random_G(kwargs: dict, seed: int) -> OfficialGenerator:
-    torch.manual_seed(seed)
-    G = OfficialGenerator(**kwargs)
-    with torch.no_grad():
-        for name, t in list(G.named_parameters()) + list(G.named_buffers()):
-            if name.endswith(("noise_strength", "bias", "w_avg")):
-                t.add_(torch.randn(t.shape) * 0.3)
-    return G.eval()
-
-
-def write_pkl(path, mods, kwargs, *, src="# module source\n", extra=None, seed=0):
-    G, G_ema = random_G(kwargs, seed), random_G(kwargs, seed + 1)
-    ek = lambda d: mods.EasyDict({k: mods.EasyDict(v) if isinstance(v, dict) else v for k, v in d.items()})  # noqa: E731
-    data = {"training_set_kwargs": mods.EasyDict(path="data.zip"), "G": record(G, mods, src, ek(kwargs)),
-            "G_ema": record(G_ema, mods, src, ek(kwargs))}
-    data.update(extra or {})
-    with open(path, "wb") as f:
-        pickle.dump(data, f, protocol=3)
-    return G, G_ema
-
+sys.path.insert(0, str(Path(__file__).parent))
+from published_fixtures import (COND, ROSI, UNCOND, official_modules, random_G, record, rosinality_state,  # noqa: E402,F401
+                                write_pkl)
 
 def test_strict_load_equals_module_forward(official_modules, tmp_path):
     G, G_ema = write_pkl(tmp_path / "net.pkl", official_modules, UNCOND)
@@ -223,3 +153,67 @@ def test_cli_sample_pkl_and_registered_name_offline(official_modules, tmp_path, 
     assert entry.url == "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/ffhq.pkl"
     assert "non-commercial" in entry.licence
     assert WEIGHTS.get("stylegan2-ffhq256").url.endswith("ffhq-res256-mirror-paper256-noaug.pkl")
+
+
+# --- rosinality stylegan2-pytorch .pt checkpoints ------------------------------------------------
+
+def test_rosinality_checkpoint_loads_exactly(tmp_path):
+    G = random_G(ROSI, 11)
+    state = rosinality_state(G)
+    assert "convs.0.conv.blur.kernel" in state and "noises.noise_4" in state and state["conv1.conv.weight"].ndim == 5
+    # a training checkpoint as rosinality's train.py writes it: g, d, g_ema, optimisers, argparse args
+    torch.save({"g": state, "d": {}, "g_ema": state, "g_optim": {}, "args": __import__("argparse").Namespace(size=16),
+                "ada_aug_p": 0.1, "latent_avg": G.mapping.w_avg.clone()}, tmp_path / "ckpt.pt")
+    gen = ganforge.load_generator(tmp_path / "ckpt.pt")
+    assert gen.resolution == 16 and gen.z_dim == 16 and gen.w_space and gen.arch == "stylegan2-official"
+    ours = gen.G_ema.state_dict()
+    for key, value in G.state_dict().items():
+        assert torch.allclose(ours[key], value, rtol=1e-6, atol=1e-7), key
+    z = torch.randn(4, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for psi in (1.0, 0.5):
+            want = (G(z, None, truncation_psi=psi) * 0.5 + 0.5).clamp(0, 1)
+            assert torch.allclose(gen.generate(z, truncation=psi), want, atol=1e-5, rtol=0)
+
+
+def test_rosinality_without_latent_avg_and_bare_state_dict(tmp_path):
+    G = random_G(ROSI, 12)
+    torch.save(rosinality_state(G), tmp_path / "bare.pth")  # the g_ema state dict alone
+    gen = ganforge.load_generator(tmp_path / "bare.pth")
+    # w_avg: the mean w of many latents, the same on every load
+    z = torch.randn(4000, 16, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        mean_w = G.mapping(z, update_w_avg=False)[:, 0].mean(0)
+    w_avg = gen.G_ema.mapping.w_avg
+    assert (w_avg - mean_w).abs().max() < 0.1 * mean_w.abs().max()
+    assert torch.equal(w_avg, ganforge.load_generator(tmp_path / "bare.pth").G_ema.mapping.w_avg)
+    z = torch.randn(3, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = (G(z, None) * 0.5 + 0.5).clamp(0, 1)
+    assert torch.allclose(gen.generate(z), want, atol=1e-5, rtol=0)
+
+
+def test_rosinality_refusals_are_one_line(tmp_path):
+    G = random_G(ROSI, 13)
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    torch.save({"g_ema": rosinality_state(G), "x": Evil()}, tmp_path / "evil.pt")
+    state = rosinality_state(G)
+    state["extra.weight"] = torch.zeros(3)
+    torch.save({"g_ema": state}, tmp_path / "extra.pt")
+    state = rosinality_state(G)
+    state["convs.0.conv.weight"] = state["convs.0.conv.weight"][:, :5]  # 5 channels: not min(base / r, max)
+    torch.save({"g_ema": state}, tmp_path / "chan.pt")
+    torch.save({"d": {"convs.0.0.weight": torch.zeros(1)}}, tmp_path / "d_only.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    cases = {"evil.pt": "refused", "extra.pt": "extra.weight", "chan.pt": "channel counts", "d_only.pt": "g_ema",
+             "junk.pt": "cannot read"}
+    for name, words in cases.items():
+        with pytest.raises(WeightsError) as info:
+            ganforge.load_generator(tmp_path / name)
+        assert "\n" not in str(info.value) and words in str(info.value), str(info.value)
+    assert not marker.exists()

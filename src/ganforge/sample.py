@@ -22,12 +22,13 @@ def load_generator(run_dir: str | Path, *, checkpoint_name: str = "latest") -> G
     """Load the generator of a GAN run directory (``checkpoint_name``: 'latest', 'best' or
     'step-N'), or of a file written by ``ganforge export`` (a ``.safetensors`` file, which holds one
     checkpoint: see docs/export.md), or a published StyleGAN2-ADA network: an official ``.pkl``
-    or its registered name (``stylegan2-ffhq``, ...; ``ganforge.published``). Runs of other tasks load through :func:`ganforge.runs.load_run`."""
+    or its registered name (``stylegan2-ffhq``, ...; ``ganforge.published``), or a rosinality
+    stylegan2-pytorch ``.pt``. Runs of other tasks load through :func:`ganforge.runs.load_run`."""
     from .train.rundir import load_checkpoint, require_task
 
-    from .published import load_published, published_names
+    from .published import is_published, load_published
 
-    if str(run_dir) in published_names() or Path(run_dir).suffix.lower() == ".pkl":  # NVIDIA's StyleGAN2-ADA
+    if is_published(run_dir):  # NVIDIA's StyleGAN2-ADA .pkl (or name), a rosinality .pt
         if checkpoint_name != "latest":
             raise GanforgeError(f"{run_dir} is a published network (one set of weights); "
                                 "--checkpoint applies to run directories")

@@ -32,6 +32,9 @@ FORMAT = "ganforge.generator"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(GanNetSpec))
+# published networks (ganforge.published): not a registered architecture; the file also holds the
+# official Generator's init kwargs (JSON) under this key (``spec`` key in the ganforge.model layout)
+OFFICIAL_ARCH, OFFICIAL_KEY = "stylegan2-official", "official_kwargs"
 
 
 def export_metadata(gen, *, ema: bool = True) -> dict[str, str]:
@@ -39,10 +42,11 @@ def export_metadata(gen, *, ema: bool = True) -> dict[str, str]:
     without the checksum."""
     if not gen.arch:
         raise GanforgeError("this generator does not know its architecture; load it with ganforge.load_generator")
+    official = {OFFICIAL_KEY: json.dumps(gen.G_ema.init_kwargs)} if gen.arch == OFFICIAL_ARCH else {}
     return {"format": FORMAT, "format_version": str(FORMAT_VERSION), "arch": gen.arch,
             **{name: json.dumps(getattr(gen.spec, name)) for name in SPEC_FIELDS},
             "class_names": json.dumps(list(gen.class_names)), "ganforge_version": __version__,
-            "step": str(int(gen.step)), "weights": "ema" if ema else "raw"}
+            "step": str(int(gen.step)), "weights": "ema" if ema else "raw", **official}
 
 
 def export_generator(gen, path: str | Path, *, ema: bool = True) -> dict[str, Any]:
@@ -111,6 +115,10 @@ def rebuild_generator(arch: str, spec: GanNetSpec, tensors: dict[str, torch.Tens
                       path: Path) -> Generator:
     """The :class:`Generator` of an ``arch`` network for ``spec`` loaded strictly from ``tensors``,
     with ``class_names`` and ``step`` from ``meta``."""
+    if arch == OFFICIAL_ARCH:
+        G = _official(meta.get(OFFICIAL_KEY), tensors, path)
+        class_names, step = _class_names(meta, path)
+        return Generator(G, G, spec, class_names, step, path, arch=arch)
     try:
         G, _ = build_gan(arch, spec)
     except GanforgeError as exc:  # an architecture this version does not have
@@ -118,6 +126,11 @@ def rebuild_generator(arch: str, spec: GanNetSpec, tensors: dict[str, torch.Tens
     except Exception as exc:  # the arch refuses the spec (e.g. a resolution it cannot build)
         raise CheckpointError(f"{path}: cannot build a {arch} generator for {spec}: {exc}") from None
     load_strict(G, tensors, path, f"a {arch} generator for {spec}")
+    class_names, step = _class_names(meta, path)
+    return Generator(G, G, spec, class_names, step, path, arch=arch)
+
+
+def _class_names(meta: dict[str, str], path: Path) -> tuple[list[str], int]:
     try:
         class_names = json.loads(meta.get("class_names", "[]"))
         step = int(meta.get("step", "0"))
@@ -125,7 +138,24 @@ def rebuild_generator(arch: str, spec: GanNetSpec, tensors: dict[str, torch.Tens
         raise CheckpointError(f"{path}: metadata class_names must be a JSON list and step an integer") from None
     if not isinstance(class_names, list) or not all(isinstance(c, str) for c in class_names):
         raise CheckpointError(f"{path}: metadata class_names must be a JSON list of strings")
-    return Generator(G, G, spec, class_names, step, path, arch=arch)
+    return class_names, step
+
+
+def _official(kwargs: Any, tensors: dict[str, torch.Tensor], path: Path) -> torch.nn.Module:
+    """A published network's generator (official architecture) from its stored init kwargs."""
+    from ..published.load import rebuild_official
+
+    if isinstance(kwargs, str):
+        try:
+            kwargs = json.loads(kwargs)
+        except ValueError:
+            kwargs = None
+    if not isinstance(kwargs, dict):
+        raise CheckpointError(f"{path}: a {OFFICIAL_ARCH} export needs its {OFFICIAL_KEY} (a JSON object) in the metadata")
+    try:
+        return rebuild_official(kwargs, tensors, str(path))
+    except GanforgeError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 # -- the generator family's adapter (ganforge.export.contract) -------------------------------------
@@ -133,11 +163,16 @@ def rebuild_generator(arch: str, spec: GanNetSpec, tensors: dict[str, torch.Tens
 def _parts(gen) -> tuple[str, dict[str, Any], torch.nn.Module]:
     if not gen.arch:
         raise GanforgeError("this generator does not know its architecture; load it with ganforge.load_generator")
-    return gen.arch, dataclasses.asdict(gen.spec), gen.G_ema
+    official = {OFFICIAL_KEY: gen.G_ema.init_kwargs} if gen.arch == OFFICIAL_ARCH else {}
+    return gen.arch, {**dataclasses.asdict(gen.spec), **official}, gen.G_ema
 
 
 def _rebuild(arch, spec, tensors, meta, path) -> Generator:
-    """The ``ganforge.model`` layout: ``spec`` is the JSON object of the GanNetSpec fields."""
+    """The ``ganforge.model`` layout: ``spec`` is the JSON object of the GanNetSpec fields (and,
+    for a published network, its official init kwargs)."""
+    if isinstance(spec, dict) and arch == OFFICIAL_ARCH:
+        spec = dict(spec)
+        meta = {**meta, OFFICIAL_KEY: spec.pop(OFFICIAL_KEY, None)}
     try:
         net_spec = GanNetSpec(**spec)
     except TypeError:

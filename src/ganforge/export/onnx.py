@@ -49,7 +49,8 @@ class _GanGraph(nn.Module):
         if self.w_space:  # truncation as an input: mapping without it, then the lerp toward w_avg
             ws = self.G.mapping(z, labels)
             w = ws[:, 0]
-            avg = self.G.mapping.w_avg[labels] if self.conditional else self.G.mapping.w_avg
+            avg = self.G.mapping.w_avg  # one w_avg (published networks), or one per class (ganforge's)
+            avg = avg[labels] if self.conditional and avg.ndim == 2 else avg
             w = avg + psi.reshape(1, 1) * (w - avg)
             img = self.G.synthesis(w[:, None, :].expand(-1, ws.shape[1], -1))
         else:

@@ -63,10 +63,15 @@ def export_run(run_dir: str | Path, path: str | Path, *, checkpoint_name: str = 
     ONNX graph of one image size (a pyramid-prefill inpainter), N or (H, W)."""
     from ..train.rundir import read_run_meta, run_task_name
 
+    from ..published import is_published
+
+    fmt = format_for(path, format)
+    if is_published(run_dir):  # a published network (.pkl / .pt, or its registered name)
+        return _export_published(run_dir, path, fmt, checkpoint_name, ema)
     run_dir = Path(run_dir)
     if run_dir.is_file():
-        raise GanforgeError(f"{run_dir} is a file; ganforge export reads a run directory")
-    fmt = format_for(path, format)
+        raise GanforgeError(f"{run_dir} is a file; ganforge export reads a run directory, a published network's "
+                            ".pkl / .pt or its registered name")
     task = run_task_name(run_dir, read_run_meta(run_dir))
     if task == "style-decoder" and not ema:
         raise GanforgeError("a style decoder run keeps no EMA weights; omit --no-ema")
@@ -86,3 +91,22 @@ def export_run(run_dir: str | Path, path: str | Path, *, checkpoint_name: str = 
 
         summary = save_pretrained(model, path)
     return {**summary, "task": task, "format": fmt}
+
+
+def _export_published(source: str | Path, path: str | Path, fmt: str, checkpoint_name: str, ema: bool) -> dict[str, Any]:
+    """A published network (official .pkl, rosinality .pt, or a registered name) as a generator file
+    (the GAN runs' layout, its official init kwargs in the metadata) or an ONNX graph."""
+    from ..sample import load_generator
+
+    gen = load_generator(source, checkpoint_name=checkpoint_name)
+    if fmt == "onnx":
+        from .onnx import export_onnx
+
+        if not ema:  # the raw generator in the place the graph reads
+            gen.G_ema = gen.G
+        summary = export_onnx(gen, path)
+    else:
+        from .generator_file import export_generator
+
+        summary = export_generator(gen, path, ema=ema)
+    return {**summary, "task": "gan", "format": fmt}

@@ -7,6 +7,7 @@ buffers (``w_avg`` and every ``noise_const`` included) are loaded strictly."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from .unpickle import PersistentObject, read_official_pickle
 
 G_ARGS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
 MAPPING_KEYS = {"num_layers", "embed_features", "layer_features", "activation", "lr_multiplier", "w_avg_beta"}
+SUFFIXES = (".pkl", ".pt", ".pth")  # official pickles; rosinality stylegan2-pytorch checkpoints
 ARCH = "stylegan2-official"  # Generator.arch: export does not rebuild it (not a registered architecture)
 
 
@@ -72,10 +74,41 @@ def load_official_pickle(path: str | os.PathLike, source_name: str | None = None
         raise WeightsError(f"{source}: the pickle holds no generator (G_ema or G), only {sorted(nets)}")
     G_ema = build_official(nets.get("G_ema") or nets["G"], f"{source} (G_ema)" if "G_ema" in nets else source)
     G = build_official(nets["G"], f"{source} (G)") if "G" in nets and "G_ema" in nets else G_ema
+    return _as_generator(G_ema, G, path)
+
+
+def load_rosinality_pt(path: str | os.PathLike, source_name: str | None = None) -> Generator:
+    """A :class:`Generator` for a rosinality stylegan2-pytorch ``.pt`` checkpoint (its ``g_ema``;
+    ``published/rosinality.py``), read with ``torch.load(weights_only=True)``."""
+    from .rosinality import build_rosinality, read_rosinality
+
+    path = Path(path)
+    source = source_name or str(path)
+    state, latent_avg, _ = read_rosinality(path)
+    G = build_rosinality(state, latent_avg, source)
+    return _as_generator(G, G, path)
+
+
+def _as_generator(G_ema: OfficialGenerator, G: OfficialGenerator, path: Path) -> Generator:
     spec = GanNetSpec(resolution=G_ema.img_resolution, channels=G_ema.img_channels, z_dim=G_ema.z_dim,
                       num_classes=G_ema.c_dim, width=G_ema.w_dim)
-    names = [str(i) for i in range(G_ema.c_dim)]
-    return Generator(G_ema, G, spec, names, 0, path, arch=ARCH)
+    return Generator(G_ema, G, spec, [str(i) for i in range(G_ema.c_dim)], 0, path, arch=ARCH)
+
+
+def rebuild_official(init_kwargs: dict, tensors: dict[str, torch.Tensor], source: str) -> OfficialGenerator:
+    """The official-architecture generator of a ganforge export (``export/generator_file.py``):
+    built from the stored ``init_kwargs``, every tensor loaded strictly."""
+    obj = PersistentObject("Generator", init_kwargs=dict(init_kwargs))
+    try:
+        G = OfficialGenerator(**generator_kwargs(obj, source))
+    except TypeError as exc:
+        raise WeightsError(f"{source}: cannot build the official generator: {exc}") from None
+    own = G.state_dict()
+    if set(own) != set(tensors) or any(tuple(own[k].shape) != tuple(tensors[k].shape) for k in own):
+        raise WeightsError(f"{source} does not fit the official StyleGAN2 generator it names "
+                           f"(missing {sorted(set(own) - set(tensors))[:4]}, unexpected {sorted(set(tensors) - set(own))[:4]})")
+    G.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()}, strict=True)
+    return G.eval().requires_grad_(False)
 
 
 def published_names() -> dict[str, str]:
@@ -87,16 +120,27 @@ def published_names() -> dict[str, str]:
 
 def load_published(name_or_path: str | os.PathLike) -> Generator:
     """A published network by registered name (``stylegan2-ffhq``: fetched into the weights cache,
-    or the usual one-line missing-weights error offline) or by the path of an official ``.pkl``."""
-    from ..weights import resolve
+    or the usual one-line missing-weights error offline) or by the path of an official ``.pkl`` or
+    of a rosinality ``.pt`` / ``.pth`` checkpoint."""
+    from ..weights import WEIGHTS, pinned, resolve
 
     name = str(name_or_path)
     if name in published_names():
-        path = resolve(name)
+        path = resolve(name)  # checked against the pin of its first download (or a warning: none yet)
+        if pin := pinned(WEIGHTS.get(name)):
+            warnings.warn(f"weights {name!r}: NVIDIA publishes no sha256; {path.name} matches the sha256 pinned at "
+                          f"its first download ({pin[:16]}…). Licence: {WEIGHTS.get(name).licence.split(':')[0]}, "
+                          "non-commercial use only", stacklevel=2)
         return load_official_pickle(path, source_name=f"{name} ({path})")
     path = Path(name_or_path)
-    if path.suffix.lower() == ".pkl":
+    if path.suffix.lower() in SUFFIXES:
         if not path.is_file():
             raise WeightsError(f"{path}: no such file")
-        return load_official_pickle(path)
-    raise WeightsError(f"{name}: not a published network name ({', '.join(published_names())}) or a .pkl file")
+        return load_official_pickle(path) if path.suffix.lower() == ".pkl" else load_rosinality_pt(path)
+    raise WeightsError(f"{name}: not a published network name ({', '.join(published_names())}), an official "
+                       ".pkl or a rosinality .pt file")
+
+
+def is_published(name_or_path: str | os.PathLike) -> bool:
+    """Whether :func:`load_published` reads this: a registered name, or a .pkl / .pt / .pth path."""
+    return str(name_or_path) in published_names() or Path(name_or_path).suffix.lower() in SUFFIXES
