@@ -62,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="address to bind (default 127.0.0.1: this machine only; others need an API key)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
     p.add_argument("--runs", nargs="+", action="extend", default=[], metavar="DIR",
-                   help="GAN run directories, or folders holding them, to serve for /v1/generate")
+                   help="GAN run directories, or folders holding them, to serve for /v1/generate; also a "
+                        "published network: an official .pkl, a rosinality .pt, or a name (stylegan2-ffhq)")
     add_network_options(p)
     p.add_argument("--encoder", help="style encoder weights name or path (default: per method, as ganforge stylize)")
     p.add_argument("--decoder", help="AdaIN/WCT decoder weights name or path (default: as ganforge stylize)")
@@ -127,10 +128,12 @@ def run_serve(args: argparse.Namespace) -> int:
         raise GanforgeError(f"--host {args.host} exposes the server beyond this machine: give an API key "
                             f"(GANFORGE_API_KEY=... or --api-key), see docs/serve.md 'Deploying'")
     hosts = allowed_hosts(args.host, args.allowed_host)
+    from ..server.runs import is_model_file
+
     runs = [Path(r) for r in args.runs]
     for r in runs:
-        if not r.is_dir():
-            raise GanforgeError(f"--runs {r}: not a folder")
+        if not r.is_dir() and not is_model_file(r):
+            raise GanforgeError(f"--runs {r}: not a folder, a published network's .pkl / .pt or its registered name")
     config = ServerConfig(runs=runs, device=args.device, precision=args.precision, encoder=args.encoder,
                           decoder=args.decoder, workers=args.workers, max_queue=args.queue_size,
                           max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,

@@ -174,6 +174,9 @@ def onnx_graph(obj: Any, *, encoder: str | nn.Module | None = None, size: Any = 
     if family == "generator":
         gen = obj
         G = copy.deepcopy(gen.G_ema).float().cpu().eval()
+        for m in G.modules():  # published networks: the non-fused modulated conv (shared-weight convs)
+            if hasattr(m, "fused_modconv"):
+                m.fused_modconv = False
         cond = bool(gen.num_classes)
         z = torch.randn(2, gen.z_dim)
         inputs, names = [z], ["z"]

@@ -58,7 +58,9 @@ def fir_filter(taps=(1, 3, 3, 1)) -> torch.Tensor:
 
 def _depthwise(x: torch.Tensor, f: torch.Tensor, gain: float) -> torch.Tensor:
     k = (f * gain).to(x.dtype).flip([0, 1])  # a true convolution (symmetric filters: the same)
-    return F.conv2d(x, k[None, None].repeat(x.shape[1], 1, 1, 1), groups=x.shape[1])
+    n, c, h, w = x.shape  # every channel as its own image: one 1-channel kernel (a fixed shape, for ONNX)
+    y = F.conv2d(x.reshape(-1, 1, h, w), k[None, None])
+    return y.reshape(n, c, y.shape[2], y.shape[3])
 
 
 def upsample_image(img: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -71,11 +73,33 @@ def upsample_image(img: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return _depthwise(F.pad(x, [lo, hi, lo, hi]), f, 4.0)
 
 
+def _upfir(x: torch.Tensor, f: torch.Tensor, padding: int, kw: int) -> torch.Tensor:
+    """After a stride-2 transposed conv (2H + 1): the FIR filter, gain 4, pad 1 -> 2H."""
+    fw = f.shape[0]
+    p0, p1 = padding + (fw + 1) // 2 - (kw - 1), padding + (fw - 2) // 2 - (kw - 2)
+    return _depthwise(F.pad(x, [p0, p1, p0, p1]), f, 4.0)
+
+
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool = True,
-                     up: bool = False, padding: int = 0, f: torch.Tensor | None = None) -> torch.Tensor:
-    """One grouped convolution per sample with weights scaled by its styles (and demodulated)."""
+                     up: bool = False, padding: int = 0, f: torch.Tensor | None = None,
+                     fused: bool = True) -> torch.Tensor:
+    """One grouped convolution per sample with weights scaled by its styles (and demodulated);
+    ``fused=False``: the official non-fused form (scale the input by the styles, one shared-weight
+    convolution, demodulate the output), equal to float rounding, which ONNX graphs use (a
+    per-sample weight is a kernel of unknown shape there)."""
     n = x.shape[0]
     cout, cin, kh, kw = weight.shape
+    if not fused:
+        w = weight.to(x.dtype)
+        y = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+        if up:
+            y = _upfir(F.conv_transpose2d(y, w.transpose(0, 1), stride=2), f, padding, kw)
+        else:
+            y = F.conv2d(y, w, padding=padding)
+        if demodulate:
+            d = (weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)).square().sum(dim=[2, 3, 4]).add(1e-8).rsqrt()
+            y = y * d.to(y.dtype).reshape(n, -1, 1, 1)
+        return y
     w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
     if demodulate:
         w = w * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(n, -1, 1, 1, 1)
@@ -83,10 +107,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     w = w.to(x.dtype)
     if up:  # stride-2 transposed conv (2H + 1), then the FIR filter, gain 4, pad 1 -> 2H
         w = w.transpose(1, 2).reshape(n * cin, cout, kh, kw)
-        x = F.conv_transpose2d(x, w, stride=2, groups=n)
-        fw = f.shape[0]
-        p0, p1 = padding + (fw + 1) // 2 - (kw - 1), padding + (fw - 2) // 2 - (kw - 2)
-        x = _depthwise(F.pad(x, [p0, p1, p0, p1]), f, 4.0)
+        x = _upfir(F.conv_transpose2d(x, w, stride=2, groups=n), f, padding, kw)
     else:
         x = F.conv2d(x, w.reshape(-1, cin, kh, kw), padding=padding, groups=n)
     return x.reshape(n, -1, *x.shape[2:])
@@ -167,6 +188,7 @@ class SynthesisLayer(nn.Module):
                  conv_clamp: float | None = None, use_noise: bool = True, kernel_size: int = 3) -> None:
         super().__init__()
         self.resolution, self.up, self.use_noise, self.conv_clamp = resolution, up, use_noise, conv_clamp
+        self.fused_modconv = True  # False: the non-fused form (ONNX graphs)
         self.padding = kernel_size // 2
         self.register_buffer("resample_filter", fir_filter())
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
@@ -178,7 +200,8 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         styles = self.affine(w)
-        x = modulated_conv2d(x, self.weight, styles, up=self.up == 2, padding=self.padding, f=self.resample_filter)
+        x = modulated_conv2d(x, self.weight, styles, up=self.up == 2, padding=self.padding, f=self.resample_filter,
+                             fused=self.fused_modconv)
         if self.use_noise and noise_mode != "none":
             if noise_mode == "random":
                 noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
@@ -191,7 +214,7 @@ class SynthesisLayer(nn.Module):
 class ToRGBLayer(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, conv_clamp: float | None = None) -> None:
         super().__init__()
-        self.conv_clamp = conv_clamp
+        self.conv_clamp, self.fused_modconv = conv_clamp, True
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, 1, 1]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
@@ -199,7 +222,8 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
-        return bias_act(modulated_conv2d(x, self.weight, styles, demodulate=False), self.bias, "linear", self.conv_clamp)
+        return bias_act(modulated_conv2d(x, self.weight, styles, demodulate=False, fused=self.fused_modconv), self.bias,
+                        "linear", self.conv_clamp)
 
 
 class SynthesisBlock(nn.Module):

@@ -57,7 +57,10 @@ class RunInfo:
 
     def escapes(self) -> list[str]:
         """The run's files the model loader reads (``run.json``, ``config.json``, everything under
-        ``checkpoints/``) that resolve outside the ``--runs`` folder (or dangle), by relative name."""
+        ``checkpoints/``) that resolve outside the ``--runs`` folder (or dangle), by relative name.
+        A published network named on the command line has none."""
+        if self.meta.get("published"):
+            return []
         bad = [name for name in ("run.json", "config.json")
                if (self.path / name).exists() or (self.path / name).is_symlink()
                if inside(self.path / name, self.jail) is None]
@@ -82,6 +85,28 @@ class RunInfo:
                 "samples": f"/v1/runs/{self.name}/samples.png" if files["samples"] else None,
                 "loss_curves": f"/v1/runs/{self.name}/loss_curves.png" if files["loss_curves"] else None,
                 "summary": f"/v1/runs/{self.name}/summary"}
+
+
+def is_model_file(arg: Path) -> bool:
+    """A published network given to ``--runs`` in place of a folder: an official ``.pkl``, a
+    rosinality ``.pt`` or a registered name such as ``stylegan2-ffhq`` (:mod:`ganforge.published`)."""
+    from ..published import is_published
+
+    return not arg.is_dir() and is_published(str(arg))
+
+
+def published_info(arg: Path) -> RunInfo:
+    """A published network served like a run (its spec read once, when the server starts). Its
+    path is the file (or the registered name) the model loader reads; it has no run files."""
+    import dataclasses
+
+    from ..published import load_published
+
+    gen = load_published(str(arg))
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", arg.stem if arg.suffix else str(arg)).lstrip("._-") or "model"
+    meta = {"task": "gan", "spec": dataclasses.asdict(gen.spec), "class_names": list(gen.class_names),
+            "published": True}
+    return RunInfo(base[:120], arg, meta, None)
 
 
 def latest_checkpoint_name(run_dir: Path, jail: Path | None = None) -> str | None:
@@ -111,6 +136,8 @@ class RunIndex:
 
     def __init__(self, roots: list[Path], rescan_s: float = 5.0) -> None:
         self.roots = [Path(r) for r in roots]
+        self._models = {r: published_info(r) for r in self.roots if is_model_file(r)}  # read once, here
+        self.roots = [r for r in self.roots if r not in self._models]
         self._jails = {r: r.resolve() for r in self.roots}
         self.rescan_s = rescan_s
         self._runs: dict[str, RunInfo] = {}
@@ -118,7 +145,7 @@ class RunIndex:
         self._lock = threading.Lock()
 
     def _scan(self) -> dict[str, RunInfo]:
-        found: dict[str, RunInfo] = {}
+        found: dict[str, RunInfo] = {info.name: info for info in self._models.values()}
         for root in self.roots:
             candidates = [root] if (root / "run.json").is_file() else (
                 sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
