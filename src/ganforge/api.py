@@ -31,6 +31,10 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
     from .train.run import Prepared, run_task
 
     cfg = replace(config or GanConfig(), **overrides)
+    if cfg.init:  # transfer learning: arch, resolution, z_dim, ... from the source network
+        from .published.finetune import apply_init
+
+        cfg = apply_init(cfg)
     cfg.validate()
 
     def prepare(accelerator) -> Prepared:
@@ -72,12 +76,22 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
                           "augment p": ["augment_p"], "eval": ["eval"]},
             run_info={"arch": cfg.arch, "spec": spec.__dict__, "class_names": dataset.class_names,
                       "optimizer": {k: getattr(task.cfg, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "r1_gamma")},
-                      "data_source": dataset.source, "skipped_files": len(dataset.skipped)},
+                      "data_source": dataset.source, "skipped_files": len(dataset.skipped),
+                      **_init_info(cfg)},
             summary={"data_seconds": t_data, "data_source": dataset.source},
         )
 
     return run_task("gan", cfg, out, prepare, resumable=GanConfig.RESUMABLE_CHANGES, resume=resume,
                     device=device, handle_signals=handle_signals, on_finish=on_finish)
+
+
+def _init_info(cfg: GanConfig) -> dict:
+    """run.json fields of a run started from --init (its source; the official arch's kwargs)."""
+    if not cfg.init:
+        return {}
+    from .published.finetune import run_info
+
+    return run_info(cfg)
 
 
 def _make_eval_fn(cfg: GanConfig, task, spec):

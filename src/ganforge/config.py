@@ -22,6 +22,8 @@ ARCH_OPTIMIZERS: dict[str, dict[str, float]] = {
     "stylegan2": dict(lr_g=0.0025, lr_d=0.0025, beta1=0.0, beta2=0.99, r1_gamma=-1.0),  # -1: the heuristic
     "progan": dict(lr_g=1e-3, lr_d=1e-3, beta1=0.0, beta2=0.99, r1_gamma=0.0),
 }
+ARCH_OPTIMIZERS["stylegan2-official"] = ARCH_OPTIMIZERS["stylegan2"]  # published networks fine-tuned (--init)
+STYLE_ARCHS = ("stylegan2", "stylegan2-official")  # mapping/synthesis: style mixing, path length, lazy R1 16
 
 
 @dataclass
@@ -34,6 +36,7 @@ class GanConfig(LoopOptions):
     max_images: int | None = None
     # model
     arch: str = "dcgan"
+    init: str = ""  # start from this network (ganforge.published.finetune): run dir, export, .pkl/.pt or name
     conditional: bool = False
     z_dim: int = 100
     width: int = 64
@@ -78,7 +81,12 @@ class GanConfig(LoopOptions):
 
         load_builtin_architectures()
         LOSSES.get(self.loss)
-        ARCHITECTURES.get(self.arch)
+        if self.arch == "stylegan2-official":  # not built from a spec: only from a published network
+            if not self.init:
+                raise GanforgeError("--arch stylegan2-official is the published networks' architecture: "
+                                    "give --init FILE_OR_NAME (an official .pkl, a rosinality .pt or a name)")
+        else:
+            ARCHITECTURES.get(self.arch)
         if self.resolution < 8 or self.resolution & (self.resolution - 1):
             raise GanforgeError(f"--resolution must be a power of two (32..256), got {self.resolution}")
         if self.channels not in (None, 1, 3):
@@ -125,7 +133,7 @@ class GanConfig(LoopOptions):
     def r1_interval(self) -> int:
         if self.r1_every:
             return self.r1_every
-        return 16 if self.arch == "stylegan2" else 1
+        return 16 if self.arch in STYLE_ARCHS else 1
 
     @property
     def grow_interval(self) -> int:

@@ -45,8 +45,13 @@ def load_generator(run_dir: str | Path, *, checkpoint_name: str = "latest") -> G
     cfg = GanConfig.load(run_dir / "config.json")
     spec = GanNetSpec(**meta["spec"])
     path, tensors, state = load_checkpoint(run_dir, checkpoint_name)
-    G, _ = build_gan(cfg.arch, spec)
-    G_ema, _ = build_gan(cfg.arch, spec)
+    if cfg.arch == "stylegan2-official":  # fine-tuned from a published network (train --init)
+        from .published.load import official_generator
+
+        G, G_ema = official_generator(meta["official_kwargs"]), official_generator(meta["official_kwargs"])
+    else:
+        G, _ = build_gan(cfg.arch, spec)
+        G_ema, _ = build_gan(cfg.arch, spec)
     checkpoint.restore_modules({"G": G, "G_ema": G_ema}, tensors, path)
     return Generator(G_ema, G, spec, meta.get("class_names", []), int(state["step"]), run_dir, arch=cfg.arch)
 

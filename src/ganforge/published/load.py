@@ -111,6 +111,12 @@ def rebuild_official(init_kwargs: dict, tensors: dict[str, torch.Tensor], source
     return G.eval().requires_grad_(False)
 
 
+def official_generator(kwargs: dict) -> OfficialGenerator:
+    """The official-architecture generator of a run fine-tuned from a published network (its
+    run.json ``official_kwargs``), weights to be loaded by the caller."""
+    return OfficialGenerator(**generator_kwargs(PersistentObject("Generator", init_kwargs=dict(kwargs)), "run.json"))
+
+
 def published_names() -> dict[str, str]:
     """Registered names of published generators -> their upstream descriptions."""
     from ..weights.catalog import PUBLISHED_GANS

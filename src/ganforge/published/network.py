@@ -174,7 +174,7 @@ class MappingNetwork(nn.Module):
             x = torch.cat([x, y], dim=1) if x is not None else y
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
-        if self.w_avg_beta is not None and (self.training if update_w_avg is None else update_w_avg):
+        if self.w_avg_beta is not None and update_w_avg:  # when asked (ganforge's training loop), as nets/stylegan2
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         if truncation_psi != 1:
@@ -202,9 +202,10 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)
         x = modulated_conv2d(x, self.weight, styles, up=self.up == 2, padding=self.padding, f=self.resample_filter,
                              fused=self.fused_modconv)
-        if self.use_noise and noise_mode != "none":
-            if noise_mode == "random":
-                noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
+        if self.use_noise and not (isinstance(noise_mode, str) and noise_mode == "none"):
+            if isinstance(noise_mode, torch.Generator) or noise_mode == "random":  # a Generator: training's draws
+                gen = noise_mode if isinstance(noise_mode, torch.Generator) else None
+                noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device, generator=gen)
             else:
                 noise = self.noise_const
             x = x + (noise * self.noise_strength).to(x.dtype)
@@ -288,8 +289,11 @@ class SynthesisNetwork(nn.Module):
             self.num_ws += block.num_conv + (block.num_torgb if res == img_resolution else 0)
             setattr(self, f"b{res}", block)
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+    def forward(self, ws: torch.Tensor, noise_mode: "str | torch.Generator | None" = "const") -> torch.Tensor:
+        """Images for ws; ``noise_mode``: 'const' (the stored noise), 'random', 'none', or a
+        ``torch.Generator`` to draw random noise from (ganforge's training loop); None: 'const'."""
         ws = ws.to(torch.float32)
+        noise_mode = "const" if noise_mode is None else noise_mode
         x = img = None
         i = 0
         for res in self.block_resolutions:

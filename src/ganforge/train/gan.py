@@ -14,7 +14,7 @@ from torch.nn.utils import parametrize
 from torchvision.utils import make_grid
 
 from ..augment import AdaptiveAugment, diff_augment
-from ..config import GanConfig
+from ..config import STYLE_ARCHS, GanConfig
 from ..losses import LOSSES, d_real_and_r1, wgan_gradient_penalty
 from ..nets import GanNetSpec, build_gan
 from ..nets.layers import ConditionalBatchNorm2d, ProjectionHead, dcgan_init
@@ -54,6 +54,17 @@ def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5)
     return 1.0 / (images / latents + eps)
 
 
+def _networks(cfg: GanConfig, spec: GanNetSpec) -> tuple[nn.Module, nn.Module, dict | None]:
+    """(G, D, G_ema's initial state or None): the architecture's fresh networks, or with ``--init``
+    the source network's (:mod:`ganforge.published.finetune`)."""
+    if not cfg.init:
+        G, D = build_gan(cfg.arch, spec)
+        return G, D, None
+    from ..published.finetune import init_networks
+
+    return init_networks(cfg, spec)
+
+
 class GanTask:
     name = "gan"
 
@@ -61,15 +72,17 @@ class GanTask:
         cfg = cfg.resolved()  # the architecture's own optimiser settings where the options say auto
         self.cfg, self.spec = cfg, spec
         torch.manual_seed(cfg.seed)  # network initialisation
-        G, D = build_gan(cfg.arch, spec)
+        G, D, ema_init = _networks(cfg, spec)
         init = cfg.weight_init if cfg.weight_init != "auto" else ("dcgan" if cfg.arch == "dcgan" else "keep")
-        if init in ("dcgan", "default"):
+        if init in ("dcgan", "default") and not cfg.init:
             _reinit(G, init)
             _reinit(D, init)
         memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.G = G.to(device, memory_format=memory)
         self.D = D.to(device, memory_format=memory)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        if ema_init is not None:  # --init: the source's EMA generator (a resume restores the checkpoint's)
+            self.G_ema.load_state_dict(ema_init, strict=True)
         self.G_fwd = torch.compile(self.G) if cfg.compile else self.G
         self.D_fwd = torch.compile(self.D) if cfg.compile else self.D
         betas = (cfg.beta1, cfg.beta2)
@@ -90,7 +103,7 @@ class GanTask:
         self.fixed_labels = (torch.arange(rows).repeat_interleave(per_row).to(device)
                              if self.conditional else None)
         self.per_row = per_row
-        self.style_based = cfg.arch == "stylegan2"  # mapping/synthesis: style mixing, path length, w_avg
+        self.style_based = cfg.arch in STYLE_ARCHS  # mapping/synthesis: style mixing, path length, w_avg
         self.pl_mean = torch.zeros((), device=device)  # path-length EMA target (checkpointed)
         # progan: the stage (level, fade alpha) is a function of the step; the networks carry it
         self.progressive = cfg.arch == "progan"
