@@ -99,6 +99,19 @@ def test_commands_by_registered_name(weights_dir, tmp_path, capsys):
     z = torch.randn(3, 16, generator=torch.Generator().manual_seed(2))
     assert torch.equal(ganforge.load_generator(tmp_path / "f.safetensors").generate(z), gen.generate(z))
     capsys.readouterr()
+    # pinned (as a first download does): the load says so, with the licence; a changed file is refused
+    from ganforge.weights import WEIGHTS, pin_path
+    from ganforge.download import sha256_file
+
+    entry = WEIGHTS.get("stylegan2-ffhq")
+    pin = pin_path(entry)
+    pin.parent.mkdir(parents=True, exist_ok=True)
+    pin.write_text(sha256_file(weights_dir / entry.filename) + "\n")
+    with pytest.warns(UserWarning, match="matches the sha256 pinned.*non-commercial"):
+        ganforge.load_generator("stylegan2-ffhq")
+    pin.write_text("0" * 64 + "\n")
+    with pytest.raises(ganforge.GanforgeError, match="pinned to"):
+        ganforge.load_generator("stylegan2-ffhq")
 
 
 def test_serve_by_file_and_name(weights_dir, official_modules, tmp_path):
