@@ -46,6 +46,7 @@ def _stand_ins():
         raise AssertionError
 
     _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
     persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
 
     class EasyDict(dict):

@@ -13,7 +13,10 @@ G_ema=..., augment_pipe=...))`` with ``torch_utils.persistence`` active), loads 
     ganforge: gen.generate(z, labels, truncation=psi)
     official: (G_ema(z, one_hot(labels), truncation_psi=psi, noise_mode='const', force_fp32=True) * 0.5 + 0.5).clamp(0, 1)
 
-in fp32 on the CPU, for psi in (1, 0.7, 0.5). Prints the max abs difference per configuration.
+in fp32 on the CPU, for psi in (1, 0.7, 0.5), and the pickle's discriminator (randomised too) read by
+``ganforge.published.load.read_discriminator`` against the official ``D(img, one_hot(labels),
+force_fp32=True)`` on random images (difference relative to max(1, |D|)). Prints the max abs
+difference per configuration.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def write_snapshot(path: Path, networks, augment, kwargs: dict, seed: int) -> to
                                img_channels=kwargs["img_channels"],
                                block_kwargs=dict(), mapping_kwargs=dict(), epilogue_kwargs=dict(mbstd_group_size=4))
     randomise(G, seed)
+    randomise(D, seed + 2)
     G_ema = copy.deepcopy(G)
     randomise(G_ema, seed + 1)  # G and G_ema differ, as in a run
     pipe = augment.AugmentPipe(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1, brightness=1,
@@ -93,7 +97,23 @@ def write_snapshot(path: Path, networks, augment, kwargs: dict, seed: int) -> to
         snapshot[name] = copy.deepcopy(module).eval().requires_grad_(False).cpu()
     with open(path, "wb") as f:
         pickle.dump(snapshot, f)
-    return snapshot["G_ema"]
+    return snapshot["G_ema"], snapshot["D"]
+
+
+def compare_D(official_D, path: Path, c_dim: int, n: int = 8) -> float:
+    """max |ganforge D - official D| on random images (and classes), fp32: the pickle's D, read by
+    ganforge.published.load.read_discriminator."""
+    from ganforge.published.load import read_discriminator
+
+    D = read_discriminator(path)
+    g = torch.Generator().manual_seed(9)
+    img = torch.randn(n, official_D.img_channels, official_D.img_resolution, official_D.img_resolution, generator=g)
+    labels = torch.arange(n) % c_dim if c_dim else None
+    c = torch.nn.functional.one_hot(labels, c_dim).float() if c_dim else torch.zeros(n, 0)
+    with torch.no_grad():
+        ref = official_D(img, c, force_fp32=True).reshape(-1)
+        ours = D(img, labels)
+    return float((ours - ref).abs().max()), float(ref.abs().max())
 
 
 def compare(official_G, path: Path, c_dim: int, n: int = 6) -> dict:
@@ -127,14 +147,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, kwargs) in enumerate(CONFIGS.items()):
             path = Path(tmp) / f"{name}.pkl"
-            official_G = write_snapshot(path, networks, augment, kwargs, seed=100 + 10 * i)
+            official_G, official_D = write_snapshot(path, networks, augment, kwargs, seed=100 + 10 * i)
             res = compare(official_G, path, kwargs["c_dim"])
+            d_diff, d_scale = compare_D(official_D, path, kwargs["c_dim"])
+            res["D"] = {"max_abs_diff": d_diff, "max_abs_output": d_scale}
             results[name] = res
-            m = max(r["max_abs_diff"] for r in res.values())
-            raw = max(r["raw_max_abs_diff"] for r in res.values())
-            worst = max(worst, m)
+            m = max(r["max_abs_diff"] for k, r in res.items() if k != "D")
+            raw = max(r["raw_max_abs_diff"] for k, r in res.items() if k != "D")
+            worst = max(worst, m, d_diff / max(1.0, d_scale))
             print(f"{name}: max |ganforge - official| in [0,1] = {m:.3g} (raw output {raw:.3g}, "
-                  f"output std {res['psi=1.0']['ref_std']:.3g})")
+                  f"output std {res['psi=1.0']['ref_std']:.3g}); D: {d_diff:.3g} (|D| up to {d_scale:.3g})")
     results["worst_max_abs_diff"] = worst
     print(f"worst: {worst:.3g} ({'PASS' if worst <= 1e-4 else 'FAIL'} at 1e-4)")
     if args.out:

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from ganforge.published import OfficialGenerator
+from ganforge.published.discriminator import OfficialDiscriminator
 from ganforge.published.network import fir_filter
 
 UNCOND = dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, mapping_kwargs={"num_layers": 2},
@@ -59,7 +60,8 @@ class _Record:
 
 
 def record(module: torch.nn.Module, mods, src: str, init_kwargs=None) -> _Record:
-    name = "Generator" if isinstance(module, OfficialGenerator) else type(module).__name__
+    name = ("Generator" if isinstance(module, OfficialGenerator) else
+            "Discriminator" if isinstance(module, OfficialDiscriminator) else type(module).__name__)
     state = {"training": False, "_parameters": collections.OrderedDict(module._parameters),
              "_buffers": collections.OrderedDict(module._buffers), "_non_persistent_buffers_set": set(),
              "_modules": collections.OrderedDict((k, record(v, mods, src)) for k, v in module._modules.items()),
@@ -78,10 +80,33 @@ def random_G(kwargs: dict, seed: int) -> OfficialGenerator:
     return G.eval()
 
 
+def d_kwargs(kwargs: dict) -> dict:
+    """The official Discriminator's kwargs beside a generator's (small channels, as the tests' G)."""
+    syn = kwargs["synthesis_kwargs"]
+    return dict(c_dim=kwargs["c_dim"], img_resolution=kwargs["img_resolution"], img_channels=kwargs["img_channels"],
+                architecture="resnet", channel_base=syn["channel_base"], channel_max=syn["channel_max"],
+                num_fp16_res=syn.get("num_fp16_res", 0), conv_clamp=syn.get("conv_clamp"), cmap_dim=None,
+                block_kwargs={}, mapping_kwargs={"num_layers": 2} if kwargs["c_dim"] else {},
+                epilogue_kwargs={"mbstd_group_size": 4})
+
+
+def random_D(kwargs: dict, seed: int) -> OfficialDiscriminator:
+    """A random official-architecture discriminator for a generator's kwargs (biases non-zero)."""
+    torch.manual_seed(seed)
+    D = OfficialDiscriminator(**d_kwargs(kwargs))
+    with torch.no_grad():
+        for name, t in D.named_parameters():
+            if name.endswith("bias"):
+                t.add_(torch.randn(t.shape) * 0.3)
+    return D.eval()
+
+
 def write_pkl(path, mods, kwargs, *, src="# module source\n", extra=None, seed=0):
+    """An official snapshot: G, D (seed + 2, :func:`random_D`), G_ema; returns (G, G_ema)."""
     G, G_ema = random_G(kwargs, seed), random_G(kwargs, seed + 1)
     ek = lambda d: mods.EasyDict({k: mods.EasyDict(v) if isinstance(v, dict) else v for k, v in d.items()})  # noqa: E731
     data = {"training_set_kwargs": mods.EasyDict(path="data.zip"), "G": record(G, mods, src, ek(kwargs)),
+            "D": record(random_D(kwargs, seed + 2), mods, src, ek(d_kwargs(kwargs))),
             "G_ema": record(G_ema, mods, src, ek(kwargs))}
     data.update(extra or {})
     with open(path, "wb") as f:

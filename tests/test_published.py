@@ -217,3 +217,24 @@ def test_rosinality_refusals_are_one_line(tmp_path):
             ganforge.load_generator(tmp_path / name)
         assert "\n" not in str(info.value) and words in str(info.value), str(info.value)
     assert not marker.exists()
+
+
+def test_discriminator_loads_strictly_and_scores(official_modules, tmp_path):
+    from ganforge.published.load import read_discriminator
+    from published_fixtures import random_D
+
+    for kwargs, name in ((UNCOND, "u.pkl"), (COND, "c.pkl")):
+        write_pkl(tmp_path / name, official_modules, kwargs, seed=4)
+        D, want = read_discriminator(tmp_path / name), random_D(kwargs, 4 + 2)
+        a, b = D.state_dict(), want.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert "b4.out.weight" in a and ("mapping.fc0.weight" in a) == bool(kwargs["c_dim"])
+        img = torch.randn(8, kwargs["img_channels"], kwargs["img_resolution"], kwargs["img_resolution"])
+        labels = torch.arange(8) % 4 if kwargs["c_dim"] else None
+        with torch.no_grad():
+            scores = D(img, labels)
+            assert scores.shape == (8,) and torch.isfinite(scores).all() and scores.std() > 0
+            if labels is not None:  # the class changes the score (projection onto cmap)
+                assert (D(img, (labels + 1) % 4) - scores).abs().max() > 1e-4
+                onehot = torch.nn.functional.one_hot(labels, 4).float()
+                assert torch.equal(D(img, onehot), scores)

@@ -19,7 +19,7 @@ from ganforge.train import checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import assert_same_run  # noqa: E402
-from published_fixtures import COND, UNCOND, official_modules, write_pkl  # noqa: E402,F401
+from published_fixtures import COND, UNCOND, official_modules, random_D, write_pkl  # noqa: E402,F401
 
 GRAY16 = dict(UNCOND, img_channels=1)
 TINY = dict(data="digits", max_images=64, width=8, batch_size=4, log_every=1, sample_every=0, progress=False,
@@ -46,7 +46,7 @@ def test_init_from_published_pickle_finetunes_and_resumes_exactly(official_modul
                  "--steps", "4", "--ckpt-every", "2", "--out", str(tmp_path / "split")]) == 0
     weights = assert_same_run(tmp_path / "straight", tmp_path / "split")
     meta = json.loads((tmp_path / "split" / "run.json").read_text())
-    assert meta["init"]["source"] == src and meta["init"]["discriminator"] == "fresh"
+    assert meta["init"]["source"] == src and meta["init"]["discriminator"] == "from the source"
     assert meta["official_kwargs"]["img_resolution"] == 16 and meta["spec"]["resolution"] == 16
     ps = [r["augment_p"] for r in map(json.loads, (tmp_path / "split" / "log.jsonl").read_text().splitlines())]
     assert len(set(ps)) > 1  # ADA moved p, and the resumed half continued it (same logs as straight)
@@ -56,6 +56,11 @@ def test_init_from_published_pickle_finetunes_and_resumes_exactly(official_modul
         a, b = weights[f"G.{key}"], ref[key]
         assert (a - b).abs().max() < 0.1 * b.abs().max(), key
     assert not torch.equal(weights["G.mapping.fc0.weight"], G.state_dict()["mapping.fc0.weight"])
+    D = random_D(GRAY16, 3 + 2).state_dict()  # the pickle's discriminator, fine-tuned too
+    assert {f"D.{k}" for k in D} <= set(weights) and "D.b16.fromrgb.weight" in weights
+    for key in ("b16.conv1.weight", "b4.fc.weight", "b8.skip.weight"):
+        a, b = weights[f"D.{key}"], D[key]
+        assert (a - b).abs().max() < 0.1 * b.abs().max() and not torch.equal(a, b), key
     gen = ganforge.load_generator(tmp_path / "split")
     assert gen.arch == "stylegan2-official" and gen.sample(2, seed=1).shape == (2, 1, 16, 16)
     assert main(["export", str(tmp_path / "split"), "--out", str(tmp_path / "ft.safetensors"), "--quiet"]) == 0

@@ -5,9 +5,10 @@ The source may be
 
 - a published network: an official StyleGAN2-ADA ``.pkl``, a rosinality ``.pt`` or a registered
   name (``stylegan2-ffhq256``). The run trains ganforge's official-architecture generator
-  (arch ``stylegan2-official``: ``G`` and ``G_ema`` from the file). The discriminator starts
-  fresh: ganforge's StyleGAN2 discriminator for the run's spec (``--width``), because ganforge has
-  no official-architecture discriminator yet, so the file's ``D`` is not used;
+  (arch ``stylegan2-official``: ``G`` and ``G_ema`` from the file) and, for an official pickle
+  that holds one, its ``D`` on ganforge's official-architecture discriminator
+  (``published/discriminator.py``). A rosinality ``.pt`` or an export holds no usable
+  discriminator: it starts fresh (ganforge's StyleGAN2 discriminator for the run's spec, ``--width``);
 - a ganforge GAN run directory: ``G``, ``G_ema`` and ``D`` of its latest checkpoint (any arch);
 - a ganforge generator export (``.safetensors``): ``G`` = ``G_ema`` from the file, ``D`` fresh.
 
@@ -46,6 +47,7 @@ class InitSource:
     G_ema: nn.Module
     D_state: dict[str, torch.Tensor] | None  # a run's discriminator, else None (fresh)
     official_kwargs: dict | None
+    D: nn.Module | None = None  # a published pickle's own discriminator (official architecture)
 
 
 def _stamp(source: str) -> tuple[str, int]:
@@ -62,8 +64,9 @@ def _read(source: str, stamp: int) -> InitSource:
 
     if is_published(source):
         gen = load_published(source)
+        D = _official_D(source, Path(gen.run_dir))
         return InitSource(source, "published", OFFICIAL, gen.spec, gen.G, gen.G_ema, None,
-                          dict(gen.G_ema.init_kwargs))
+                          dict(gen.G_ema.init_kwargs), D)
     path = Path(source)
     if not path.exists():
         raise GanforgeError(f"--init {source}: no such run directory or file, and not a published network name")
@@ -77,6 +80,13 @@ def _read(source: str, stamp: int) -> InitSource:
         d_state = {k[2:]: v for k, v in tensors.items() if k.startswith("D.")}
         return InitSource(source, "run", gen.arch, gen.spec, gen.G, gen.G_ema, d_state or None, None)
     return InitSource(source, "export", gen.arch, gen.spec, gen.G, gen.G_ema, None, None)
+
+
+def _official_D(source: str, path: Path) -> nn.Module | None:
+    """The official discriminator stored beside the generator (official .pkl files; None otherwise)."""
+    from .load import read_discriminator
+
+    return read_discriminator(path) if path.suffix.lower() == ".pkl" else None
 
 
 def read_init(source: str) -> InitSource:
@@ -105,13 +115,18 @@ def init_networks(cfg: Any, spec: GanNetSpec) -> tuple[nn.Module, nn.Module, dic
         raise GanforgeError(f"--init {cfg.init} is a network for {src.spec}, the run's data gives {spec} "
                             f"(a conditional network needs data with as many classes)")
     G = _copy(src.G)
-    if src.arch == OFFICIAL:
-        _, D = build_gan("stylegan2", spec)  # fresh: no official-architecture discriminator yet
+    if src.D is not None:  # the pickle's own discriminator
+        D = _copy(src.D)
+        if (D.c_dim, D.img_resolution, D.img_channels) != (spec.num_classes, spec.resolution, spec.channels):
+            raise GanforgeError(f"--init {cfg.init}: its discriminator is for {D.img_resolution}² x "
+                                f"{D.img_channels} with {D.c_dim} classes, not the run's {spec}")
+    elif src.arch == OFFICIAL:
+        _, D = build_gan("stylegan2", spec)  # fresh (a .pt or an export holds no discriminator)
     else:
         _, D = build_gan(src.arch, spec)
         if src.D_state is not None:
             D.load_state_dict(src.D_state, strict=True)
-    return G.train().requires_grad_(True), D, {k: v.clone() for k, v in src.G_ema.state_dict().items()}
+    return G.train().requires_grad_(True), D.train().requires_grad_(True), {k: v.clone() for k, v in src.G_ema.state_dict().items()}
 
 
 def _copy(net: nn.Module) -> nn.Module:
@@ -124,7 +139,10 @@ def run_info(cfg: Any) -> dict[str, Any]:
     """run.json fields of a run started from ``cfg.init``."""
     src = read_init(cfg.init)
     info: dict[str, Any] = {"init": {"source": src.source, "kind": src.kind, "arch": src.arch,
-                                     "discriminator": "from the source" if src.D_state is not None else "fresh"}}
+                                     "discriminator": ("from the source" if src.D_state is not None or src.D is not None
+                                                       else "fresh")}}
+    if src.D is not None:
+        info["init"]["discriminator_kwargs"] = src.D.init_kwargs
     if src.official_kwargs is not None:
         info["official_kwargs"] = src.official_kwargs
     return info

@@ -64,6 +64,35 @@ def build_official(obj: PersistentObject, source: str) -> OfficialGenerator:
     return G.eval().requires_grad_(False)
 
 
+def build_discriminator(obj: PersistentObject, source: str) -> "torch.nn.Module":
+    """ganforge's official-architecture discriminator for a stored ``D``, its tensors loaded strictly."""
+    from .discriminator import D_KEYS, OfficialDiscriminator
+
+    if obj.class_name != "Discriminator":
+        raise WeightsError(f"{source}: the network is a {obj.class_name!r}, not a StyleGAN2 'Discriminator'")
+    names = ("c_dim", "img_resolution", "img_channels")
+    kwargs = dict(zip(names, obj.init_args)) | dict(obj.init_kwargs)
+    if bad := sorted(set(kwargs) - D_KEYS):
+        raise WeightsError(f"{source}: discriminator arguments not understood: {bad}")
+    try:
+        D = OfficialDiscriminator(**kwargs)
+    except (WeightsError, TypeError) as exc:
+        raise WeightsError(f"{source}: {exc}") from None
+    state, own = obj.tensors(), D.state_dict()
+    if set(state) != set(own) or any(tuple(state[k].shape) != tuple(own[k].shape) for k in own):
+        raise WeightsError(f"{source} does not fit the official StyleGAN2 discriminator: missing "
+                           f"{sorted(set(own) - set(state))[:4]}, unexpected {sorted(set(state) - set(own))[:4]}")
+    D.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
+    return D
+
+
+def read_discriminator(path: str | os.PathLike) -> "torch.nn.Module | None":
+    """The official ``D`` stored in a network pickle (None when it holds none)."""
+    data = read_official_pickle(path)
+    obj = data.get("D")
+    return build_discriminator(obj, f"{path} (D)") if isinstance(obj, PersistentObject) else None
+
+
 def load_official_pickle(path: str | os.PathLike, source_name: str | None = None) -> Generator:
     """A :class:`Generator` for an official StyleGAN2-ADA ``.pkl`` (``G_ema``; ``G`` too when stored)."""
     path = Path(path)

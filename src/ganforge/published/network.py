@@ -168,14 +168,17 @@ class MappingNetwork(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, update_w_avg: bool | None = None) -> torch.Tensor:
+        n = z.shape[0] if z is not None else (c.shape[0] if c is not None else 0)  # z None: D's class mapping
         x = normalize_2nd_moment(z.to(torch.float32)) if self.z_dim > 0 else None
         if self.c_dim > 0:
-            y = normalize_2nd_moment(self.embed(self.one_hot(c, z.shape[0])))
+            y = normalize_2nd_moment(self.embed(self.one_hot(c, n)))
             x = torch.cat([x, y], dim=1) if x is not None else y
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
         if self.w_avg_beta is not None and update_w_avg:  # when asked (ganforge's training loop), as nets/stylegan2
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        if not self.num_ws:  # the discriminator's class embedding (cmap): one vector per sample
+            return x
         x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         if truncation_psi != 1:
             cut = self.num_ws if truncation_cutoff is None else truncation_cutoff
