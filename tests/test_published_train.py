@@ -87,6 +87,7 @@ def test_init_errors_are_one_line(official_modules, tmp_path):
     cases = [(dict(init=str(tmp_path / "net.pkl"), arch="resnet"), "does not match"),
              (dict(init=str(tmp_path / "absent")), "no such"),
              (dict(init=str(tmp_path / "cond4.pkl")), "as many classes"),
+             (dict(init=str(tmp_path / "net.pkl"), batch_size=6), "multiple of 4"),
              (dict(arch="stylegan2-official"), "--init")]
     for i, (kw, words) in enumerate(cases):
         with pytest.raises(GanforgeError) as info:

@@ -71,8 +71,9 @@ def _read(source: str, stamp: int) -> InitSource:
     if not path.exists():
         raise GanforgeError(f"--init {source}: no such run directory or file, and not a published network name")
     gen = load_generator(path)
-    if gen.arch == OFFICIAL:  # an export of a published network (or of a run fine-tuned from one)
-        return InitSource(source, "export", OFFICIAL, gen.spec, gen.G, gen.G_ema, None, dict(gen.G_ema.init_kwargs))
+    if gen.arch == OFFICIAL:  # an export of a published network, or a run fine-tuned from one (D fresh)
+        return InitSource(source, "run" if path.is_dir() else "export", OFFICIAL, gen.spec, gen.G, gen.G_ema, None,
+                          dict(gen.G_ema.init_kwargs))
     if path.is_dir():
         from ..train.rundir import load_checkpoint
 
@@ -120,6 +121,10 @@ def init_networks(cfg: Any, spec: GanNetSpec) -> tuple[nn.Module, nn.Module, dic
         if (D.c_dim, D.img_resolution, D.img_channels) != (spec.num_classes, spec.resolution, spec.channels):
             raise GanforgeError(f"--init {cfg.init}: its discriminator is for {D.img_resolution}² x "
                                 f"{D.img_channels} with {D.c_dim} classes, not the run's {spec}")
+        group = D.b4.mbstd_group_size
+        if group and cfg.batch_size % min(group, cfg.batch_size):
+            raise GanforgeError(f"--init {cfg.init}: its discriminator compares images in groups of {group} "
+                                f"(minibatch std): --batch-size must be a multiple of {group}, got {cfg.batch_size}")
     elif src.arch == OFFICIAL:
         _, D = build_gan("stylegan2", spec)  # fresh (a .pt or an export holds no discriminator)
     else:
@@ -143,6 +148,7 @@ def run_info(cfg: Any) -> dict[str, Any]:
                                                        else "fresh")}}
     if src.D is not None:
         info["init"]["discriminator_kwargs"] = src.D.init_kwargs
+    _read.cache_clear()  # the run is set up (this is read last): do not keep the source's networks
     if src.official_kwargs is not None:
         info["official_kwargs"] = src.official_kwargs
     return info
