@@ -149,4 +149,4 @@ def test_weights_list_says_non_commercial_and_size(capsys):
         head = block.split("\n")[0].split()[0]
         assert "non-commercial" in block.lower(), head
         assert "size unknown" in block or "364 MB" in block, head
-    assert "about 364 MB" in out.split("\nstylegan2-ffhq ")[1].split("\nstylegan2-")[0]
+    assert "(about 364 MB)" in out.split("\nstylegan2-ffhq ")[1].split("\nstylegan2-")[0]

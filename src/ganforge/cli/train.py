@@ -15,7 +15,8 @@ from ._common import PRECISIONS, add_device, add_json, add_resume, hide_alias, w
 HELP = {
     "init": "start from an existing network (transfer learning): a GAN run directory (G, G_ema, D), a ganforge "
             "generator export, or a published network (official .pkl, rosinality .pt, or a name such as "
-            "stylegan2-ffhq256: its G and G_ema, a fresh discriminator); sets arch, resolution and z-dim",
+            "stylegan2-ffhq256: its G and G_ema, and the .pkl's D; a .pt gets a fresh D); sets arch, resolution "
+            "and z-dim",
     "data": "image folder (prepared into the cache on first use), a dataset made by 'ganforge data prepare', or mnist / fashion-mnist / digits",
     "resolution": "image size (power of two, 32..256)",
     "channels": "1 (grey) or 3 (RGB); default: the dataset's",

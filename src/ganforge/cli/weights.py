@@ -68,7 +68,7 @@ def _list(args: argparse.Namespace) -> None:
         print(f"{'':24s} {entry.description}; input: {entry.normalisation}; licence: {entry.licence}")
         if not entry.sha256:
             print(f"{'':24s} sha256: {'pinned ' + pin + ' (first download)' if pin else 'none published, not pinned yet'}")
-        size = f"{entry.size / 1e6:.0f} MB" if entry.size else "size unknown"
+        size = f"about {entry.size / 1e6:.0f} MB" if entry.size else "size unknown"
         print(f"{'':24s} {'download: ' + entry.url + ' (' + size + ')' if entry.url else 'no public download: put the file in GANFORGE_WEIGHTS_DIR'}")
     write_json(rows, args.json_path)
 

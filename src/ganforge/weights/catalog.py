@@ -269,9 +269,9 @@ _register_upscaler(
 _NVIDIA_PRETRAINED = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained"
 _NVIDIA_LICENCE = ("NVIDIA Source Code License-NC: non-commercial use only (research and evaluation; no "
                    "commercial use of the networks or of images made with them without NVIDIA's permission)")
-# approximate download sizes: only where known (FFHQ and MetFaces share one architecture, so one size);
-# the rest are listed as "size unknown"
-_NVIDIA_SIZES = {"stylegan2-ffhq": "about 364 MB", "stylegan2-metfaces": "about 364 MB"}
+# approximate download sizes (bytes, rounded to the MB): only where known (FFHQ and MetFaces share one
+# architecture, so one size); the rest are listed as "size unknown"
+_NVIDIA_SIZES = {"stylegan2-ffhq": 364_000_000, "stylegan2-metfaces": 364_000_000}
 
 # registry name -> what the network draws; ganforge.published loads them (ganforge sample NAME)
 PUBLISHED_GANS: dict[str, str] = {}
@@ -297,6 +297,7 @@ for _name, _file, _what in (
                       "ganforge.published, never unpickled with code"),
         normalisation="z ~ N(0, I) (and a class for conditional nets) -> RGB in [-1, 1], shown as [0, 1]",
         description=(f"NVIDIA's published StyleGAN2-ADA generator: {_what}. NON-COMMERCIAL use only. "
-                     f"Download {_NVIDIA_SIZES.get(_name, 'size unknown')}. No sha256 is published upstream, so "
-                     f"the first download's sha256 is pinned and later loads must match it"),
+                     f"No sha256 is published upstream, so the first download's sha256 is pinned and later "
+                     f"loads must match it"),
+        size=_NVIDIA_SIZES.get(_name),  # approximate (see above)
     ))
