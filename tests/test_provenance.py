@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from ganforge.cli import main
 from ganforge.imageio import save_image
+from ganforge.imageio import open_image
 from ganforge.provenance import DIGITAL_SOURCE_TYPE, Provenance, parse_xmp, read_provenance
+from ganforge.watermark import detect
+
+
+def detect_file(path):
+    return detect(np.asarray(open_image(path, "RGB"))).as_dict()
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -55,7 +62,7 @@ def test_unreadable_file_is_one_line(tmp_path):
 
 def test_sample_and_training_grids_are_marked_and_provenance_reports_them(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--out", str(run), "--data", "digits", "--resolution", "16", "--width", "8",
+    assert main(["train", "--out", str(run), "--data", "digits", "--resolution", "32", "--width", "8",
                  "--batch-size", "16", "--steps", "2", "--sample-every", "2", "--quiet", "--no-tensorboard"]) == 0
     assert read_provenance(run / "samples" / "latest.png")["method"] == "train-samples"
     assert main(["sample", str(run), "--n", "4", "--seed", "5", "--out", str(tmp_path / "grid.png")]) == 0
@@ -71,3 +78,6 @@ def test_sample_and_training_grids_are_marked_and_provenance_reports_them(tmp_pa
     assert rows[0]["metadata"]["params"]["seed"] == 5 and rows[0]["path"].endswith("grid.png")
     assert str(tmp_path) not in json.dumps(rows[0]["metadata"])  # the model is named, its path not written
     assert rows[-1]["path"] == str(real)
+    assert [r["watermark"]["detected"] for r in rows] == [True, True, True, False]  # on by default
+    assert main(["sample", str(run), "--n", "1", "--out-dir", str(tmp_path / "plain"), "--no-watermark"]) == 0
+    assert not detect_file(next((tmp_path / "plain").glob("*.png")))["detected"]

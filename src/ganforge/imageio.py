@@ -104,6 +104,10 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, qu
     kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     if provenance is not None:
         kwargs.update(provenance.save_kwargs(fmt))
+        if provenance.watermark:
+            from .watermark import embed
+
+            pil = Image.fromarray(embed(np.asarray(pil if pil.mode in ("L", "RGB") else pil.convert("RGB"))))
     pil.save(tmp, format=fmt, **kwargs)
     tmp.replace(path)
     return path

@@ -42,7 +42,8 @@ NS = {
 XMP_PNG_KEY = "XML:com.adobe.xmp"  # the iTXt keyword the XMP specification gives PNG
 _FIELDS = (("xmp", "CreatorTool", "software"), ("Iptc4xmpExt", "DigitalSourceType", "digital_source_type"),
            ("ganforge", "method", "method"), ("ganforge", "model", "model"),
-           ("ganforge", "modelSHA256", "model_sha256"), ("ganforge", "params", "params"))
+           ("ganforge", "modelSHA256", "model_sha256"), ("ganforge", "params", "params"),
+           ("ganforge", "watermark", "watermark"))
 MAX_XMP_BYTES = 1 << 20  # a packet larger than this is not read (an untrusted file's claim)
 
 
@@ -56,6 +57,7 @@ class Provenance:
     model: str | None = None
     model_sha256: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    watermark: bool = False  # also embed the invisible mark of :mod:`ganforge.watermark` in the pixels
 
     def facts(self) -> dict[str, str]:
         out = {"software": f"ganforge {__version__}", "digital_source_type": DIGITAL_SOURCE_TYPE,
@@ -66,6 +68,10 @@ class Provenance:
             out["model_sha256"] = self.model_sha256
         if self.params:
             out["params"] = json.dumps(self.params, sort_keys=True, default=str)
+        if self.watermark:
+            from .watermark import KEY
+
+            out["watermark"] = KEY
         return out
 
     def xmp(self) -> bytes:
@@ -132,13 +138,13 @@ def file_sha256(path: str | os.PathLike) -> str | None:
 
 
 def model_provenance(method: str, model: str | os.PathLike | None, params: dict[str, Any] | None = None,
-                     *, weights_file: str | os.PathLike | None = None) -> Provenance:
+                     *, weights_file: str | os.PathLike | None = None, watermark: bool = False) -> Provenance:
     """A :class:`Provenance` naming ``model`` by its last path component (never a full path) and
     hashing ``weights_file`` (or ``model`` itself when it is a file)."""
     name = None if model is None else (Path(model).name or str(model))
     target = weights_file if weights_file is not None else model
     sha = file_sha256(target) if target is not None else None
-    return Provenance(method, name, sha, dict(params or {}))
+    return Provenance(method, name, sha, dict(params or {}), watermark)
 
 
 def _xmp_bytes(img) -> bytes | None:
