@@ -30,7 +30,7 @@ LAYERS: dict[str, int] = {
     "ganforge.errors": 0, "ganforge.version": 0, "ganforge.paths": 0, "ganforge.registry": 0,
     "ganforge.download": 0,
     # 1 policy and pixels: the one device/precision policy, image and video files, image tensor ops
-    "ganforge.device": 1, "ganforge.imageio": 1, "ganforge.imageops": 1, "ganforge.video.io": 1,
+    "ganforge.device": 1, "ganforge.imageio": 1, "ganforge.provenance": 1, "ganforge.watermark": 1, "ganforge.imageops": 1, "ganforge.video.io": 1,
     # 2 building blocks: architectures, named weights, datasets, losses, augmentation, measures
     "ganforge.nets": 2, "ganforge.weights": 2, "ganforge.data": 2, "ganforge.losses": 2, "ganforge.augment": 2,
     "ganforge.metrics": 2,

@@ -133,6 +133,9 @@ def test_cli_keeps_known_pixels_byte_for_byte_with_a_mask_of_another_size(run, t
     assert hole.any() and (~hole).any()
     assert np.array_equal(got[~hole], arr[~hole])  # known pixels: byte-identical
     assert (got[hole] != arr[hole]).any()  # the hole was filled by the network
+    from ganforge.provenance import read_provenance
+
+    assert read_provenance(out)["method"] == "inpaint" and read_provenance(out)["model"] == run.name
     assert "filled.png" in (tmp_path / "r.json").read_text()
 
 

@@ -34,6 +34,11 @@ def test_cli_stylize_adain_with_metrics(official_files, tmp_path, capsys):  # no
                "--metrics", str(tmp_path / "m.json")])
     assert rc == 0
     assert open_image(tmp_path / "o.png").size == (67, 45)  # same size as the input (odd, non-square)
+    from ganforge.provenance import read_provenance
+
+    prov = read_provenance(tmp_path / "o.png")  # the output is marked AI-generated, the inputs are not
+    assert prov["ai_generated"] and prov["method"] == "stylize" and prov["params"]["content"] == "c.png"
+    assert not read_provenance(tmp_path / "c.png")["ai_generated"]
     metrics = json.loads((tmp_path / "m.json").read_text())
     for key in ("content_ssim", "content_feature_cosine", "style_meanstd", "style_gram", "content_loss", "style_loss"):
         assert key in metrics

@@ -250,6 +250,9 @@ def test_cli_train_then_apply_to_a_folder(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert Image.open(tmp_path / "out" / "odd.png").size == (45, 21)
+    from ganforge.provenance import read_provenance
+
+    assert read_provenance(tmp_path / "out" / "odd.png")["method"] == "translate"
     assert "skipped" in out.stderr and "broken.png" in out.stderr
     missing = subprocess.run(exe + ["translate", "apply", str(tmp_path / "nope"), str(tmp_path / "in"), "--out",
                                     str(tmp_path / "o2")] + common, capture_output=True, text=True, timeout=300)

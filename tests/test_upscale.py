@@ -303,6 +303,10 @@ def test_cli_upscale_file_and_folder(tmp_path, x4_file, capsys):
                "--precision", "fp32", "--quiet", "--json", str(report)])
     assert rc == 0
     assert Image.open(out).size == (52, 36) and Image.open(out).format == "PNG"
+    from ganforge.provenance import file_sha256, read_provenance
+
+    prov = read_provenance(out)
+    assert prov["ai_generated"] and prov["method"] == "upscale" and prov["model_sha256"] == file_sha256(x4_file)
     data = json.loads(report.read_text())
     assert data["network_scale"] == 4 and data["images"][0]["output_size"] == [52, 36]
     # folder + file, tiled, with a non-native output scale

@@ -15,6 +15,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .errors import DataError
+from .provenance import Provenance
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MAX_PIXELS = int(os.environ.get("GANFORGE_MAX_PIXELS", 178_956_970))  # Pillow's own default bound
@@ -88,8 +89,11 @@ def load_image(path: str | os.PathLike, mode: str = "RGB") -> torch.Tensor:
     return pil_to_tensor(open_image(path, mode))
 
 
-def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:
-    """Write an image atomically (temp file + rename); format from the suffix (png/jpg/webp/bmp/tif)."""
+def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, quality: int = 95,
+               provenance: Provenance | None = None) -> Path:
+    """Write an image atomically (temp file + rename); format from the suffix (png/jpg/webp/bmp/tif).
+    ``provenance`` (generated images): the XMP "AI-generated" packet and text chunks of
+    :mod:`ganforge.provenance`, in the formats that hold them (PNG, JPEG, WebP)."""
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise DataError(f"{path}: unsupported output format; use one of {', '.join(IMAGE_SUFFIXES)}")
@@ -98,6 +102,12 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, *, qu
     tmp = path.with_name(f".{path.name}.tmp")
     fmt = Image.registered_extensions()[path.suffix.lower()]
     kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    if provenance is not None:
+        kwargs.update(provenance.save_kwargs(fmt))
+        if provenance.watermark:
+            from .watermark import embed
+
+            pil = Image.fromarray(embed(np.asarray(pil if pil.mode in ("L", "RGB") else pil.convert("RGB"))))
     pil.save(tmp, format=fmt, **kwargs)
     tmp.replace(path)
     return path

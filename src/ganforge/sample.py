@@ -12,6 +12,7 @@ from torchvision.utils import make_grid
 from .config import GanConfig
 from .errors import GanforgeError
 from .imageio import save_image, tensor_to_pil
+from .provenance import Provenance
 from .nets import GanNetSpec, build_gan
 from .generator import TRUNCATION_ROUNDS, Generator  # noqa: F401 (re-exported)
 from .train import checkpoint
@@ -56,9 +57,10 @@ def load_generator(run_dir: str | Path, *, checkpoint_name: str = "latest") -> G
     return Generator(G_ema, G, spec, meta.get("class_names", []), int(state["step"]), run_dir, arch=cfg.arch)
 
 
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, *,
+              provenance: Provenance | None = None) -> Path:
     nrow = nrow or max(1, int(math.ceil(math.sqrt(len(images)))))
-    return save_image(make_grid(images, nrow=nrow, padding=2, pad_value=1.0), path)
+    return save_image(make_grid(images, nrow=nrow, padding=2, pad_value=1.0), path, provenance=provenance)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "write a run's generator as one self-describing .safetensors file"),
     "inpaint": ("inpaint", "fill holes in images with a trained inpainting GAN (known pixels kept exactly)"),
     "interpolate": ("sample", "latent walk between seeds as a GIF or MP4 (slerp in z; stylegan2: linear in W)"),
+    "provenance": ("provenance", "report the provenance metadata (AI-generated mark) of images"),
     "sample": ("sample", "draw samples from a trained run"),
     "serve": ("serve", "web page and REST API for style transfer and sampling"),
     "similarity": ("eval", "SSIM and feature cosine similarity (%%) of two images or folders"),

@@ -8,6 +8,7 @@ and fill holes in images with it (thin wrappers over :mod:`ganforge.restore.inpa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -84,12 +85,15 @@ def _inpaint(args: argparse.Namespace) -> int:
     outputs = png_outputs(files, args.out, "inpaint writes PNG (the known pixels stay exact)")
     mask = open_image(args.mask, "L")  # read once (a file that is not an image: one line, before any work)
     model = load_inpainter(args.model, checkpoint=args.checkpoint, device=args.device, precision=args.precision)
+    from ..provenance import model_provenance
+
+    prov = model_provenance("inpaint", args.model, {"mask": os.path.basename(str(args.mask))})
     records = []
     to_stderr = args.json_path == "-"
     for src, dst in tqdm(list(zip(files, outputs)), desc="inpaint", unit="img", disable=args.quiet, file=sys.stderr):
         start = time.perf_counter()
         image = inpaint_image(model, src, mask)
-        save_image(image, dst)
+        save_image(image, dst, provenance=prov)
         records.append({"input": str(src), "output": str(dst), "size": list(image.size),
                         "seconds": round(time.perf_counter() - start, 3)})
     where = outputs[0] if len(outputs) == 1 else f"{len(outputs)} images to {args.out}"

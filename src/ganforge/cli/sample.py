@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--raw", action="store_true", help="use the raw generator instead of its EMA")
     p.add_argument("--checkpoint", default="latest", help="latest, best or step-NNNNNNN (run directories)")
     p.add_argument("--nrow", type=int, default=None)
+    p.add_argument("--no-watermark", dest="watermark", action="store_false",
+                   help="do not embed the invisible watermark (the XMP 'AI-generated' metadata is written anyway)")
     add_network_options(p)
     add_quiet(p)
     add_json(p, "the summary (files written, seed, truncation, step)")
@@ -60,6 +62,7 @@ def _sample(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..imageio import save_image
+    from ..provenance import model_provenance
     from ..sample import load_generator, save_grid
 
     if args.n < 1:
@@ -75,12 +78,15 @@ def _sample(args: argparse.Namespace) -> int:
                                   truncation=w_psi))
     images = torch.cat(parts)
     human = sys.stderr if args.json_path == "-" else sys.stdout
+    prov = model_provenance("sample", args.run, {"seed": args.seed, "n": args.n, "label": args.label,
+                                                  "truncation": args.truncation, "ema": not args.raw, "step": gen.step},
+                            watermark=args.watermark)
     if args.out:
-        written = [str(save_grid(images, args.out, nrow=args.nrow))]
+        written = [str(save_grid(images, args.out, nrow=args.nrow, provenance=prov))]
         print(written[0], file=human)
     else:
         folder = Path(args.out_dir)
-        written = [str(save_image(img, folder / f"seed{args.seed}-{i:05d}.png"))
+        written = [str(save_image(img, folder / f"seed{args.seed}-{i:05d}.png", provenance=prov))
                    for i, img in enumerate(tqdm(images, desc="writing", unit="img", disable=args.quiet))]
         print(f"{len(images)} images in {folder}", file=human)
     write_json(_summary(args, gen, n=args.n, seed=args.seed, ema=not args.raw, files=written), args.json_path)

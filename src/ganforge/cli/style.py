@@ -102,7 +102,7 @@ def run_stylize(args: argparse.Namespace) -> int:
     out = st.stylize_tensor(content, styles, **options)
     from ..imageio import save_image
 
-    path = save_image(out[0], args.out)
+    path = save_image(out[0], args.out, provenance=st.provenance(args.content, styles[0][0] if len(styles) == 1 else None))
     if args.json_path:
         report = st.report(out, content, styles[0][0])
         if getattr(st, "last_history", None):

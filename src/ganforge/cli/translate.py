@@ -125,7 +125,10 @@ def _apply(args: argparse.Namespace) -> int:
         raise GanforgeError(f"no images in {', '.join(args.inputs)}")
     translator = load_translator(args.model, direction=args.direction, checkpoint=args.checkpoint,
                                  device=args.device, precision=args.precision)
+    from ..provenance import model_provenance
+
     out_dir = Path(args.out)
+    prov = model_provenance("translate", args.model, {"direction": args.direction})
     written, failed = [], []
     for src, rel in tqdm(files, desc="translate", unit="img", disable=args.quiet, file=sys.stderr):
         try:
@@ -137,7 +140,7 @@ def _apply(args: argparse.Namespace) -> int:
         target = out_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".part")
-        image.save(tmp, format="PNG")
+        image.save(tmp, format="PNG", **prov.save_kwargs("PNG"))
         tmp.replace(target)  # a file that exists is complete
         written.append({"input": str(src), "output": str(target), "size": list(image.size)})
     result = {"model": translator.name, "device": str(translator.device), "precision": translator.precision,

@@ -73,6 +73,9 @@ def run_upscale(args: argparse.Namespace) -> int:
                     "halo": args.halo, "precision": precision, "device": str(device)}
         run_video_op(args, video, op, settings, "upscale (video)", out_scale=args.scale or net.scale)
         return 0
+    from ..provenance import model_provenance
+
+    prov = model_provenance("upscale", args.model, {"scale": args.scale or net.scale, "tile": args.tile})
     records = []
     to_stderr = args.json_path == "-"
     for src, dst in tqdm(list(zip(files, outputs)), desc="upscale", unit="img", disable=args.quiet, file=sys.stderr):
@@ -80,7 +83,7 @@ def run_upscale(args: argparse.Namespace) -> int:
         image = load_image(src)
         out = upscale_image(net, image, tile=args.tile, overlap=args.overlap, halo=args.halo,
                             precision=precision, device=device, out_scale=args.scale)
-        save_image(out, dst)
+        save_image(out, dst, provenance=prov)
         records.append({"input": str(src), "output": str(dst), "input_size": [image.shape[-1], image.shape[-2]],
                         "output_size": [out.shape[-1], out.shape[-2]],
                         "seconds": round(time.perf_counter() - start, 3)})

@@ -15,6 +15,7 @@ from torch import nn
 from ..device import autocast
 from ..errors import WeightsError
 from ..imageio import save_image, tensor_to_pil
+from ..provenance import Provenance
 from ..nets.adain_decoder import load_decoder
 from ..nets.vgg import VGGEncoder, default_style_weight, load_vgg, pick_encoder
 from . import adain as adain_ops
@@ -343,6 +344,17 @@ class Stylizer:
 
     # -- batch and reports --------------------------------------------------------------------------
 
+    def provenance(self, content: Any = None, style: Any = None, options: dict | None = None) -> Provenance:
+        """The "AI-generated" provenance of this stylizer's outputs (method, encoder, content and
+        style names (never paths), the options)."""
+        name = lambda x: Path(str(x)).name if isinstance(x, (str, os.PathLike)) else type(x).__name__  # noqa: E731
+        params = {"encoder": self.encoder_name, **{k: v for k, v in (options or {}).items() if not isinstance(v, torch.Tensor)}}
+        if content is not None:
+            params["content"] = name(content)
+        if style is not None:
+            params["style"] = name(style)
+        return Provenance("stylize", f"{self.method}", None, params)
+
     def batch(self, contents: str | os.PathLike | Sequence[ImageLike], styles: str | os.PathLike | Sequence[ImageLike],
               out_dir: str | os.PathLike, *, suffix: str = ".jpg", progress: bool = True,
               metrics: bool = False, **options: Any) -> list[Path]:
@@ -360,7 +372,7 @@ class Stylizer:
         for s, c in tqdm(jobs, desc=f"stylize ({self.method})", disable=not progress):
             name = f"{Path(str(c)).stem}__{Path(str(s)).stem}{suffix}"
             out = self.stylize_tensor(c, s, **options)
-            written.append(save_image(out[0], out_dir / name))
+            written.append(save_image(out[0], out_dir / name, provenance=self.provenance(c, s, options)))
             if metrics:
                 report[name] = self.report(out, c, s)
         if metrics:
@@ -417,4 +429,4 @@ def stylize(content: ImageLike, style: StyleArg, method: str = "adain", alpha: f
 
 
 def save(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> Path:
-    return save_image(image, path)
+    return save_image(image, path, provenance=Provenance("stylize"))

@@ -24,6 +24,7 @@ import torch.distributed as dist
 from ..device import resolve_precision
 from ..errors import GanforgeError
 from ..imageio import save_image
+from ..provenance import Provenance
 from . import checkpoint
 from .batches import BatchSource, TensorBatches  # noqa: F401 (TensorBatches re-exported)
 from .context import RunContext
@@ -305,8 +306,9 @@ class TrainingLoop:
 
     def _snapshot(self, ctx: RunContext) -> None:
         grid = self.task.snapshot(ctx)
-        path = save_image(grid, self.run_dir / "samples" / f"step-{self.step:07d}.png")
-        save_image(grid, self.run_dir / "samples" / "latest.png")
+        prov = Provenance("train-samples", self.run_dir.name, None, {"step": self.step})
+        path = save_image(grid, self.run_dir / "samples" / f"step-{self.step:07d}.png", provenance=prov)
+        save_image(grid, self.run_dir / "samples" / "latest.png", provenance=prov)
         write_samples_page(self.run_dir, getattr(self.task, "snapshot_columns", None))
         return path
 
