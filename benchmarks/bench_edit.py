@@ -32,7 +32,7 @@ import torch
 import ganforge
 from ganforge.editing import boundary_from_classes, project, sefa
 from ganforge.editing.apply import apply_direction, render
-from ganforge.editing.loss import Distance, psnr
+from ganforge.editing.loss import Distance
 from ganforge.generator import Generator
 from ganforge.nets import GanNetSpec, build_gan
 
@@ -72,17 +72,23 @@ def generated(gen: Generator, args, dist: Distance, n: int = 2) -> dict:
     return out
 
 
-def real(gen: Generator, args, dist: Distance, n: int = 3) -> list[dict]:
+def real(gen: Generator, args, dist: Distance, n: int = 3, figure: Path | None = None) -> list[dict]:
     from ganforge.data import load_dataset
 
     data = load_dataset("fashion-mnist:test", resolution=gen.resolution, channels=gen.channels, max_images=n)
-    rows = []
+    rows, tiles = [], []
     for i in range(n):
         image = data.images[i].float() / 255.0
         r = project(gen, image, steps=args.steps, space="w+", loss=args.loss, pti_steps=args.pti_steps, frames=0)
+        tiles += [image, r.image[0].clamp(0, 1)] + ([r.tuned_image[0].clamp(0, 1)] if r.tuned_image is not None else [])
         rows.append({"label": int(data.labels[i]), "psnr_db": round(r.psnr, 2),
                      "lpips_style": round(float(dist(r.image.clamp(0, 1), image[None])), 4),
                      "pti": r.pti})
+    if figure is not None:  # one row per item: target, W+ reconstruction, after PTI (4x nearest)
+        from ganforge.sample import save_grid
+
+        big = torch.nn.functional.interpolate(torch.stack(tiles), scale_factor=4, mode="nearest")
+        save_grid(big, figure, nrow=len(tiles) // n)
     return rows
 
 
@@ -153,6 +159,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--run", default="/tmp/edit-bench/fmnist-run")
     p.add_argument("--train-steps", type=int, default=1500)
+    p.add_argument("--checkpoint", default="latest")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--pti-steps", type=int, default=200)
     p.add_argument("--loss", default="pixel", help="projection loss for the PSNR figures (auto: LPIPS-style VGG19)")
@@ -160,6 +167,7 @@ def main() -> None:
     p.add_argument("--parts", default="random,trained,sefa,boundary,speed")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/bench_edit.json")
+    p.add_argument("--figures", type=Path, default=None, help="folder for the docs images (docs/images)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     parts = set(args.parts.split(","))
@@ -179,15 +187,26 @@ def main() -> None:
         run = Path(args.run)
         if not run.exists():
             train(run, args.train_steps)
-        gen = ganforge.load_generator(run)
+        gen = ganforge.load_generator(run, checkpoint_name=args.checkpoint)
         results["trained_step"] = gen.step
         if "trained" in parts:
             results["trained_generated"] = generated(gen, args, dist)
             dump()
-            results["trained_real_heldout"] = real(gen, args, dist)
+            results["trained_real_heldout"] = real(gen, args, dist, figure=args.figures / "edit_projection.png"
+                                                   if args.figures else None)
             dump()
         if "sefa" in parts:
             results["sefa_monotonic"] = sefa_monotonic(gen, dist)
+            if args.figures:
+                from ganforge.editing import save_direction_grid
+
+                grid = save_direction_grid(gen, sefa(gen, k=4), args.figures / "edit_sefa_grid.png", seed=3)
+                from PIL import Image
+
+                from ganforge.imageio import save_image
+
+                with Image.open(grid) as im:  # 3x nearest, so 32 px items are visible in the docs
+                    save_image(im.resize((im.width * 3, im.height * 3), Image.NEAREST), grid)
             dump()
         if "boundary" in parts:
             results["boundary"] = boundary_rates(gen)
