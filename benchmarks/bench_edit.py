@@ -8,8 +8,9 @@ Parts (``--parts``, comma list; all by default):
 - ``random``: images drawn by a random-weight ganforge StyleGAN2 (32², 3 channels), projected in W and
   W+ (``--steps``); PSNR and the LPIPS-style distance of each reconstruction.
 - ``trained``: the same on images drawn by a conditional StyleGAN2 trained on Fashion-MNIST (``--run``;
-  trained here first with ``--train-steps`` if the folder does not exist), and on held-out *real*
-  Fashion-MNIST test items: PSNR/distance before and after pivotal tuning (``--pti-steps``).
+  trained here first with ``--train-steps`` if the folder does not exist).
+- ``real``: held-out *real* Fashion-MNIST test items projected into that model: PSNR/distance
+  before and after pivotal tuning (``--pti-steps``).
 - ``sefa``: SeFa directions 0..2 of the trained model on 8 seeds: is the LPIPS-style distance to the
   unedited image monotonic in |strength| (0.5, 1, 2, 3, both signs)?
 - ``boundary``: class boundaries of the trained model (target class against one source class): the
@@ -164,7 +165,7 @@ def main() -> None:
     p.add_argument("--pti-steps", type=int, default=200)
     p.add_argument("--loss", default="pixel", help="projection loss for the PSNR figures (auto: LPIPS-style VGG19)")
     p.add_argument("--speed-steps", type=int, default=20)
-    p.add_argument("--parts", default="random,trained,sefa,boundary,speed")
+    p.add_argument("--parts", default="random,trained,real,sefa,boundary,speed")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/bench_edit.json")
     p.add_argument("--figures", type=Path, default=None, help="folder for the docs images (docs/images)")
@@ -183,7 +184,7 @@ def main() -> None:
     if "random" in parts:
         results["random_weights_32"] = generated(random_gen(), args, dist)
         dump()
-    if parts & {"trained", "sefa", "boundary"}:
+    if parts & {"trained", "real", "sefa", "boundary"}:
         run = Path(args.run)
         if not run.exists():
             train(run, args.train_steps)
@@ -192,6 +193,7 @@ def main() -> None:
         if "trained" in parts:
             results["trained_generated"] = generated(gen, args, dist)
             dump()
+        if "real" in parts:
             results["trained_real_heldout"] = real(gen, args, dist, figure=args.figures / "edit_projection.png"
                                                    if args.figures else None)
             dump()
