@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     # 4 model families: each one's config, task, inference object and file format
     "ganforge.train.gan": 4, "ganforge.config": 4, "ganforge.generator": 4, "ganforge.sample": 4,
     "ganforge.export.generator_file": 4, "ganforge.published": 4, "ganforge.translate": 4, "ganforge.style": 4, "ganforge.restore": 4,
+    "ganforge.editing": 4,
     # 5 what works across families: evaluation of generators, video, export of any family
     "ganforge.metrics.evaluation": 5, "ganforge.metrics.intraining": 5, "ganforge.metrics.nearest": 5,
     "ganforge.video": 5, "ganforge.export": 5,

@@ -17,6 +17,8 @@ __all__ = [
     "TranslateConfig",
     "train_translator",
     "load_translator",
+    "project",
+    "edit",
 ]
 
 
@@ -34,6 +36,10 @@ def __getattr__(name: str):
         from .sample import load_generator
 
         return load_generator
+    if name in ("project", "edit"):  # editing images with a W-space generator (ganforge.editing)
+        from . import editing
+
+        return getattr(editing, name)
     if name in ("TranslateConfig", "train_translator", "load_translator"):
         from . import translate
 

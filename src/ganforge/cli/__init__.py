@@ -22,12 +22,15 @@ from ..errors import GanforgeError, os_error_reason
 # sub-command -> (module in this package, one-line help). Keep in step with each module's register().
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("data", "inspect training data"),
+    "directions": ("edit", "find semantic directions in a StyleGAN's W (SeFa, PCA, class boundary) and draw them"),
     "demo": ("demo", "train a small conditional GAN offline and write an HTML report"),
+    "edit": ("edit", "move a latent or an image along a semantic direction, or mix two images' styles"),
     "eval": ("eval", "FID, KID, IS, precision/recall of A against reference B, with the protocol"),
     "eval-video": ("video", "flicker (warping error k=1, k=10) and style distance of a stylised video"),
     "export": ("export", "write a run's generator as one self-describing .safetensors file"),
     "inpaint": ("inpaint", "fill holes in images with a trained inpainting GAN (known pixels kept exactly)"),
     "interpolate": ("sample", "latent walk between seeds as a GIF or MP4 (slerp in z; stylegan2: linear in W)"),
+    "project": ("project", "find the latent of an image in a StyleGAN's W or W+ space (GAN inversion)"),
     "provenance": ("provenance", "report the provenance metadata (AI-generated mark) of images"),
     "sample": ("sample", "draw samples from a trained run"),
     "serve": ("serve", "web page and REST API for style transfer and sampling"),
@@ -47,7 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # sub-commands that run a network: each has --device and --precision (default auto)
 NETWORK_COMMANDS = ("demo", "eval", "eval-video", "inpaint", "interpolate", "sample", "serve", "similarity", "stylize",
                     "stylize-video", "train", "train-inpainter", "train-style", "train-upscaler", "translate", "upscale",
-                    "video")
+                    "video", "project", "edit", "directions")
 
 
 def _chosen(argv: list[str]) -> str | None:
