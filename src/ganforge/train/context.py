@@ -33,6 +33,7 @@ class RunContext:
         self._scaled = set()  # optimisers stepped through the GradScaler since its last update()
         self.bad_flag: torch.Tensor | None = None  # device-side guard: 0-d, 1.0 if an update was dropped
         self._one = torch.ones((), device=self.device)
+        self._params: dict[tuple[str, tuple[int, ...]], list[torch.Tensor]] = {}  # (optimizer, modules) -> params
 
     def begin_iteration(self, step: int) -> None:
         self.step, self.bad_in_step, self.overflow_only = step, False, True
@@ -71,7 +72,10 @@ class RunContext:
     def optimize(self, loss: torch.Tensor, optimizer: str, modules: list[nn.Module]) -> bool:
         loop = self._loop
         opt = loop.optimizers[optimizer]
-        params = [p for m in modules for p in m.parameters() if p.requires_grad]
+        key = (optimizer, tuple(id(m) for m in modules))
+        if key not in self._params:  # walking the module tree every step costs more than a tiny net's step
+            self._params[key] = [p for m in modules for p in m.parameters()]
+        params = [p for p in self._params[key] if p.requires_grad]
         if getattr(loop, "device_nan_guard", False) and opt.defaults.get("fused"):
             return self._optimize_on_device(loss, opt, params)
         if not loop.all_finite(loss.detach().float().reshape(1)):
@@ -114,12 +118,16 @@ class RunContext:
         True (the step was submitted); whether it was dropped is in ``bad_flag``, which the loop
         reads at its log intervals."""
         loop = self._loop
-        found = (~torch.isfinite(loss.detach().float())).float().reshape(())
+        found = torch.zeros((), device=loss.device)
         loss.backward()
         loop.sync_gradients(params)
-        grads = [p.grad for p in params if p.grad is not None]
-        if grads:  # sets found to 1 where any gradient is inf/nan (multiplies by 1: no change)
-            torch._amp_foreach_non_finite_check_and_unscale_(grads, found, self._one)
+        checked = [p.grad for p in params if p.grad is not None and p.grad.dtype == torch.float32]
+        checked.append(loss.detach().float().reshape(1))
+        others = [p.grad for p in params if p.grad is not None and p.grad.dtype != torch.float32]
+        # sets found to 1 where the loss or any gradient is inf/nan (multiplies them by 1: no change)
+        for group in (checked, others):
+            if group:
+                torch._amp_foreach_non_finite_check_and_unscale_(group, found, self._one)
         if loop._distributed():  # one decision on every rank
             dist.all_reduce(found, op=dist.ReduceOp.MAX)
         if loop.cfg.grad_clip > 0:

@@ -73,6 +73,7 @@ class GanTask:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.G_fwd = torch.compile(self.G) if cfg.compile else self.G
         self.D_fwd = torch.compile(self.D) if cfg.compile else self.D
+        self._d_params = list(self.D.parameters())
         betas = (cfg.beta1, cfg.beta2)
         # fused: one kernel for all parameters (CPU and CUDA); 5x faster than the foreach step on the CPU
         fused = device.type in ("cpu", "cuda")
@@ -219,7 +220,8 @@ class GanTask:
                     loss_d = loss_d + 0.5 * cfg.r1_gamma * cfg.r1_interval * r1
             self.ada.observe(d_real, getattr(ctx, "all_reduce_sum", None))  # summed over ranks: one p
             ctx.optimize(loss_d, "D", [self.D])
-        self.D.requires_grad_(False)
+        for p in self._d_params:  # D frozen for G's step (a list: no module walk per step)
+            p.requires_grad_(False)
         try:
             with ctx.autocast():
                 d_gen = D(self._aug(fake, ctx), y).float()
@@ -233,7 +235,8 @@ class GanTask:
                 loss_g = loss_g + cfg.pl_weight * cfg.pl_every * pl
             ok = ctx.optimize(loss_g, "G", [self.G])
         finally:
-            self.D.requires_grad_(True)
+            for p in self._d_params:
+                p.requires_grad_(True)
         if ok:
             self._update_ema(ctx.step)
         self.ada.update(ctx.step, real.shape[0])

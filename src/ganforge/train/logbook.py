@@ -28,7 +28,9 @@ class ScalarMeans:
             if key not in self.order:
                 self.order[key] = None
             if isinstance(value, torch.Tensor):
-                value = value.detach().float().reshape(())
+                if value.dtype != torch.float32 or value.dim():
+                    value = value.float().reshape(())
+                value = value.detach()
                 if key in self.sums:
                     into.append(self.sums[key])
                     values.append(value)

@@ -68,7 +68,7 @@ class TrainingLoop:
         # skip policy, no GradScaler: non-finite updates are dropped on the device and counted there
         # (bad steps, the current streak, its longest run), read at log/checkpoint intervals
         self.device_nan_guard = cfg.nan_policy == "skip" and self.scaler is None
-        self._bad_dev = torch.zeros(3, device=self.device)  # [count, streak, longest streak]
+        self._bad_dev = [torch.zeros((), device=self.device) for _ in range(3)]  # count, streak, longest streak
         self.last_logged: dict[str, Any] = {}  # the scalars of the latest log line (interval means)
         self.reload_streak = 0  # reloads since the last step checkpoint was written
         self._logbook: Logbook | None = None
@@ -284,10 +284,10 @@ class TrainingLoop:
 
     def _count_bad_on_device(self, flag: torch.Tensor) -> None:
         """Add one iteration's device-side flag (1.0: an update was dropped) to the counters."""
-        bad = self._bad_dev
-        bad[0:1].add_(flag)
-        bad[1:2].add_(1.0).mul_(flag)  # streak: +1 on a bad step, 0 on a good one
-        torch.maximum(bad[2:3], bad[1:2], out=bad[2:3])
+        count, streak, longest = self._bad_dev
+        count.add_(flag)
+        streak.add_(1.0).mul_(flag)  # +1 on a bad step, 0 on a good one
+        torch.maximum(longest, streak, out=longest)
 
     def settle_bad_steps(self) -> None:
         """Read the device-side bad-step counters (one host sync) into ``bad_steps``/``bad_streak``;
@@ -296,9 +296,9 @@ class TrainingLoop:
         checkpoints and the end of the run (not at the very step the limit was reached)."""
         if not self.device_nan_guard:
             return
-        count, streak, longest = (int(v) for v in self._bad_dev.tolist())
-        self._bad_dev[0] = 0.0
-        self._bad_dev[2] = float(streak)
+        count, streak, longest = (int(v) for v in torch.stack(self._bad_dev).tolist())
+        self._bad_dev[0].zero_()
+        self._bad_dev[2].fill_(float(streak))
         self.bad_steps += count
         self.bad_streak = streak
         if longest >= self.cfg.max_bad_steps:
