@@ -1,6 +1,7 @@
 """StyleGAN2 training iterations: ganforge against the official StyleGAN2-ADA code, in one process.
 
     SG2ADA=/path/to/stylegan2-ada-pytorch python benchmarks/bench_vs_official.py --resolutions 64,128
+    # on a GPU, the paper256 shape: --device cuda --resolutions 256 --width 64 --batch-size 32 --threads 8
 
 ``SG2ADA`` is an extracted checkout of https://github.com/NVlabs/stylegan2-ada-pytorch; its networks
 and ``StyleGAN2Loss`` are imported from there (nothing is copied into ganforge); without it the
@@ -39,6 +40,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_train_speed import cpu_flags  # noqa: E402
 
 CLOCK = time.process_time
+DEVICE = torch.device("cpu")
+PRECISION = "fp32"
+
+
+def _mark() -> float:
+    if DEVICE.type == "cuda":  # the span must hold the queued GPU work
+        torch.cuda.synchronize()
+    return CLOCK()
 
 
 def import_official(root: Path):
@@ -63,15 +72,16 @@ class Official:
         w_dim = min(512, 8 * width)
         torch.manual_seed(0)
         common = dict(c_dim=0, img_resolution=resolution, img_channels=3)
+        dev = DEVICE
         self.G = networks.Generator(z_dim=w_dim, w_dim=w_dim, mapping_kwargs=dict(num_layers=mapping_layers),
                                     synthesis_kwargs=dict(channel_base=width * resolution, channel_max=8 * width,
                                                           num_fp16_res=0, conv_clamp=None, architecture="skip"),
-                                    **common).train().requires_grad_(False)
+                                    **common).train().requires_grad_(False).to(dev)
         self.D = networks.Discriminator(channel_base=width * resolution, channel_max=8 * width, architecture="resnet",
                                         num_fp16_res=0, conv_clamp=None, epilogue_kwargs=dict(mbstd_group_size=4),
-                                        **common).train().requires_grad_(False)
+                                        **common).train().requires_grad_(False).to(dev)
         self.G_ema = copy.deepcopy(self.G).eval()
-        self.loss = loss.StyleGAN2Loss(torch.device("cpu"), self.G.mapping, self.G.synthesis, self.D,
+        self.loss = loss.StyleGAN2Loss(dev, self.G.mapping, self.G.synthesis, self.D,
                                        style_mixing_prob=0.9, r1_gamma=r1_gamma, pl_weight=2)
         self.phases = []
         for name, module, interval in [("G", self.G, 4), ("D", self.D, 16)]:
@@ -82,14 +92,14 @@ class Official:
 
     def step(self) -> None:
         i, self.i = self.i, self.i + 1
-        real = torch.rand(self.batch, 3, self.resolution, self.resolution) * 2 - 1
-        c = torch.zeros(self.batch, 0)
+        real = torch.rand(self.batch, 3, self.resolution, self.resolution, device=DEVICE) * 2 - 1
+        c = torch.zeros(self.batch, 0, device=DEVICE)
         for name, module, opt, interval in self.phases:
             if i % interval:
                 continue
             opt.zero_grad(set_to_none=True)
             module.requires_grad_(True)
-            z = torch.randn(self.batch, self.z_dim)
+            z = torch.randn(self.batch, self.z_dim, device=DEVICE)
             self.loss.accumulate_gradients(phase=name, real_img=real, real_c=c, gen_z=z, gen_c=c, sync=True, gain=interval)
             module.requires_grad_(False)
             for p in module.parameters():
@@ -113,9 +123,9 @@ class Interleaved:
         self.count_key = getattr(inner, "count_key", None)
 
     def get(self, *args, **kwargs):
-        t0 = CLOCK()
+        t0 = _mark()
         self.other.step()
-        self.marks.append((t0, CLOCK()))
+        self.marks.append((t0, _mark()))
         return self.inner.get(*args, **kwargs)
 
 
@@ -126,11 +136,11 @@ def run(root: Path, resolution: int, width: int, batch: int, rounds: int) -> dic
     from ganforge.train.gan import GanTask
     from ganforge.train.loop import TensorBatches, TrainingLoop, make_accelerator
 
-    acc = make_accelerator(cpu=True)
+    acc = make_accelerator(cpu=DEVICE.type == "cpu")
     w_dim = min(512, 8 * width)
     cfg = GanConfig(arch="stylegan2", resolution=resolution, width=width, batch_size=batch, z_dim=w_dim,
                     style_mixing=0.9, pl_weight=2.0, pl_every=4, steps=0, sample_every=0, ckpt_every=0,
-                    progress=False, tensorboard=False).resolved()
+                    progress=False, tensorboard=False, precision=PRECISION).resolved()
     spec = GanNetSpec(resolution, 3, width=width, z_dim=w_dim)
     task = GanTask(cfg, spec, acc.device)
     if cfg.r1_interval != 16:
@@ -170,18 +180,24 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--rounds", type=int, default=3, help="rounds of 16 iterations of each; medians reported")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
+    p.add_argument("--clock", choices=["cpu", "wall"], default="cpu", help="cpu: process CPU time (CPU runs only)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda: wall clock, synchronised at each mark)")
+    p.add_argument("--precision", default="fp32", help="ganforge's precision (the official side runs fp32, "
+                                                        "num_fp16_res 0)")
     args = p.parse_args()
     root = os.environ.get("SG2ADA")
     if not root or not (Path(root) / "training" / "loss.py").exists():
         print("skipped: set SG2ADA to an extracted NVlabs/stylegan2-ada-pytorch checkout")
         return 0
-    global CLOCK
-    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    global CLOCK, DEVICE, PRECISION
+    DEVICE, PRECISION = torch.device(args.device), args.precision
+    CLOCK = time.process_time if args.clock == "cpu" and DEVICE.type == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     import ganforge
 
-    results = {"ganforge_src": str(Path(ganforge.__file__).parent), "cpu": cpu_flags(), "torch": torch.__version__,
+    results = {"ganforge_src": str(Path(ganforge.__file__).parent), "cpu": cpu_flags(), "device": str(DEVICE),
+               "precision": PRECISION,
+               "gpu": torch.cuda.get_device_name() if DEVICE.type == "cuda" else None, "torch": torch.__version__,
                "threads": args.threads, "clock": args.clock, "runs": []}
     for res in (int(r) for r in args.resolutions.split(",")):
         results["runs"].append(run(Path(root).resolve(), res, args.width, args.batch_size, args.rounds))
