@@ -8,6 +8,7 @@ length penalty through StyleGAN2's synthesis, and for a 20-step StyleGAN2 run's 
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -42,7 +43,8 @@ def test_second_derivatives_match_finite_differences(transposed, stride, padding
     assert torch.autograd.gradgradcheck(fn, (x, w, b), fast_mode=True)
 
 
-def _r1_and_grads(D, real, enabled):
+def _r1_and_grads(D, real, enabled, state):
+    D.load_state_dict(state)  # the same weights and buffers (spectral norm's power iteration moves them)
     D.zero_grad(set_to_none=True)
     logits, r1 = d_real_and_r1(D, real, None, gradfix=enabled)
     (F.softplus(-logits).mean() + 5.0 * r1).backward()
@@ -57,8 +59,9 @@ def test_r1_penalty_and_its_gradients_equal_stock_autograd(arch):
         with torch.no_grad():
             p.add_(torch.randn_like(p) * 0.1)
     real = torch.randn(4, 3, 16, 16)
-    r1_ref, grads_ref = _r1_and_grads(D, real, False)
-    r1, grads = _r1_and_grads(D, real, True)
+    state = copy.deepcopy(D.state_dict())
+    r1_ref, grads_ref = _r1_and_grads(D, real, False, state)
+    r1, grads = _r1_and_grads(D, real, True, state)
     assert r1_ref > 0
     assert torch.allclose(r1, r1_ref, rtol=1e-5, atol=1e-7)
     assert grads.keys() == grads_ref.keys() and grads
@@ -71,13 +74,14 @@ def test_wgan_gradient_penalty_equals_stock_autograd():
     torch.manual_seed(2)
     _, D = build_gan("dcgan", GanNetSpec(16, 1, width=8))
     real, fake = torch.randn(4, 1, 16, 16), torch.randn(4, 1, 16, 16)
-    out = []
+    out, state = [], copy.deepcopy(D.state_dict())
     for enabled in (False, True):
+        D.load_state_dict(state)
         D.zero_grad(set_to_none=True)
         gp = wgan_gradient_penalty(D, real, fake, None, torch.Generator().manual_seed(3), gradfix=enabled)
         gp.backward()
-        out.append((gp.detach(), [p.grad.clone() for p in D.parameters()]))
-    assert torch.allclose(out[0][0], out[1][0], rtol=1e-5)
+        out.append((gp.detach(), [p.grad.clone() for p in D.parameters() if p.grad is not None]))
+    assert torch.allclose(out[0][0], out[1][0], rtol=1e-5) and len(out[0][1]) == len(out[1][1]) > 0
     for a, b in zip(out[0][1], out[1][1]):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-7 * max(1.0, float(a.abs().max())))
 
@@ -126,7 +130,7 @@ def _losses(run_dir):
     return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_stylegan2_losses_match_stock_autograd_and_the_host_side_guard_for_20_steps(tmp_path, monkeypatch):
     """The new double backward and the device-side NaN guard (skip) against stock autograd and
     the per-step host check (reload policy, the old code path): the same 20 logged losses."""
@@ -134,17 +138,17 @@ def test_stylegan2_losses_match_stock_autograd_and_the_host_side_guard_for_20_st
     from ganforge.train.gan import GanTask
     from ganforge.train.loop import TensorBatches, TrainingLoop, make_accelerator
 
-    images = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images = torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     logs = {}
     for name, enabled, policy in [("stock", False, "reload"), ("gradfix", True, "skip")]:
         monkeypatch.setitem(gradfix.ENABLED, "cpu", enabled)
-        cfg = GanConfig(arch="stylegan2", resolution=16, width=8, batch_size=8, steps=20, log_every=1,
+        cfg = GanConfig(arch="stylegan2", resolution=8, width=8, batch_size=4, steps=20, log_every=1,
                         sample_every=0, ckpt_every=0, progress=False, tensorboard=False, nan_policy=policy)
         task = GanTask(cfg, cfg_spec(cfg), torch.device("cpu"))
         assert task.gradfix is None  # the device's policy, patched above
         run = tmp_path / name
         run.mkdir()
-        loop = TrainingLoop(task, TensorBatches(images, torch.zeros(64, dtype=torch.long), 8, 0), cfg.loop_config(),
+        loop = TrainingLoop(task, TensorBatches(images, torch.zeros(32, dtype=torch.long), 4, 0), cfg.loop_config(),
                             run, make_accelerator(cpu=True))
         assert loop.device_nan_guard == (policy == "skip")
         loop.run()
