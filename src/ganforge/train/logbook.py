@@ -1,4 +1,5 @@
-"""Run logging: ``log.jsonl`` (one JSON object of scalars per logged step), TensorBoard events,
+"""Run logging: ``log.jsonl`` (one JSON object of scalars per logged step; a task's 0-d tensor
+scalars are their mean over the log interval, see :class:`ScalarMeans`), TensorBoard events,
 and a loss-curve PNG redrawn from the JSONL. Written by the main process only."""
 
 from __future__ import annotations
