@@ -19,8 +19,8 @@ such a graph skips weight gradients that the current ``autograd.grad`` call does
 wants the gradient w.r.t. the images only), as autograd does for its own ops.
 
 Per device (:func:`enabled_for`): always on CUDA; on the CPU where it measured no slower (see
-``ENABLED`` and docs/benchmarks.md, "Double backward on the CPU, per pass"): the CPU's generic double backward is already
-made of convolutions, so the gain there is smaller and not universal.
+``ENABLED`` and docs/benchmarks.md, "Double backward on the CPU, per pass"): the CPU's generic
+double backward is already made of convolutions, so the gain there is smaller and not universal.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ __all__ = ["ENABLED", "conv2d", "conv_transpose2d", "double_backward_convs", "en
 
 # device type -> whether double_backward_convs routes convolutions to the custom op there by default.
 # CPU: measured faster for StyleGAN2 (R1 and path length at 64² and 128²) and DCGAN's R1, slower for
-# the resnet family's D (its callers pass enabled=False there; docs/benchmarks.md, "Double backward on the CPU, per pass").
+# the resnet family's D (its callers pass enabled=False there; docs/benchmarks.md, "Double backward on
+# the CPU, per pass").
 ENABLED: dict[str, bool] = {"cuda": True, "cpu": True}
 
 
