@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .nets.gradfix import double_backward_convs
 from .registry import Registry
 
 
@@ -66,21 +67,24 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
 
 
 def d_real_and_r1(discriminator: Callable[..., torch.Tensor], real: torch.Tensor,
-                  labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                  labels: torch.Tensor | None, gradfix: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(D(real) logits in fp32, R1 penalty): the forward and its double backward run in fp32 with
     autocast off, whatever the caller's autocast; bf16/fp16 gradients of gradients lose the small
-    values the penalty is made of (and fp16 ones overflow)."""
-    with torch.autocast(real.device.type, enabled=False):
+    values the penalty is made of (and fp16 ones overflow). D's convolutions get first-order
+    derivatives of every order (:mod:`ganforge.nets.gradfix`; ``gradfix`` None: the device's policy)."""
+    with torch.autocast(real.device.type, enabled=False), double_backward_convs(real.device, gradfix):
         x = real.detach().float().requires_grad_(True)
         logits = discriminator(x, labels).float()
         return logits, r1_penalty(logits, x)
 
 
 def wgan_gradient_penalty(discriminator: Callable[..., torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                          labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+                          labels: torch.Tensor | None, generator: torch.Generator,
+                          gradfix: bool | None = None) -> torch.Tensor:
     """Gulrajani et al. 2017: (||grad D(x_hat)|| - 1)^2 on random interpolates of real and fake."""
     eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
-    with torch.autocast(real.device.type, enabled=False):  # fp32 double backward (see d_real_and_r1)
+    # fp32 double backward (see d_real_and_r1), first-order convolution derivatives (gradfix)
+    with torch.autocast(real.device.type, enabled=False), double_backward_convs(real.device, gradfix):
         mixed = (eps * real.detach().float() + (1 - eps) * fake.detach().float()).requires_grad_(True)
         out = discriminator(mixed, labels).float()
         (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)

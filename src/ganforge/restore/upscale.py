@@ -96,8 +96,23 @@ def upscale_image(net: nn.Module, image: Any, *, tile: int | None = None, overla
     if out_scale and out_scale != scale:
         size = (max(1, round(h * out_scale)), max(1, round(w * out_scale)))
         y = F.interpolate(y, size=size, mode="bicubic", align_corners=False, antialias=True)
-    y = y.clamp(0, 1).cpu()  # out of place: a normal tensor, not an inference-mode one
+    y = _to_host(y.clamp(0, 1))  # out of place: a normal tensor, not an inference-mode one
     return y[0] if rank == 3 else y
+
+
+def _to_host(y: torch.Tensor) -> torch.Tensor:
+    """The result on the CPU. From CUDA: one non_blocking copy into page-locked memory (torch's
+    caching host allocator reuses the buffer across calls) and a wait on that copy alone, instead of
+    a pageable synchronous copy; everything before it stays queued on the device until the writer
+    needs the pixels. On the CPU: the tensor itself."""
+    if y.device.type != "cuda":
+        return y.cpu()
+    host = torch.empty(y.shape, dtype=y.dtype, pin_memory=True)
+    host.copy_(y, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record(torch.cuda.current_stream(y.device))
+    done.synchronize()
+    return host
 
 
 def _tiled(net: nn.Module, x: torch.Tensor, scale: int, multiple: int, dev: torch.device, *, tile: int,

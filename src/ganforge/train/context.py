@@ -1,6 +1,13 @@
 """``RunContext``: what a task sees at every step of the loop (implements ``task.StepContext``):
 the next batch, the run's random numbers, autocast, and ``optimize`` — backward, gradient sync,
-the NaN guard, clipping and the optimiser step through the GradScaler."""
+the NaN guard, clipping and the optimiser step through the GradScaler.
+
+The NaN guard has two forms. On the device (``loop.device_nan_guard``: ``--nan-policy skip``, no
+GradScaler, a fused optimiser): "this update is non-finite" is a device-side flag that the fused
+optimiser reads itself (its ``found_inf``, as under a GradScaler), so the update is dropped with no
+host synchronisation; the loop adds the flags up on the device and reads them at log intervals.
+Otherwise (``reload``, which must act on the step itself; fp16's GradScaler; unfused optimisers)
+the flag is read on the host at every optimiser step."""
 
 from __future__ import annotations
 
@@ -24,9 +31,13 @@ class RunContext:
         self.bad_in_step = False  # an update of this iteration was skipped (counted as a bad step)
         self.overflow_only = False  # ... only because the GradScaler's loss scale overflowed
         self._scaled = set()  # optimisers stepped through the GradScaler since its last update()
+        self.bad_flag: torch.Tensor | None = None  # device-side guard: 0-d, 1.0 if an update was dropped
+        self._one = torch.ones((), device=self.device)
+        self._params: dict[tuple[str, tuple[int, ...]], list[torch.Tensor]] = {}  # (optimizer, modules) -> params
 
     def begin_iteration(self, step: int) -> None:
         self.step, self.bad_in_step, self.overflow_only = step, False, True
+        self.bad_flag = None
 
     def end_iteration(self) -> None:
         """One GradScaler.update() per iteration, after every optimiser's step (G and D share the
@@ -61,7 +72,12 @@ class RunContext:
     def optimize(self, loss: torch.Tensor, optimizer: str, modules: list[nn.Module]) -> bool:
         loop = self._loop
         opt = loop.optimizers[optimizer]
-        params = [p for m in modules for p in m.parameters() if p.requires_grad]
+        key = (optimizer, tuple(id(m) for m in modules))
+        if key not in self._params:  # walking the module tree every step costs more than a tiny net's step
+            self._params[key] = [p for m in modules for p in m.parameters()]
+        params = [p for p in self._params[key] if p.requires_grad]
+        if getattr(loop, "device_nan_guard", False) and opt.defaults.get("fused"):
+            return self._optimize_on_device(loss, opt, params)
         if not loop.all_finite(loss.detach().float().reshape(1)):
             opt.zero_grad(set_to_none=True)
             self.bad_in_step, self.overflow_only = True, False
@@ -94,4 +110,33 @@ class RunContext:
         else:
             opt.step()
         opt.zero_grad(set_to_none=True)
+        return True
+
+    def _optimize_on_device(self, loss: torch.Tensor, opt: torch.optim.Optimizer, params: list[torch.Tensor]) -> bool:
+        """Backward and a fused optimiser step that the optimiser itself drops when the loss or a
+        gradient is non-finite (its ``found_inf`` flag, read on the device): no host sync. Returns
+        True (the step was submitted); whether it was dropped is in ``bad_flag``, which the loop
+        reads at its log intervals."""
+        loop = self._loop
+        found = torch.zeros((), device=loss.device)
+        loss.backward()
+        loop.sync_gradients(params)
+        checked = [p.grad for p in params if p.grad is not None and p.grad.dtype == torch.float32]
+        checked.append(loss.detach().float().reshape(1))
+        others = [p.grad for p in params if p.grad is not None and p.grad.dtype != torch.float32]
+        # sets found to 1 where the loss or any gradient is inf/nan (multiplies them by 1: no change)
+        for group in (checked, others):
+            if group:
+                torch._amp_foreach_non_finite_check_and_unscale_(group, found, self._one)
+        if loop._distributed():  # one decision on every rank
+            dist.all_reduce(found, op=dist.ReduceOp.MAX)
+        if loop.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, loop.cfg.grad_clip)
+        opt.found_inf = found  # what torch's fused Adam/AdamW/SGD read (GradScaler's protocol)
+        try:
+            opt.step()
+        finally:
+            del opt.found_inf
+        opt.zero_grad(set_to_none=True)
+        self.bad_flag = found if self.bad_flag is None else torch.maximum(self.bad_flag, found)
         return True

@@ -21,8 +21,7 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> Non
     (BatchNorm statistics, ...) are copied."""
     beta = ema_decay(decay, step)
     torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - beta)
-    for b_ema, b in zip(ema.buffers(), model.buffers()):
-        b_ema.copy_(b)
+    torch._foreach_copy_(list(ema.buffers()), list(model.buffers()))  # one op, not one per buffer
 
 
 class EmaCopy:

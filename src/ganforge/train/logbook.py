@@ -1,4 +1,5 @@
-"""Run logging: ``log.jsonl`` (one JSON object of scalars per logged step), TensorBoard events,
+"""Run logging: ``log.jsonl`` (one JSON object of scalars per logged step; a task's 0-d tensor
+scalars are their mean over the log interval, see :class:`ScalarMeans`), TensorBoard events,
 and a loss-curve PNG redrawn from the JSONL. Written by the main process only."""
 
 from __future__ import annotations
@@ -7,6 +8,51 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
+import torch
+
+
+class ScalarMeans:
+    """A task's per-step scalars between two log lines: 0-d tensors are summed on their device (one
+    ``_foreach_add_`` per step, no host sync) and read once by :meth:`pop` as their mean over the
+    steps that reported them; plain numbers (augment p, a stage) are kept as their latest value."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self.latest: dict[str, Any] = {}
+        self.order: dict[str, None] = {}
+
+    def add(self, scalars: dict[str, Any]) -> None:
+        into, values = [], []
+        for key, value in scalars.items():
+            if key not in self.order:
+                self.order[key] = None
+            if isinstance(value, torch.Tensor):
+                if value.dtype != torch.float32 or value.dim():
+                    value = value.float().reshape(())
+                value = value.detach()
+                if key in self.sums:
+                    into.append(self.sums[key])
+                    values.append(value)
+                else:
+                    self.sums[key] = value.clone()
+                self.counts[key] = self.counts.get(key, 0) + 1
+            else:
+                self.latest[key] = value
+        if into:
+            torch._foreach_add_(into, values)
+
+    def pop(self) -> dict[str, Any]:
+        """The interval's means (floats, one host read) and latest plain values; then empty."""
+        means: dict[str, float] = {}
+        if self.sums:
+            keys = list(self.sums)
+            stacked = torch.stack([self.sums[k] for k in keys]).cpu().tolist()
+            means = {k: v / self.counts[k] for k, v in zip(keys, stacked)}
+        out = {k: means[k] if k in means else self.latest[k] for k in self.order}  # the task's key order
+        self.sums, self.counts, self.latest, self.order = {}, {}, {}, {}
+        return out
 
 
 class Logbook:

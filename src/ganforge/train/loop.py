@@ -28,7 +28,7 @@ from ..provenance import Provenance
 from . import checkpoint
 from .batches import BatchSource, TensorBatches  # noqa: F401 (TensorBatches re-exported)
 from .context import RunContext
-from .logbook import Logbook, plot_curves
+from .logbook import Logbook, ScalarMeans, plot_curves
 from .options import SCHEDULES, LoopConfig, LoopOptions, lr_factor  # noqa: F401 (re-exported: the loop's options)
 from .task import Task
 
@@ -66,6 +66,11 @@ class TrainingLoop:
             raise GanforgeError("--precision fp16 needs a CUDA GPU; use bf16 on the CPU")
         self.step, self.batch_index, self.images_seen = 0, 0, 0
         self.bad_steps, self.bad_streak, self.reloads = 0, 0, 0
+        # skip policy, no GradScaler: non-finite updates are dropped on the device and counted there
+        # (bad steps, the current streak, its longest run), read at log/checkpoint intervals
+        self.device_nan_guard = cfg.nan_policy == "skip" and self.scaler is None
+        self._bad_dev = [torch.zeros((), device=self.device) for _ in range(3)]  # count, streak, longest streak
+        self.last_logged: dict[str, Any] = {}  # the scalars of the latest log line (interval means)
         self.reload_streak = 0  # reloads since the last step checkpoint was written
         self._logbook: Logbook | None = None
         self.best: float | None = None
@@ -139,6 +144,7 @@ class TrainingLoop:
         }
 
     def save_checkpoint(self, name: str | None = None) -> Path | None:
+        self.settle_bad_steps()  # the checkpoint's bad_steps count
         path = None
         if name is None:  # a new point to go back to: reloads start counting again
             self.reload_streak = 0
@@ -217,30 +223,39 @@ class TrainingLoop:
                    desc="train", unit="step", dynamic_ncols=True)
         t_start, seen_start, last_saved = time.perf_counter(), self.images_seen, -1
         t_log, seen_log = t_start, self.images_seen
+        means = ScalarMeans()  # the task's scalars, averaged on the device over a log interval
         try:
             while self.step < cfg.steps and not self._stop_agreed():
                 ctx.begin_iteration(self.step)
                 scalars = self.task.step(ctx)
                 ctx.end_iteration()
+                if ctx.bad_flag is not None:
+                    self._count_bad_on_device(ctx.bad_flag)
+                means.add(scalars)
                 self.step += 1
                 with warnings.catch_warnings():  # a skipped (non-finite) update is not a misuse
                     warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                     for sched in self.schedulers.values():
                         sched.step()
                 if ctx.bad_in_step:  # a loss-scale overflow is counted, but is no reason to reload
+                    # (host-side guard: --nan-policy reload, a GradScaler or an unfused optimiser)
                     if self._handle_bad_step(allow_reload=not ctx.overflow_only):  # reloaded
                         bar.n = self.step
                         continue
                 else:
                     self.bad_streak = 0
                 bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    self.settle_bad_steps()
+                    logged = means.pop()  # the one host read of the interval's scalars
+                    self.last_logged = logged
                 if logbook and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
                     now = time.perf_counter()
                     rate = (self.images_seen - seen_log) / max(now - t_log, 1e-9)
                     t_log, seen_log = now, self.images_seen
                     lr = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
-                    logbook.log(self.step, {**scalars, **lr, "img_per_s": rate, "bad_steps": self.bad_steps})
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in list(scalars.items())[:4]}, refresh=False)
+                    logbook.log(self.step, {**logged, **lr, "img_per_s": rate, "bad_steps": self.bad_steps})
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in list(logged.items())[:4]}, refresh=False)
                 if self.is_main and cfg.sample_every and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
                     self._snapshot(ctx)
                 if self.eval_fn and cfg.eval_every and self.step % cfg.eval_every == 0:
@@ -267,6 +282,30 @@ class TrainingLoop:
                 "stopped_by": self.stop_signal,
                 "images_per_s": (self.images_seen - seen_start) / max(elapsed, 1e-9),
                 "bad_steps": self.bad_steps, "reloads": self.reloads, "best": self.best}
+
+    def _count_bad_on_device(self, flag: torch.Tensor) -> None:
+        """Add one iteration's device-side flag (1.0: an update was dropped) to the counters."""
+        count, streak, longest = self._bad_dev
+        count.add_(flag)
+        streak.add_(1.0).mul_(flag)  # +1 on a bad step, 0 on a good one
+        torch.maximum(longest, streak, out=longest)
+
+    def settle_bad_steps(self) -> None:
+        """Read the device-side bad-step counters (one host sync) into ``bad_steps``/``bad_streak``;
+        stop with the 'diverged' error if a streak reached ``max_bad_steps`` since the last read.
+        Under ``--nan-policy skip`` this is when the streak limit is checked: at log intervals,
+        checkpoints and the end of the run (not at the very step the limit was reached)."""
+        if not self.device_nan_guard:
+            return
+        count, streak, longest = (int(v) for v in torch.stack(self._bad_dev).tolist())
+        self._bad_dev[0].zero_()
+        self._bad_dev[2].fill_(float(streak))
+        self.bad_steps += count
+        self.bad_streak = streak
+        if longest >= self.cfg.max_bad_steps:
+            raise GanforgeError(
+                f"training diverged: {longest} steps in a row had non-finite losses or gradients "
+                f"(last good checkpoint kept in {self.ckpt_root}); lower the learning rate or use fp32")
 
     def _handle_bad_step(self, allow_reload: bool = True) -> bool:
         """Count a non-finite step; returns True when it went back to a checkpoint."""
