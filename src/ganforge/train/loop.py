@@ -240,6 +240,8 @@ class TrainingLoop:
                     lr = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
                     logbook.log(self.step, {**scalars, **lr, "img_per_s": rate, "bad_steps": self.bad_steps})
                     bar.set_postfix({k: f"{v:.3g}" for k, v in list(scalars.items())[:4]}, refresh=False)
+                if self.step % cfg.log_every == 0:  # not the last step's extra log: a stop changes nothing
+                    self._after_log(scalars, logbook)
                 if self.is_main and cfg.sample_every and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
                     self._snapshot(ctx)
                 if self.eval_fn and cfg.eval_every and self.step % cfg.eval_every == 0:
@@ -266,6 +268,31 @@ class TrainingLoop:
                 "stopped_by": self.stop_signal,
                 "images_per_s": (self.images_seen - seen_start) / max(elapsed, 1e-9),
                 "bad_steps": self.bad_steps, "reloads": self.reloads, "best": self.best}
+
+    def _after_log(self, scalars: dict[str, Any], logbook: Logbook | None) -> None:
+        """The task's hook at a log step (e.g. GanTask's lost-game watchdog): it reads the logged
+        values (the main process's, on every rank, so all decide alike) and may ask for a learning
+        rate change, applied here to the optimiser and its schedule's base (both checkpointed)."""
+        hook = getattr(self.task, "after_log", None)
+        if hook is None:
+            return
+        values = {k: float(v) for k, v in scalars.items() if isinstance(v, (int, float, torch.Tensor))}
+        if self._distributed():
+            box = [values]
+            dist.broadcast_object_list(box, src=0)
+            values = box[0]
+        action = hook(self.step, values)
+        if action is None:
+            return
+        for name, factor in action.lr_scale.items():
+            sched = self.schedulers[name]
+            sched.base_lrs = [lr * factor for lr in sched.base_lrs]
+            for group in self.optimizers[name].param_groups:
+                group["lr"] *= factor
+        if self.is_main:
+            print(action.message, file=sys.stderr)
+        if logbook:
+            logbook.log(self.step, {"watchdog": action.message})
 
     def _handle_bad_step(self, allow_reload: bool = True) -> bool:
         """Count a non-finite step; returns True when it went back to a checkpoint."""
