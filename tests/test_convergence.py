@@ -112,6 +112,7 @@ def test_defaults_are_recorded_and_old_runs_keep_their_stored_behaviour(tmp_path
                                 "watchdog": "act"}
     saved = ganforge.GanConfig.load(tmp_path / "new" / "config.json")
     assert saved.resolved().d_norm == "spectral"
+    assert ganforge.GanConfig(conditional=True).resolved().d_norm == "batch"  # the conditional recipe's own
     # a run from before these options: its config.json lacks them -> the old behaviour
     config = tmp_path / "new" / "config.json"
     raw = json.loads(config.read_text())

@@ -45,7 +45,7 @@ class GanConfig(LoopOptions):
     z_dim: int = 100
     width: int = 64
     weight_init: str = "auto"  # auto: DCGAN init for dcgan, PyTorch defaults otherwise
-    d_norm: str = "auto"  # dcgan D: batch (BatchNorm, the paper's) or spectral (SN, no BN); auto: spectral
+    d_norm: str = "auto"  # dcgan D: batch (BatchNorm, the paper's) or spectral (SN, no BN); auto: spectral unconditional
     # game
     loss: str = "non-saturating"
     r1_gamma: float = -1.0  # <0: the architecture's own (0; stylegan2: 0.0002 x resolution^2 / batch size)
@@ -130,8 +130,8 @@ class GanConfig(LoopOptions):
         if self.r1_gamma < 0:
             gamma = d["r1_gamma"]
             out.r1_gamma = 0.0002 * self.resolution ** 2 / self.batch_size if gamma < 0 else gamma
-        if self.d_norm == "auto":
-            out.d_norm = "spectral" if self.arch == "dcgan" else "batch"  # only dcgan's D has the choice
+        if self.d_norm == "auto":  # only dcgan's D has the choice; the conditional recipe keeps BatchNorm
+            out.d_norm = "spectral" if self.arch == "dcgan" and not self.conditional else "batch"
         if self.ema_kimg < 0:  # StyleGAN2-ADA's auto config: a half-life of 10 images per 32 of batch
             out.ema_kimg = self.batch_size * 10 / 32
         if self.watchdog == "auto":
