@@ -122,6 +122,8 @@ class GanTask:
         if "watchdog" in state:  # older checkpoints: no watchdog, the options' augmentation
             self.watchdog.load_state_dict(state["watchdog"])
             self.aug_ops, self.ada.target = tuple(state["augment_ops"]), state["ada_target"]
+        if self.style_based:
+            self.pl_mean = state["pl_mean"].to(self.pl_mean.device)
 
     def after_log(self, step: int, logged: dict[str, float]) -> Action | None:
         """The loop's hook at each log step: the lost-game watchdog reads the logged values and may
@@ -132,8 +134,6 @@ class GanTask:
             self.aug_ops = tuple(action.augment["ops"].split(","))
             self.ada.p, self.ada.target = action.augment["p"], action.augment["target"]
         return action
-        if self.style_based:
-            self.pl_mean = state["pl_mean"].to(self.pl_mean.device)
 
     # --- StyleGAN2 ---------------------------------------------------------------------------------
     def _mixed_ws(self, z: torch.Tensor, y: torch.Tensor | None, ctx: StepContext,
