@@ -13,6 +13,8 @@ from .errors import GanforgeError
 
 RUN_FILE = "run.json"  # kept for callers; defined in train.run
 CONFIG_FILE = "config.json"
+# Options whose default ("auto") depends on the run (architecture, batch): run.json says what they were.
+RESOLVED_KEYS = ("d_norm", "ema_kimg", "ema_rampup", "watchdog")
 
 
 def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str = "auto",
@@ -35,6 +37,7 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
         from .published.finetune import apply_init
 
         cfg = apply_init(cfg)
+    cfg = _keep_stored_behaviour(cfg, Path(out), resume)
     cfg.validate()
 
     def prepare(accelerator) -> Prepared:
@@ -76,6 +79,7 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
                           "augment p": ["augment_p"], "eval": ["eval"]},
             run_info={"arch": cfg.arch, "spec": spec.__dict__, "class_names": dataset.class_names,
                       "optimizer": {k: getattr(task.cfg, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "r1_gamma")},
+                      "resolved": {k: getattr(task.cfg, k) for k in RESOLVED_KEYS},  # the autos as used
                       "data_source": dataset.source, "skipped_files": len(dataset.skipped),
                       **_init_info(cfg)},
             summary={"data_seconds": t_data, "data_source": dataset.source},
@@ -92,6 +96,20 @@ def _init_info(cfg: GanConfig) -> dict:
     from .published.finetune import run_info
 
     return run_info(cfg)
+
+
+def _keep_stored_behaviour(cfg: GanConfig, out: Path, resume: str) -> GanConfig:
+    """A run being resumed keeps its stored setting of the options added since it was made (a
+    run from before the EMA ramp-up keeps its fixed decay, ...) unless they are given explicitly."""
+    from .train import checkpoint
+
+    stored = out / CONFIG_FILE
+    if resume != "auto" or not stored.is_file() or not checkpoint.list_checkpoints(out / "checkpoints"):
+        return cfg
+    try:
+        return cfg.adopt_stored(GanConfig.load(stored))
+    except GanforgeError:  # unreadable: the resume check reports it
+        return cfg
 
 
 def _make_eval_fn(cfg: GanConfig, task, spec):

@@ -26,6 +26,13 @@ ARCH_OPTIMIZERS["stylegan2-official"] = ARCH_OPTIMIZERS["stylegan2"]  # publishe
 STYLE_ARCHS = ("stylegan2", "stylegan2-official")  # mapping/synthesis: style mixing, path length, lazy R1 16
 
 
+# What an option added after a run was made means for that run: a config.json without the key
+# was written before the option existed, so the run keeps the behaviour it was trained with.
+LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "ema_kimg": 0.0, "watchdog": "off"}
+D_NORMS = ("auto", "batch", "spectral")
+WATCHDOG_POLICIES = ("auto", "off", "warn", "act")
+
+
 @dataclass
 class GanConfig(LoopOptions):
     # data
@@ -41,6 +48,7 @@ class GanConfig(LoopOptions):
     z_dim: int = 100
     width: int = 64
     weight_init: str = "auto"  # auto: DCGAN init for dcgan, PyTorch defaults otherwise
+    d_norm: str = "auto"  # dcgan D: batch (BatchNorm, the paper's) or spectral (SN, no BN); auto: spectral unconditional
     # game
     loss: str = "non-saturating"
     r1_gamma: float = -1.0  # <0: the architecture's own (0; stylegan2: 0.0002 x resolution^2 / batch size)
@@ -58,7 +66,10 @@ class GanConfig(LoopOptions):
     lr_d: float = 0.0
     beta1: float = -1.0  # <0: the architecture's own
     beta2: float = -1.0
-    ema: float = 0.999  # EMA decay of G's weights; 0 disables
+    ema: float = 0.999  # EMA decay of G's weights when --ema-kimg is 0 (fixed decay); 0 disables the EMA
+    ema_kimg: float = -1.0  # EMA half-life in thousands of images; <0 auto (batch x 10/32, StyleGAN2-ADA); 0: fixed --ema
+    ema_rampup: float = 0.05  # the half-life is at most this x the images seen so far (0: no ramp-up)
+    watchdog: str = "auto"  # lost-game watchdog: off, warn or act; auto: act
     augment: str = ""  # comma list of color,translation,cutout
     augment_p: float = 0.0
     ada_target: float | None = None  # e.g. 0.6 enables adaptive p
@@ -106,6 +117,12 @@ class GanConfig(LoopOptions):
             raise GanforgeError("--grow-steps must be >= 0 (0: spread the growth over --steps)")
         if self.weight_init not in ("auto", "dcgan", "default"):
             raise GanforgeError("--weight-init must be auto, dcgan or default")
+        if self.d_norm not in D_NORMS:
+            raise GanforgeError(f"--d-norm must be one of {', '.join(D_NORMS)}, got {self.d_norm!r}")
+        if self.watchdog not in WATCHDOG_POLICIES:
+            raise GanforgeError(f"--watchdog must be one of {', '.join(WATCHDOG_POLICIES)}, got {self.watchdog!r}")
+        if self.ema_rampup < 0:
+            raise GanforgeError(f"--ema-rampup must be >= 0 (0: no ramp-up), got {self.ema_rampup}")
         self.loop_config().validate()
 
     def resolved(self) -> "GanConfig":
@@ -121,6 +138,22 @@ class GanConfig(LoopOptions):
         if self.r1_gamma < 0:
             gamma = d["r1_gamma"]
             out.r1_gamma = 0.0002 * self.resolution ** 2 / self.batch_size if gamma < 0 else gamma
+        if self.d_norm == "auto":  # only dcgan's D has the choice; the conditional recipe keeps BatchNorm
+            out.d_norm = "spectral" if self.arch == "dcgan" and not self.conditional else "batch"
+        if self.ema_kimg < 0:  # StyleGAN2-ADA's auto config: a half-life of 10 images per 32 of batch
+            out.ema_kimg = self.batch_size * 10 / 32
+        if self.watchdog == "auto":
+            out.watchdog = "act"
+        return out
+
+    def adopt_stored(self, stored: "GanConfig", given: set[str] | frozenset[str] = frozenset()) -> "GanConfig":
+        """A copy that keeps ``stored``'s values (a run being resumed) for the options added since
+        it was made (:data:`LEGACY_VALUES`) unless ``given`` names them: an old run goes on with
+        the behaviour it was trained with, whatever today's defaults are."""
+        out = replace(self)
+        for name in LEGACY_VALUES:
+            if name not in given and getattr(self, name) == getattr(GanConfig, name):
+                setattr(out, name, getattr(stored, name))
         return out
 
     @property
@@ -179,7 +212,9 @@ class GanConfig(LoopOptions):
         if not isinstance(raw, dict):
             raise CheckpointError(f"cannot read run config {path}: not a JSON object")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.get("options", raw).items() if k in known})
+        options = raw.get("options", raw)
+        legacy = {k: v for k, v in LEGACY_VALUES.items() if k not in options}  # an older run's behaviour
+        return cls(**{**legacy, **{k: v for k, v in options.items() if k in known}})
 
     def differences(self, other: "GanConfig") -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]

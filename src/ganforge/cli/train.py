@@ -38,7 +38,12 @@ HELP = {
     "label_smoothing": "one-sided: real target 1 - s",
     "n_critic": "D steps per G step",
     "mode_seeking": "mode-seeking weight (Mao et al. 2019) against per-class collapse; default 1 if --conditional, else 0",
-    "ema": "EMA decay of G weights (0: off)",
+    "ema": "fixed EMA decay of G weights, used with --ema-kimg 0 (0: no EMA at all)",
+    "ema_kimg": "EMA half-life in thousands of images (<0: auto, batch x 10/32 as StyleGAN2-ADA; 0: the fixed --ema decay)",
+    "ema_rampup": "EMA ramp-up: the half-life is at most this x the images seen so far (0: none)",
+    "d_norm": "dcgan discriminator normalisation: batch (the paper's BatchNorm) or spectral (spectral norm, no BN); auto: spectral for unconditional runs, batch for --conditional",
+    "watchdog": "lost-game watchdog (D wins outright for a sustained window): off, warn (one line with the remedy) "
+                "or act (also turns on/raises adaptive augmentation, then halves D's learning rate); auto: act",
     "augment": "comma list of color,translation,cutout (DiffAugment)",
     "augment_p": "augmentation probability (start value with --ada-target)",
     "ada_target": "adaptive p: target for E[sign D(real)], e.g. 0.6",

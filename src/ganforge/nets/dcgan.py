@@ -72,3 +72,16 @@ class DCGANDiscriminator(nn.Module):
 @ARCHITECTURES.register("dcgan")
 def dcgan(spec: GanNetSpec) -> tuple[nn.Module, nn.Module]:
     return DCGANGenerator(spec), DCGANDiscriminator(spec)
+
+
+def spectral_discriminator(D: nn.Module) -> nn.Module:
+    """``D`` (a :class:`DCGANDiscriminator`) with spectral normalisation (Miyato et al. 2018) on
+    every conv and the head's linear map, and its BatchNorm layers removed (SNGAN's D has none):
+    D's Lipschitz constant stays bounded, so it cannot win the game outright in the first steps.
+    Changes ``D`` in place (its current weights become the parametrisations' originals)."""
+    sn = nn.utils.parametrizations.spectral_norm
+    layers = [nn.Identity() if isinstance(m, nn.BatchNorm2d) else sn(m) if isinstance(m, nn.Conv2d) else m
+              for m in D.main]
+    D.main = nn.Sequential(*layers)
+    D.head.linear = sn(D.head.linear)
+    return D

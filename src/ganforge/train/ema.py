@@ -15,11 +15,22 @@ def ema_decay(decay: float, step: int) -> float:
     return min(decay, (1 + step) / (10 + step))
 
 
+def ema_beta(batch: int, cur_nimg: int, ema_kimg: float, rampup: float = 0.05) -> float:
+    """StyleGAN2-ADA's EMA decay for one update of ``batch`` images: a half-life of ``ema_kimg``
+    thousand images, at most ``rampup`` x the ``cur_nimg`` images seen so far (0: no ramp-up), so
+    early on the average follows the generator closely and forgets its random start:
+    ``beta = 0.5 ** (batch / max(min(ema_kimg * 1000, cur_nimg * rampup), 1e-8))``."""
+    ema_nimg = ema_kimg * 1000
+    if rampup > 0:
+        ema_nimg = min(ema_nimg, cur_nimg * rampup)
+    return 0.5 ** (batch / max(ema_nimg, 1e-8))
+
+
 @torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
-    """``ema``'s parameters move towards ``model``'s (lerp by 1 - :func:`ema_decay`); its buffers
-    (BatchNorm statistics, ...) are copied."""
-    beta = ema_decay(decay, step)
+def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int, beta: float | None = None) -> None:
+    """``ema``'s parameters move towards ``model``'s (lerp by 1 - beta; ``beta`` defaults to the
+    fixed-decay warm-up :func:`ema_decay`); its buffers (BatchNorm statistics, ...) are copied."""
+    beta = ema_decay(decay, step) if beta is None else beta
     torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - beta)
     torch._foreach_copy_(list(ema.buffers()), list(model.buffers()))  # one op, not one per buffer
 

@@ -20,8 +20,9 @@ from ..nets import GanNetSpec, build_gan
 from ..nets.gradfix import double_backward_convs
 from ..nets.layers import ConditionalBatchNorm2d, ProjectionHead, dcgan_init
 from ..nets.progan import num_levels, reals_at_stage, stage_at
-from .ema import ema_update
+from .ema import ema_beta, ema_update
 from .task import StepContext
+from .watchdog import Action, LostGameWatchdog
 
 PROBABILITY_LOSSES = ("minimax", "non-saturating")  # D outputs are logits of a probability
 
@@ -78,6 +79,10 @@ class GanTask:
         if init in ("dcgan", "default") and not cfg.init:
             _reinit(G, init)
             _reinit(D, init)
+        if cfg.arch == "dcgan" and cfg.d_norm == "spectral":
+            from ..nets.dcgan import spectral_discriminator
+
+            D = spectral_discriminator(D)
         memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.G = G.to(device, memory_format=memory)
         self.D = D.to(device, memory_format=memory)
@@ -93,8 +98,10 @@ class GanTask:
         self.opt = {"G": torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas, fused=fused),
                     "D": torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas, fused=fused)}
         self.loss = LOSSES.get(cfg.loss)
+        self.aug_ops = cfg.augment_ops  # the lost-game watchdog may turn augmentation on
         self.ada = AdaptiveAugment(p=cfg.augment_p if cfg.augment_ops else 0.0,
                                    target=cfg.ada_target if cfg.augment_ops else None)
+        self.watchdog = LostGameWatchdog(cfg.watchdog if cfg.loss in PROBABILITY_LOSSES else "off")
         self.conditional = spec.num_classes > 0
         self.mode_seeking = cfg.mode_seeking_weight
         # Fixed inputs for snapshots: one row per class when conditional.
@@ -122,15 +129,29 @@ class GanTask:
         return self.opt
 
     def extra_state(self) -> dict[str, Any]:
-        state = {"ada": self.ada.state_dict()}
+        state = {"ada": self.ada.state_dict(), "augment_ops": list(self.aug_ops), "ada_target": self.ada.target,
+                 "watchdog": self.watchdog.state_dict()}
         if self.style_based:
             state["pl_mean"] = self.pl_mean.detach().cpu().clone()
         return state
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.ada.load_state_dict(state["ada"])
+        if "watchdog" in state:  # older checkpoints: no watchdog, the options' augmentation
+            self.watchdog.load_state_dict(state["watchdog"])
+            self.aug_ops, self.ada.target = tuple(state["augment_ops"]), state["ada_target"]
         if self.style_based:
             self.pl_mean = state["pl_mean"].to(self.pl_mean.device)
+
+    def after_log(self, step: int, logged: dict[str, float]) -> Action | None:
+        """The loop's hook at each log step: the lost-game watchdog reads the logged values and may
+        turn augmentation on or up here; an LR change it asks for is the loop's to apply."""
+        action = self.watchdog.observe(step, logged, augment_ops=self.aug_ops, augment_p=self.ada.p,
+                                       ada_target=self.ada.target)
+        if action is not None and action.augment:
+            self.aug_ops = tuple(action.augment["ops"].split(","))
+            self.ada.p, self.ada.target = action.augment["p"], action.augment["target"]
+        return action
 
     # --- StyleGAN2 ---------------------------------------------------------------------------------
     def _mixed_ws(self, z: torch.Tensor, y: torch.Tensor | None, ctx: StepContext,
@@ -180,7 +201,7 @@ class GanTask:
             return (lengths - self.pl_mean).square().mean()
 
     def _aug(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        return diff_augment(x, self.cfg.augment_ops, self.ada.p, ctx.generator)
+        return diff_augment(x, self.aug_ops, self.ada.p, ctx.generator)
 
     def _labels(self, labels: torch.Tensor) -> torch.Tensor | None:
         return labels if self.conditional else None
@@ -273,7 +294,11 @@ class GanTask:
         if self.cfg.ema <= 0:
             self.G_ema.load_state_dict(self.G.state_dict())
             return
-        ema_update(self.G_ema, self.G, self.cfg.ema, step)
+        cfg = self.cfg
+        beta = None
+        if cfg.ema_kimg > 0:  # half-life in images, ramped up with the images seen (StyleGAN2-ADA)
+            beta = ema_beta(cfg.batch_size, (step + 1) * cfg.batch_size, cfg.ema_kimg, cfg.ema_rampup)
+        ema_update(self.G_ema, self.G, cfg.ema, step, beta)
 
     @torch.no_grad()
     def snapshot(self, ctx: StepContext) -> torch.Tensor:

@@ -256,6 +256,8 @@ class TrainingLoop:
                     lr = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
                     logbook.log(self.step, {**logged, **lr, "img_per_s": rate, "bad_steps": self.bad_steps})
                     bar.set_postfix({k: f"{v:.3g}" for k, v in list(logged.items())[:4]}, refresh=False)
+                if self.step % cfg.log_every == 0:  # not the last step's extra log: a stop changes nothing
+                    self._after_log(logged, logbook)  # the interval's means
                 if self.is_main and cfg.sample_every and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
                     self._snapshot(ctx)
                 if self.eval_fn and cfg.eval_every and self.step % cfg.eval_every == 0:
@@ -306,6 +308,31 @@ class TrainingLoop:
             raise GanforgeError(
                 f"training diverged: {longest} steps in a row had non-finite losses or gradients "
                 f"(last good checkpoint kept in {self.ckpt_root}); lower the learning rate or use fp32")
+
+    def _after_log(self, scalars: dict[str, Any], logbook: Logbook | None) -> None:
+        """The task's hook at a log step (e.g. GanTask's lost-game watchdog): it reads the logged
+        values (the main process's, on every rank, so all decide alike) and may ask for a learning
+        rate change, applied here to the optimiser and its schedule's base (both checkpointed)."""
+        hook = getattr(self.task, "after_log", None)
+        if hook is None:
+            return
+        values = {k: float(v) for k, v in scalars.items() if isinstance(v, (int, float, torch.Tensor))}
+        if self._distributed():
+            box = [values]
+            dist.broadcast_object_list(box, src=0)
+            values = box[0]
+        action = hook(self.step, values)
+        if action is None:
+            return
+        for name, factor in action.lr_scale.items():
+            sched = self.schedulers[name]
+            sched.base_lrs = [lr * factor for lr in sched.base_lrs]
+            for group in self.optimizers[name].param_groups:
+                group["lr"] *= factor
+        if self.is_main:
+            print(action.message, file=sys.stderr)
+        if logbook:
+            logbook.log(self.step, {"watchdog": action.message})
 
     def _handle_bad_step(self, allow_reload: bool = True) -> bool:
         """Count a non-finite step; returns True when it went back to a checkpoint."""

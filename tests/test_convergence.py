@@ -1,0 +1,131 @@
+"""Defaults that converge: the EMA's ramped half-life, the lost-game watchdog (fires on a forced
+divergence, stays quiet on a healthy run, resumes exactly across its actions), and the defaults
+recorded in the run's files, while older runs keep their stored behaviour."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import ganforge
+from conftest import assert_same_run, read_log
+from ganforge.train.ema import ema_beta, ema_update
+from ganforge.train.watchdog import LostGameWatchdog
+
+TINY = dict(data="digits", max_images=512, resolution=16, width=8, batch_size=16, sample_every=0,
+            progress=False, tensorboard=False)
+# D learns ~10x faster than Adam's default and G (almost) not at all: D wins outright.
+DIVERGE = dict(TINY, lr_d=5e-3, lr_g=1e-9, log_every=5, ckpt_every=1000, steps=200, d_norm="batch")
+
+
+def test_ema_beta_is_stylegan2_adas_ramped_half_life():
+    # ema_nimg = min(ema_kimg * 1000, cur_nimg * rampup); beta = 0.5 ** (batch / ema_nimg)
+    assert ema_beta(64, 64_000, 20.0, 0.05) == pytest.approx(0.5 ** (64 / 3200))
+    assert ema_beta(64, 10_000_000, 20.0, 0.05) == pytest.approx(0.5 ** (64 / 20_000))  # ramp-up over: capped
+    assert ema_beta(64, 64, 20.0, 0.0) == pytest.approx(0.5 ** (64 / 20_000))  # no ramp-up
+    assert ema_beta(64, 0, 20.0, 0.05) == 0.0  # nothing seen yet: the average is the generator
+    # the half-life: after ema_nimg images (ema_nimg / batch updates) half the old average is left
+    beta = ema_beta(32, 10**9, 3.2, 0.05)
+    assert beta ** (3200 / 32) == pytest.approx(0.5)
+    # ramp-up: early updates follow G closely, later ones average over more images
+    betas = [ema_beta(64, 64 * (s + 1), 20.0, 0.05) for s in (0, 10, 100, 1000, 10_000)]
+    assert betas == sorted(betas) and betas[0] < 0.01 and betas[-1] > 0.99
+
+
+def test_ema_update_lerps_by_one_minus_beta_and_copies_buffers():
+    torch.manual_seed(0)
+    model, ema = nn.BatchNorm1d(3), nn.BatchNorm1d(3)
+    nn.init.normal_(model.weight), nn.init.normal_(ema.weight)
+    model.running_mean.fill_(2.0)
+    old = ema.weight.detach().clone()
+    ema_update(ema, model, decay=0.999, step=10_000, beta=0.9)
+    assert torch.allclose(ema.weight, 0.9 * old + 0.1 * model.weight.detach())
+    assert torch.equal(ema.running_mean, model.running_mean)
+
+
+def _feed(dog: LostGameWatchdog, values: list[tuple[float, float, float]], every: int = 10, **aug):
+    aug = {"augment_ops": (), "augment_p": 0.0, "ada_target": None, **aug}
+    return [a for i, (r, f, g) in enumerate(values)
+            if (a := dog.observe((i + 1) * every, {"D_real": r, "D_fake": f, "loss_G": g}, **aug)) is not None]
+
+
+def test_watchdog_needs_a_sustained_lost_game():
+    lost = [(0.999, 0.001, 7.0)] * 30
+    acts = _feed(LostGameWatchdog("act"), lost)
+    assert len(acts) >= 1 and acts[0].step >= LostGameWatchdog().limits.min_steps
+    assert acts[0].augment and "discriminator has won" in acts[0].message and "\n" not in acts[0].message
+    # a healthy game, one pinned blip, or G climbing back out do not count
+    healthy = [(0.7, 0.3, 1.2)] * 30
+    assert _feed(LostGameWatchdog("act"), healthy) == []
+    blips = [(0.999, 0.001, 7.0)] * 6 + [(0.8, 0.2, 1.5)] + [(0.999, 0.001, 7.0)] * 6
+    assert _feed(LostGameWatchdog("act"), blips) == []
+    recovering = [(0.99, 0.02, 7.0 - 0.3 * i) for i in range(30)]
+    assert _feed(LostGameWatchdog("act"), recovering) == []
+    # warn: the message without changes; off: nothing; with ADA already high: D's LR is lowered
+    warned = _feed(LostGameWatchdog("warn"), lost)
+    assert warned and not warned[0].augment and not warned[0].lr_scale and "remedy" in warned[0].message
+    assert _feed(LostGameWatchdog("off"), lost) == []
+    dog = LostGameWatchdog("act")
+    acts = _feed(dog, lost * 3, augment_ops=("translation",), augment_p=0.6, ada_target=0.6)
+    assert acts[0].lr_scale == {"D": 0.5}
+    assert sum(bool(a.lr_scale) for a in acts) == dog.lr_actions == dog.limits.max_lr_actions  # then words only
+    assert "none left" in acts[-1].message and not acts[-1].lr_scale
+
+
+def test_watchdog_acts_on_a_forced_divergence_not_on_a_healthy_run(tmp_path):
+    ganforge.train_gan(ganforge.GanConfig(**DIVERGE), out=tmp_path / "lost")
+    log = read_log(tmp_path / "lost")
+    events = [r for r in log if "watchdog" in r]
+    assert events, [(r["step"], round(r.get("D_fake", -1), 4)) for r in log]
+    assert "acting" in events[0]["watchdog"] and "augmentation" in events[0]["watchdog"]
+    after = [r for r in log if "augment_p" in r and r["step"] > events[0]["step"]]
+    assert after and after[0]["augment_p"] > 0  # the action took effect
+    # the same tiny problem with the defaults (spectral-norm D, TTUR-free Adam): no alarm
+    ganforge.train_gan(ganforge.GanConfig(**dict(TINY, steps=200, log_every=5, ckpt_every=1000)), out=tmp_path / "ok")
+    assert not [r for r in read_log(tmp_path / "ok") if "watchdog" in r]
+
+
+def test_resume_is_exact_across_watchdog_actions(tmp_path):
+    cfg = dict(DIVERGE, ckpt_every=20, watchdog="act")
+    ganforge.train_gan(ganforge.GanConfig(**cfg), out=tmp_path / "whole")
+    steps = [r["step"] for r in read_log(tmp_path / "whole") if "watchdog" in r]
+    assert len(steps) >= 2, steps  # augmentation on, then an LR cut
+    lr_after = [r["lr_D"] for r in read_log(tmp_path / "whole") if "lr_D" in r][-1]
+    assert lr_after < DIVERGE["lr_d"]
+    # stop inside the first window (its points are checkpointed state), then between the actions
+    first, second = steps[0], steps[1]
+    stops = [20 * (first // 20), 20 * ((first + second) // 40)]
+    for stop in stops:
+        ganforge.train_gan(ganforge.GanConfig(**dict(cfg, steps=stop)), out=tmp_path / "pieces")
+    ganforge.train_gan(ganforge.GanConfig(**cfg), out=tmp_path / "pieces")
+    assert_same_run(tmp_path / "whole", tmp_path / "pieces")
+
+
+def test_defaults_are_recorded_and_old_runs_keep_their_stored_behaviour(tmp_path):
+    ganforge.train_gan(ganforge.GanConfig(**dict(TINY, steps=2, log_every=1)), out=tmp_path / "new")
+    info = json.loads((tmp_path / "new" / "run.json").read_text())
+    assert info["resolved"] == {"d_norm": "spectral", "ema_kimg": 16 * 10 / 32, "ema_rampup": 0.05,
+                                "watchdog": "act"}
+    saved = ganforge.GanConfig.load(tmp_path / "new" / "config.json")
+    assert saved.resolved().d_norm == "spectral"
+    assert ganforge.GanConfig(conditional=True).resolved().d_norm == "batch"  # the conditional recipe's own
+    # a run from before these options: its config.json lacks them -> the old behaviour
+    config = tmp_path / "new" / "config.json"
+    raw = json.loads(config.read_text())
+    for key in ("d_norm", "ema_kimg", "ema_rampup", "watchdog"):
+        raw["options"].pop(key)
+    old = tmp_path / "old"
+    ganforge.train_gan(ganforge.GanConfig(**dict(TINY, steps=2, log_every=1, d_norm="batch", ema_kimg=0.0,
+                                                  watchdog="off")), out=old)
+    (old / "config.json").write_text(json.dumps(raw))
+    legacy = ganforge.GanConfig.load(old / "config.json").resolved()
+    assert (legacy.d_norm, legacy.ema_kimg, legacy.watchdog) == ("batch", 0.0, "off")
+    # resuming it with today's command (no new flags) goes on with the old behaviour
+    summary = ganforge.train_gan(ganforge.GanConfig(**dict(TINY, steps=4, log_every=1)), out=old)
+    assert summary["resumed_from"] == 2
+    assert json.loads((old / "run.json").read_text())["resolved"]["d_norm"] == "batch"
+    assert not math.isnan(read_log(old)[-1]["loss_G"])
