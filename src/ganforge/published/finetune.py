@@ -102,9 +102,12 @@ def apply_init(cfg: Any) -> Any:
     if cfg.arch not in ("dcgan", src.arch):  # dcgan: the default, i.e. not asked for
         raise GanforgeError(f"--arch {cfg.arch} does not match --init {cfg.init}, a {src.arch} network "
                             f"(omit --arch)")
+    extra = {}
+    if src.D_state is not None and src.arch == "dcgan":  # the source run's D normalisation (its weights' layout)
+        extra["d_norm"] = "spectral" if any("parametrizations" in k for k in src.D_state) else "batch"
     return dataclasses.replace(cfg, arch=src.arch, resolution=src.spec.resolution, z_dim=src.spec.z_dim,
                                channels=src.spec.channels, conditional=src.spec.num_classes > 0,
-                               width=cfg.width if src.arch == OFFICIAL else src.spec.width)
+                               width=cfg.width if src.arch == OFFICIAL else src.spec.width, **extra)
 
 
 def init_networks(cfg: Any, spec: GanNetSpec) -> tuple[nn.Module, nn.Module, dict[str, torch.Tensor]]:
@@ -130,6 +133,10 @@ def init_networks(cfg: Any, spec: GanNetSpec) -> tuple[nn.Module, nn.Module, dic
     else:
         _, D = build_gan(src.arch, spec)
         if src.D_state is not None:
+            if any("parametrizations" in k for k in src.D_state):  # a spectral-norm DCGAN D (--d-norm)
+                from ..nets.dcgan import spectral_discriminator
+
+                D = spectral_discriminator(D)
             D.load_state_dict(src.D_state, strict=True)
     return G.train().requires_grad_(True), D.train().requires_grad_(True), {k: v.clone() for k, v in src.G_ema.state_dict().items()}
 

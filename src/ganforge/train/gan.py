@@ -67,6 +67,10 @@ def _networks(cfg: GanConfig, spec: GanNetSpec) -> tuple[nn.Module, nn.Module, d
     return init_networks(cfg, spec)
 
 
+def _is_spectral(D: torch.nn.Module) -> bool:
+    return any(torch.nn.utils.parametrize.is_parametrized(m) for m in D.modules())
+
+
 class GanTask:
     name = "gan"
 
@@ -79,7 +83,7 @@ class GanTask:
         if init in ("dcgan", "default") and not cfg.init:
             _reinit(G, init)
             _reinit(D, init)
-        if cfg.arch == "dcgan" and cfg.d_norm == "spectral":
+        if cfg.arch == "dcgan" and cfg.d_norm == "spectral" and not _is_spectral(D):  # (--init: already)
             from ..nets.dcgan import spectral_discriminator
 
             D = spectral_discriminator(D)
