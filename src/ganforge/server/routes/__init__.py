@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import generate, health, jobs, pages, runs, style
+from . import edit, generate, health, jobs, pages, runs, style
 
-ROUTERS = (pages.router, health.router, runs.router, style.router, generate.router, jobs.router)
+ROUTERS = (pages.router, health.router, runs.router, style.router, generate.router, edit.router, jobs.router)
 
 __all__ = ["ROUTERS"]
