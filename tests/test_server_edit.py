@@ -128,3 +128,12 @@ def test_project_errors_are_one_line(client):
             assert state["status"] == "failed" and words in json.dumps(state), state
         else:
             assert r.status_code == status and words in r.text, r.text
+
+
+def test_models_say_which_runs_can_be_edited_and_the_page_has_the_sliders(client):
+    runs = {r["name"]: r for r in client.get("/v1/models").json()["runs"]}
+    assert runs["sg2"]["w_space"] is True and runs["dcgan"]["w_space"] is False
+    page = client.get("/").text
+    assert 'id="edit-direction"' in page and 'id="edit-strength"' in page
+    script = client.get("/static/app.js").text
+    assert '"/v1/edit"' in script

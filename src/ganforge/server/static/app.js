@@ -186,6 +186,7 @@ async function loadModels() {
   $("gen-none").hidden = state.models.runs.length > 0;
   $("generate-btn").disabled = state.models.runs.length === 0;
   fillClasses();
+  showEditBox();
   const ff = state.models.methods;
   for (const opt of $("method").options) {
     if (ff[opt.value] && !ff[opt.value].available) opt.textContent += " (weights missing)";
@@ -205,6 +206,35 @@ function fillClasses() {
 }
 
 $("gen-run").addEventListener("change", fillClasses);
+
+// -- edit: direction sliders on the sample of this seed (POST /v1/edit) ---------------------------------
+function showEditBox() {
+  const run = (state.models ? state.models.runs : []).find((r) => r.name === $("gen-run").value);
+  $("edit-box").hidden = !(run && run.w_space);
+}
+
+let editTimer = null;
+async function editSample() {
+  const body = { run: $("gen-run").value, seed: Number($("gen-seed").value), direction: $("edit-direction").value,
+                 strength: Number($("edit-strength").value), truncation: Number($("gen-truncation").value) };
+  if ($("gen-class").value !== "") body.class = Number($("gen-class").value);
+  text($("generate-error"), "");
+  const resp = await api("/v1/edit", { method: "POST", headers: { "Content-Type": "application/json" },
+                                       body: JSON.stringify(body) });
+  if (!resp.ok) { text($("generate-error"), await errorMessage(resp)); return; }
+  const blob = await resp.blob();
+  const img = $("gen-img");
+  img.src = setUrl("gen", blob);
+  img.hidden = false;
+}
+
+$("gen-run").addEventListener("change", showEditBox);
+$("edit-direction").addEventListener("change", editSample);
+$("edit-strength").addEventListener("input", () => {
+  text($("edit-strength-out"), Number($("edit-strength").value).toFixed(2));
+  clearTimeout(editTimer);
+  editTimer = setTimeout(editSample, 150);  // one request per pause, not per pixel of the slide
+});
 $("gen-random").addEventListener("click", () => { $("gen-seed").value = Math.floor(Math.random() * 1e6); });
 
 $("generate-btn").addEventListener("click", async () => {
