@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="auto: LPIPS-style VGG19 when one is on this machine, else pixel MSE + SSIM")
     p.add_argument("--class", dest="label", type=int, default=None, help="class for the mean w (conditional models)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--align", choices=["faces"], default=None,
+                   help="faces: crop and align the photo's largest face as FFHQ was (YuNet detector, "
+                        "downloaded once: ganforge weights fetch opencv-yunet)")
     add_network_options(p)
     add_quiet(p)
     add_json(p, "the summary (PSNR, distance, files)")
@@ -50,7 +53,7 @@ def _project(args: argparse.Namespace) -> int:
     try:
         result = project(args.model, args.image, steps=args.steps, space=args.space, pti_steps=args.pti_steps,
                          loss=args.loss, label=args.label, seed=args.seed, device=args.device,
-                         precision=args.precision, callback=tick)
+                         precision=args.precision, align=args.align, callback=tick)
     finally:
         for bar in bars:
             bar.close()

@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..generator import Generator
 from .common import EditError, load_model, noise_buffers, prepare_image, save_latent, synthesize
@@ -130,7 +131,7 @@ def _lr(t: float, base: float, rampdown: float = 0.25, rampup: float = 0.05) -> 
 def project(model, image, *, steps: int = 1000, space: str = "w+", pti_steps: int = 0, seed: int = 0,
             loss: str = "auto", pixel_weight: float = 1.0, label: int | None = None, lr: float = 0.1,
             noise_weight: float = 1e5, optimize_noise: bool = True, frames: int = 60, pti_lr: float = 3e-4,
-            device: str = "auto", precision: str = "auto",
+            device: str = "auto", precision: str = "auto", align: str | None = None,
             callback: Callable[[int, float], None] | None = None) -> Projection:
     """Project ``image`` (a path, PIL image or tensor in [0, 1]; resized and centre-cropped to the
     model's size) into the W (``space='w'``) or W+ space of ``model`` (a W-space generator, its run,
@@ -145,8 +146,24 @@ def project(model, image, *, steps: int = 1000, space: str = "w+", pti_steps: in
     gen = load_model(model, device, "fp32")
     if gen.num_classes and label is not None and not 0 <= label < gen.num_classes:
         raise EditError(f"class must be in 0..{gen.num_classes - 1}")
+    if align not in (None, "none", "faces"):
+        raise EditError(f"unknown --align {align!r}; use faces (or leave it out)")
     t0 = time.perf_counter()
+    if align == "faces":  # the FFHQ crop of the photo's largest face (ganforge.editing.faces)
+        from ..imageio import open_image
+        from .faces import align_face
+
+        what = str(image) if not isinstance(image, (Image.Image, torch.Tensor)) else "the image"
+        if isinstance(image, torch.Tensor):
+            from ..imageio import tensor_to_pil
+
+            photo = tensor_to_pil(image[0] if image.dim() == 4 else image)
+        else:
+            photo = image if isinstance(image, Image.Image) else open_image(image, "RGB")
+        image = align_face(photo, gen.resolution, what)
     target, note = prepare_image(image, gen)
+    if align == "faces":
+        note = "face aligned as FFHQ (YuNet landmarks); " + note
     dev = gen.device
     target = target.to(dev)
     dist = Distance(loss).to(dev)

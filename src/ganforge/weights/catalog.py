@@ -301,3 +301,18 @@ for _name, _file, _what in (
                      f"loads must match it"),
         size=_NVIDIA_SIZES.get(_name),  # approximate (see above)
     ))
+
+
+# Face detection for --align faces (ganforge.editing.faces): OpenCV's YuNet, five landmarks per face.
+register_weights(WeightsEntry(
+    name="opencv-yunet",
+    filename="face_detection_yunet_2023mar.onnx",
+    url="https://media.githubusercontent.com/media/opencv/opencv_zoo/main/models/face_detection_yunet/"
+        "face_detection_yunet_2023mar.onnx",
+    sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",  # the zoo's git-LFS pointer
+    size=232589,
+    licence="MIT (OpenCV model zoo, YuNet by Shiqi Yu et al.)",
+    architecture="YuNet face detector (ONNX, run by cv2.FaceDetectorYN)",
+    normalisation="BGR uint8 image; faces as x, y, w, h, 5 landmarks (eyes, nose, mouth corners), score",
+    description="face detection with five landmarks, for --align faces (FFHQ alignment)",
+))
