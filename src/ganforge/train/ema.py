@@ -32,7 +32,9 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int, beta: 
     fixed-decay warm-up :func:`ema_decay`); its buffers (BatchNorm statistics, ...) are copied."""
     beta = ema_decay(decay, step) if beta is None else beta
     torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - beta)
-    torch._foreach_copy_(list(ema.buffers()), list(model.buffers()))  # one op, not one per buffer
+    buffers = list(ema.buffers())
+    if buffers:  # one op, not one per buffer (an empty list is an error for foreach ops)
+        torch._foreach_copy_(buffers, list(model.buffers()))
 
 
 class EmaCopy:
