@@ -58,6 +58,13 @@ def add_precision(parser: argparse.ArgumentParser) -> None:
                              "or fp16 (CUDA only) (default auto)")
 
 
+def add_watermark(parser: argparse.ArgumentParser) -> None:
+    """``--no-watermark`` (dest ``watermark``): the invisible mark of ganforge.watermark is on by default
+    for every command that writes generated images; the XMP "AI-generated" metadata is written anyway."""
+    parser.add_argument("--no-watermark", dest="watermark", action="store_false",
+                        help="do not embed the invisible watermark (the XMP 'AI-generated' metadata is written anyway)")
+
+
 def add_network_options(parser: argparse.ArgumentParser) -> None:
     add_device(parser)
     add_precision(parser)

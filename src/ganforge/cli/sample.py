@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import GanforgeError
-from ._common import add_json, add_network_options, add_quiet, write_json
+from ._common import add_json, add_network_options, add_quiet, add_watermark, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--raw", action="store_true", help="use the raw generator instead of its EMA")
     p.add_argument("--checkpoint", default="latest", help="latest, best or step-NNNNNNN (run directories)")
     p.add_argument("--nrow", type=int, default=None)
-    p.add_argument("--no-watermark", dest="watermark", action="store_false",
-                   help="do not embed the invisible watermark (the XMP 'AI-generated' metadata is written anyway)")
+    add_watermark(p)
     add_network_options(p)
     add_quiet(p)
     add_json(p, "the summary (files written, seed, truncation, step)")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import (add_json, add_network_options, add_quiet, add_style_controls, hide_alias,
+from ._common import (add_json, add_network_options, add_quiet, add_style_controls, add_watermark, hide_alias,
                       write_json)
 
 # train-style: flags map one-to-one onto ganforge.style.train.DecoderTrainConfig (as train onto GanConfig)
@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "the decoder's encoder for adain/wct)")
     p.add_argument("--decoder", help="decoder weights name or path (adain/wct)")
     add_network_options(p)
+    add_watermark(p)
     p.add_argument("--style-size", type=int, default=512, help="long side the style images are used at")
     p.add_argument("--iterations", type=int, help="gatys: optimiser iterations per scale (default 200)")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], help="gatys optimiser")
@@ -93,6 +94,7 @@ def run_stylize(args: argparse.Namespace) -> int:
             raise StyleError("--mask works with one content image, not a folder")
         styles = parse_style_spec(args.style[0])[0] if len(args.style) == 1 else [parse_style_spec(s)[0] for s in args.style]
         written = st.batch(content, styles, args.out, progress=not args.quiet, metrics=bool(args.json_path),
+                           watermark=args.watermark,
                            **options)
         if args.json_path:
             write_json(json.loads((Path(args.out) / "metrics.json").read_text()), args.json_path)
@@ -102,7 +104,8 @@ def run_stylize(args: argparse.Namespace) -> int:
     out = st.stylize_tensor(content, styles, **options)
     from ..imageio import save_image
 
-    path = save_image(out[0], args.out, provenance=st.provenance(args.content, styles[0][0] if len(styles) == 1 else None))
+    path = save_image(out[0], args.out, provenance=st.provenance(args.content, styles[0][0] if len(styles) == 1 else None,
+                                                              watermark=args.watermark))
     if args.json_path:
         report = st.report(out, content, styles[0][0])
         if getattr(st, "last_history", None):

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import add_json, add_network_options, add_quiet, write_json
+from ._common import add_json, add_network_options, add_quiet, add_watermark, write_json
 from .video import add_video_options, run_video_op, single_video_input
 
 HELP = {
@@ -79,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     apply.add_argument("--overlap", type=int, default=32, metavar="N", help="tile overlap in px")
     add_video_options(apply, 0.0, "frames translated independently")
     add_network_options(apply)
+    add_watermark(apply)
     add_quiet(apply)
     add_json(apply, "what was written (for a video: the video summary)")
     apply.set_defaults(func=_apply)
@@ -125,10 +126,11 @@ def _apply(args: argparse.Namespace) -> int:
         raise GanforgeError(f"no images in {', '.join(args.inputs)}")
     translator = load_translator(args.model, direction=args.direction, checkpoint=args.checkpoint,
                                  device=args.device, precision=args.precision)
+    from ..imageio import save_image
     from ..provenance import model_provenance
 
     out_dir = Path(args.out)
-    prov = model_provenance("translate", args.model, {"direction": args.direction})
+    prov = model_provenance("translate", args.model, {"direction": args.direction}, watermark=args.watermark)
     written, failed = [], []
     for src, rel in tqdm(files, desc="translate", unit="img", disable=args.quiet, file=sys.stderr):
         try:
@@ -138,10 +140,7 @@ def _apply(args: argparse.Namespace) -> int:
             print(f"ganforge: skipped {src}: {exc}", file=sys.stderr)
             continue
         target = out_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part")
-        image.save(tmp, format="PNG", **prov.save_kwargs("PNG"))
-        tmp.replace(target)  # a file that exists is complete
+        save_image(image, target, provenance=prov)  # temp file + rename: a file that exists is complete
         written.append({"input": str(src), "output": str(target), "size": list(image.size)})
     result = {"model": translator.name, "device": str(translator.device), "precision": translator.precision,
               "written": written, "failed": failed}

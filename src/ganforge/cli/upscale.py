@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from ._common import add_json, add_network_options, add_quiet, write_json
+from ._common import add_json, add_network_options, add_quiet, add_watermark, write_json
 from ._files import image_inputs, png_outputs
 from .video import add_video_options, run_video_op, single_video_input
 
@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="extra context px computed around each tile and discarded (default 16)")
     add_video_options(p, 0.0, "frames upscaled independently")
     add_network_options(p)
+    add_watermark(p)
     add_quiet(p)
     add_json(p, "the model, settings and one record per image (for a video: the video summary)")
     p.set_defaults(func=run_upscale)
@@ -75,7 +76,8 @@ def run_upscale(args: argparse.Namespace) -> int:
         return 0
     from ..provenance import model_provenance
 
-    prov = model_provenance("upscale", args.model, {"scale": args.scale or net.scale, "tile": args.tile})
+    prov = model_provenance("upscale", args.model, {"scale": args.scale or net.scale, "tile": args.tile},
+                            watermark=args.watermark)
     records = []
     to_stderr = args.json_path == "-"
     for src, dst in tqdm(list(zip(files, outputs)), desc="upscale", unit="img", disable=args.quiet, file=sys.stderr):

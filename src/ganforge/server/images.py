@@ -72,10 +72,16 @@ def provenance(method: str, params: dict[str, Any] | None = None) -> dict[str, s
 
 
 def encode(img: Image.Image, fmt: str = "png", *, method: str, params: dict[str, Any] | None = None,
-           quality: int = 92) -> bytes:
+           quality: int = 92, watermark: bool = True) -> bytes:
     """PNG or JPEG bytes with ganforge's provenance (XMP "AI-generated" packet + text chunks or a
-    comment: :mod:`ganforge.provenance`)."""
-    prov = Provenance(method, None, None, dict(params or {}))
+    comment: :mod:`ganforge.provenance`) and, unless ``watermark=False``, the invisible mark."""
+    prov = Provenance(method, None, None, dict(params or {}), watermark)
+    if watermark:
+        import numpy as np
+
+        from ..watermark import embed
+
+        img = Image.fromarray(embed(np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img)))
     buf = io.BytesIO()
     if fmt == "png":
         img.save(buf, format="PNG", **prov.save_kwargs("PNG"))

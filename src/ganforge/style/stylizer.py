@@ -344,20 +344,21 @@ class Stylizer:
 
     # -- batch and reports --------------------------------------------------------------------------
 
-    def provenance(self, content: Any = None, style: Any = None, options: dict | None = None) -> Provenance:
+    def provenance(self, content: Any = None, style: Any = None, options: dict | None = None, *,
+                   watermark: bool = True) -> Provenance:
         """The "AI-generated" provenance of this stylizer's outputs (method, encoder, content and
-        style names (never paths), the options)."""
+        style names (never paths), the options; the invisible watermark unless ``watermark=False``)."""
         name = lambda x: Path(str(x)).name if isinstance(x, (str, os.PathLike)) else type(x).__name__  # noqa: E731
         params = {"encoder": self.encoder_name, **{k: v for k, v in (options or {}).items() if not isinstance(v, torch.Tensor)}}
         if content is not None:
             params["content"] = name(content)
         if style is not None:
             params["style"] = name(style)
-        return Provenance("stylize", f"{self.method}", None, params)
+        return Provenance("stylize", f"{self.method}", None, params, watermark)
 
     def batch(self, contents: str | os.PathLike | Sequence[ImageLike], styles: str | os.PathLike | Sequence[ImageLike],
               out_dir: str | os.PathLike, *, suffix: str = ".jpg", progress: bool = True,
-              metrics: bool = False, **options: Any) -> list[Path]:
+              metrics: bool = False, watermark: bool = True, **options: Any) -> list[Path]:
         """Every content × every style into ``out_dir`` as ``<content>__<style><suffix>``; each
         style's statistics are computed once (cache). With ``metrics`` also writes metrics.json."""
         from tqdm.auto import tqdm
@@ -372,7 +373,8 @@ class Stylizer:
         for s, c in tqdm(jobs, desc=f"stylize ({self.method})", disable=not progress):
             name = f"{Path(str(c)).stem}__{Path(str(s)).stem}{suffix}"
             out = self.stylize_tensor(c, s, **options)
-            written.append(save_image(out[0], out_dir / name, provenance=self.provenance(c, s, options)))
+            written.append(save_image(out[0], out_dir / name,
+                                      provenance=self.provenance(c, s, options, watermark=watermark)))
             if metrics:
                 report[name] = self.report(out, c, s)
         if metrics:
@@ -429,4 +431,4 @@ def stylize(content: ImageLike, style: StyleArg, method: str = "adain", alpha: f
 
 
 def save(image: Image.Image | torch.Tensor, path: str | os.PathLike) -> Path:
-    return save_image(image, path, provenance=Provenance("stylize"))
+    return save_image(image, path, provenance=Provenance("stylize", watermark=True))

@@ -372,7 +372,7 @@ class TrainingLoop:
 
     def _snapshot(self, ctx: RunContext) -> None:
         grid = self.task.snapshot(ctx)
-        prov = Provenance("train-samples", self.run_dir.name, None, {"step": self.step})
+        prov = Provenance("train-samples", self.run_dir.name, None, {"step": self.step}, watermark=True)
         path = save_image(grid, self.run_dir / "samples" / f"step-{self.step:07d}.png", provenance=prov)
         save_image(grid, self.run_dir / "samples" / "latest.png", provenance=prov)
         write_samples_page(self.run_dir, getattr(self.task, "snapshot_columns", None))
