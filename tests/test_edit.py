@@ -202,6 +202,17 @@ def test_cli_end_to_end_on_a_trained_run(tmp_path, capsys):
     recon = load_image(tmp_path / "p" / "reconstruction.png", "L")
     assert torch.equal(load_image(tmp_path / "same.png", "L"), recon)  # strength 0: the reconstruction
     assert (load_image(tmp_path / "moved.png", "L") - recon).abs().mean() > 0.01
+    # provenance: the generated images and video say so (the photo's crop, target.png, does not)
+    from ganforge.provenance import read_provenance
+
+    for name, method in ((tmp_path / "p" / "reconstruction.png", "project"), (tmp_path / "grid.png", "directions"),
+                         (tmp_path / "moved.png", "edit")):
+        meta = read_provenance(name)
+        assert meta["ai_generated"] and meta["method"] == method and meta["model"] == "run", name
+    assert not read_provenance(tmp_path / "p" / "target.png")["ai_generated"]
+    capsys.readouterr()
+    assert main(["provenance", str(tmp_path / "p" / "progress.mp4")]) == 0
+    assert "progress.mp4: AI-generated (project, model run" in capsys.readouterr().out
     # style mixing: all layers from the second latent gives the second image
     ws, noise = load_latent(latent)
     image, mixed = mix(g, torch.zeros_like(ws), ws, "0-5")

@@ -81,3 +81,29 @@ def test_sample_and_training_grids_are_marked_and_provenance_reports_them(tmp_pa
     assert [r["watermark"]["detected"] for r in rows] == [True, True, True, False]  # on by default
     assert main(["sample", str(run), "--n", "1", "--out-dir", str(tmp_path / "plain"), "--no-watermark"]) == 0
     assert not detect_file(next((tmp_path / "plain").glob("*.png")))["detected"]
+
+
+def test_videos_carry_tags_and_a_watermark_and_provenance_reads_them(tmp_path, capsys):
+    """interpolate (MP4 and GIF) and the latent-walk video: the container's tags say AI-generated
+    and every frame carries the watermark; ``--no-watermark`` leaves the tags but no mark."""
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--data", "digits", "--resolution", "32", "--width", "8",
+                 "--batch-size", "16", "--steps", "2", "--sample-every", "0", "--quiet", "--no-tensorboard"]) == 0
+    walk, bare, seq = tmp_path / "walk.mp4", tmp_path / "bare.mp4", tmp_path / "seq"
+    assert main(["interpolate", str(run), "--seeds", "1,2", "--frames", "4", "--out", str(walk), "--scale", "2"]) == 0
+    assert main(["interpolate", str(run), "--seeds", "1,2", "--frames", "4", "--out", str(bare), "--scale", "2",
+                 "--no-watermark"]) == 0
+    assert main(["video", str(run), "--seconds", "0.25", "--fps", "8", "--out", str(seq), "--scale", "2",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    report = tmp_path / "report.json"
+    assert main(["provenance", str(walk), str(bare), "--json", str(report)]) == 0
+    rows = json.loads(report.read_text())
+    assert [r["metadata"]["ai_generated"] for r in rows] == [True, True]
+    assert rows[0]["metadata"]["method"] == "interpolate" and rows[0]["metadata"]["params"]["seeds"] == [1, 2]
+    assert rows[0]["watermark"]["detected"] and rows[0]["watermark"]["bit_accuracy"] >= 0.95
+    assert not rows[1]["watermark"]["detected"]
+    # a PNG sequence: every frame is an ordinary marked PNG
+    frame = sorted(seq.glob("frame_*.png"))[0]
+    assert read_provenance(frame)["method"] == "video" and detect_file(frame)["detected"]
+    assert "AI-generated (interpolate, model run" in capsys.readouterr().out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from torchvision.utils import make_grid
 
@@ -100,9 +101,12 @@ def interpolation_frames(gen: Generator, seeds: list[int], frames_per_seed: int 
     return gen.generate(z, labels, ema=ema)
 
 
-def write_video(frames: torch.Tensor, path: str | Path, fps: int = 24, scale: int = 1) -> Path:
+def write_video(frames: torch.Tensor, path: str | Path, fps: int = 24, scale: int = 1,
+                provenance: Provenance | None = None) -> Path:
     """Write frames (N×C×H×W in [0, 1]) as .gif (Pillow) or .mp4 (H.264 yuv420p through
-    :class:`ganforge.video.io.VideoWriter`, which pads odd sizes by one edge pixel)."""
+    :class:`ganforge.video.io.VideoWriter`, which pads odd sizes by one edge pixel). ``provenance``:
+    an MP4's container tags and, when asked, the watermark in every frame (a GIF has no place for
+    the metadata; its frames are marked before the palette is made, which the mark may not survive)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4"):
@@ -111,14 +115,18 @@ def write_video(frames: torch.Tensor, path: str | Path, fps: int = 24, scale: in
         frames = torch.nn.functional.interpolate(frames, scale_factor=scale, mode="nearest")
     pils = [tensor_to_pil(f).convert("RGB") for f in frames]
     if suffix == ".mp4":
-        import numpy as np
-
         from .video.io import VideoWriter
 
-        with VideoWriter(path, fps) as writer:
+        with VideoWriter(path, fps, provenance=provenance) as writer:
             for img in pils:
                 writer.write(np.asarray(img))
         return path
+    if provenance is not None and provenance.watermark:
+        from PIL import Image
+
+        from .watermark import embed
+
+        pils = [Image.fromarray(embed(np.asarray(p))) for p in pils]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     pils[0].save(tmp, save_all=True, append_images=pils[1:], duration=int(1000 / fps), loop=0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import GanforgeError
-from ._common import add_json, add_network_options, add_quiet, write_json
+from ._common import add_json, add_network_options, add_quiet, add_watermark, write_json
 
 MODEL_HELP = "stylegan2 run directory or export, official StyleGAN2-ADA .pkl, or a published name"
 
@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_network_options(p)
     add_quiet(p)
     add_json(p, "the summary")
+    add_watermark(p)
     p.set_defaults(func=_edit)
 
     d = sub.add_parser("directions", help="find semantic directions (SeFa, PCA, class boundary) and draw a grid",
@@ -54,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_network_options(d)
     add_quiet(d)
     add_json(d, "the summary (names, files)")
+    add_watermark(d)
     d.set_defaults(func=_directions)
 
 
@@ -85,7 +87,11 @@ def _edit(args: argparse.Namespace) -> int:
         result = edit(gen, args.item, args.direction, args.strength, layers=args.layers, directions=args.directions,
                       **kwargs)
         image, ws, summary, noise = result.image, result.ws, result.summary(), result.latent.noise
-    save_image(image[0], out)
+    from ..provenance import model_provenance
+
+    prov = model_provenance("edit", args.model, {k: v for k, v in summary.items() if k not in ("source", "mix")},
+                            watermark=args.watermark)
+    save_image(image[0], out, provenance=prov)
     latent = save_latent(out.with_suffix(".npz"), ws, noise=noise, info=summary)
     print(out, file=_human(args))
     write_json({"model": args.model, **summary, "files": {"image": str(out), "latent": str(latent)}}, args.json_path)
@@ -110,7 +116,11 @@ def _directions(args: argparse.Namespace) -> int:
     dirs = find_directions(gen, args.method, **kwargs)
     files = {"directions": str(dirs.save(args.out))}
     if args.grid:
-        files["grid"] = str(save_direction_grid(gen, dirs, args.grid, seed=args.seed))
+        from ..provenance import model_provenance
+
+        prov = model_provenance("directions", args.model, {"method": args.method, "seed": args.seed},
+                                watermark=args.watermark)
+        files["grid"] = str(save_direction_grid(gen, dirs, args.grid, seed=args.seed, provenance=prov))
     print(files["directions"], file=_human(args))
     write_json({"model": args.model, "method": args.method, "names": dirs.names, "scales": dirs.scales.tolist(),
                 "layers": [list(r) for r in dirs.layers], "info": dirs.info, "files": files}, args.json_path)

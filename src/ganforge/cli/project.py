@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_json, add_network_options, add_quiet, write_json
+from ._common import add_json, add_network_options, add_quiet, add_watermark, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_network_options(p)
     add_quiet(p)
     add_json(p, "the summary (PSNR, distance, files)")
+    add_watermark(p)
     p.set_defaults(func=_project)
 
 
@@ -57,7 +58,11 @@ def _project(args: argparse.Namespace) -> int:
     finally:
         for bar in bars:
             bar.close()
-    files = result.save(args.out)
+    from ..provenance import model_provenance
+
+    prov = model_provenance("project", args.model, {"steps": args.steps, "space": args.space, "pti_steps": args.pti_steps,
+                                                    "loss": args.loss, "seed": args.seed}, watermark=args.watermark)
+    files = result.save(args.out, provenance=prov)
     human = sys.stderr if args.json_path == "-" else sys.stdout
     line = f"{files['latent']}: PSNR {result.psnr:.2f} dB, {result.loss} {result.distance:.4f}"
     if result.pti:

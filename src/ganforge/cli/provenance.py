@@ -1,6 +1,7 @@
 """``ganforge provenance IMAGE...``: what image files say about their making (the XMP
 "AI-generated" packet ganforge writes: IPTC digital source type, software, method, model, model
-hash, parameters)."""
+hash, parameters) and whether they carry ganforge's invisible watermark. A video (by its suffix)
+is read from its container tags, and its watermark detected on its first frames."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from ._common import add_json, add_quiet, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("provenance", help="report the provenance metadata (AI-generated mark) of images")
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    parser = sub.add_parser("provenance", help="report the provenance metadata (AI-generated mark) of images and videos")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image or video files, or folders of images")
     add_json(parser, "one object per image: path, metadata, watermark (detected, bit_accuracy, p_value)")
     add_quiet(parser)
     parser.set_defaults(func=_provenance)
@@ -26,17 +27,21 @@ def _provenance(args: argparse.Namespace) -> int:
     from ..imageio import open_image
     from ..watermark import detect
     from ._files import image_inputs
+    from .video import is_video
 
     human = sys.stderr if args.json_path == "-" else sys.stdout
     rows, failed = [], 0
     for path in image_inputs(args.images):
         try:
-            meta = read_provenance(path)
+            if is_video(str(path)):
+                meta, mark = _video(path)
+            else:
+                meta = read_provenance(path)
+                mark = detect(np.asarray(open_image(path, "RGB"))).as_dict()
         except GanforgeError as exc:  # one unreadable file does not hide the others
             print(f"ganforge: {exc}", file=sys.stderr)
             failed += 1
             continue
-        mark = detect(np.asarray(open_image(path, "RGB"))).as_dict()
         rows.append({"path": str(path), "metadata": meta, "watermark": mark})
         seen = (f"watermark found (bits {mark['bit_accuracy']:.2f}, p = {mark['p_value']:.1e})" if mark["detected"]
                 else "no watermark")
@@ -48,3 +53,20 @@ def _provenance(args: argparse.Namespace) -> int:
             print(f"{path}: no AI-generated mark in its metadata; {seen}", file=human)
     write_json(rows, args.json_path)
     return 1 if failed else 0
+
+
+VIDEO_FRAMES = 8  # frames a video's watermark is detected on (the best of them is reported)
+
+
+def _video(path) -> tuple[dict, dict]:
+    """A video's provenance: its container tags, and the watermark found on its first frames."""
+    from itertools import islice
+
+    from ..provenance import parse_video_metadata
+    from ..video.io import iter_frames, probe
+    from ..watermark import detect
+
+    info = probe(path)
+    meta = {"format": info.codec, **parse_video_metadata(info.tags)}
+    marks = [detect(frame).as_dict() for frame in islice(iter_frames(path), VIDEO_FRAMES)]
+    return meta, max(marks, key=lambda m: (m["detected"], m["bit_accuracy"]))

@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_network_options(q)
     add_quiet(q)
     add_json(q, "the summary (file written, seeds, frames)")
+    add_watermark(q)
     q.set_defaults(func=_interpolate)
 
 
@@ -102,8 +103,12 @@ def _interpolate(args: argparse.Namespace) -> int:
     except ValueError:
         raise GanforgeError(f"--seeds must be a comma list of integers, got {args.seeds!r}") from None
     gen = load_generator(args.run, checkpoint_name=args.checkpoint).to(args.device, args.precision)
+    from ..provenance import model_provenance
+
     frames = interpolation_frames(gen, seeds, args.frames, label=args.label, truncation=args.truncation)
-    out = write_video(frames, args.out, fps=args.fps, scale=args.scale)
+    prov = model_provenance("interpolate", args.run, {"seeds": seeds, "frames": args.frames, "label": args.label,
+                                                      "truncation": args.truncation}, watermark=args.watermark)
+    out = write_video(frames, args.out, fps=args.fps, scale=args.scale, provenance=prov)
     print(out, file=sys.stderr if args.json_path == "-" else sys.stdout)
     write_json(_summary(args, gen, seeds=seeds, frames=len(frames), fps=args.fps, file=str(out)), args.json_path)
     return 0

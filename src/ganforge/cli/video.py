@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import (add_json, add_network_options, add_quiet, add_resume, add_style_controls, require_fp32_metric,
-                      write_json)
+from ._common import (add_json, add_network_options, add_quiet, add_resume, add_style_controls, add_watermark,
+                      require_fp32_metric, write_json)
 
 DEFAULT_STRENGTH = 0.7  # = ganforge.video.temporal.DEFAULT_STRENGTH (not imported: it pulls in PyAV at start-up)
 FLOWS = ("dis", "farneback", "raft-small", "raft-large")  # = ganforge.video.flow.FLOW_METHODS (same reason)
@@ -46,14 +46,18 @@ def run_video_op(args: argparse.Namespace, src: str, op, settings: dict, desc: s
     """Every video command's body: ``op`` (N×3×H×W in [0, 1] -> N×3×H'×W') over the frames of
     ``src`` into ``args.out`` through :func:`ganforge.video.pipeline.process_video` with the
     options of :func:`add_video_options`; prints and writes (``--json``) the summary."""
+    from ..provenance import Provenance
     from ..video.pipeline import process_video
 
+    # a setting that names a file keeps its last component only (a provenance never holds a path)
+    params = {k: (Path(v).name if isinstance(v, str) and ("/" in v or "\\" in v) else v) for k, v in settings.items()}
+    prov = Provenance(desc.split(" ")[0], None, None, params, getattr(args, "watermark", True))
     summary = process_video(src, args.out, op, temporal_strength=args.temporal_strength, flow=args.flow,
                             temporal_contrast=args.temporal_contrast, chunk_frames=args.chunk,
                             batch_size=args.batch_size, progress=not args.quiet, resume=args.resume == "auto",
                             keep_audio=args.audio, crf=args.crf,
                             settings={**settings, "crf": args.crf, "audio": args.audio}, desc=desc,
-                            out_scale=out_scale)
+                            out_scale=out_scale, provenance=prov)
     _say(summary, args.json_path)
     return summary
 
@@ -98,6 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_video_options(p, DEFAULT_STRENGTH, "on cutBunny short-term flicker E_warp(k=1) 0.24x per-frame at the "
                                            "same style distance; higher = steadier")
     add_network_options(p)
+    add_watermark(p)
     add_quiet(p)
     add_json(p, "the run summary")
     p.set_defaults(func=run_stylize_video)
@@ -136,6 +141,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_network_options(v)
     add_quiet(v)
     add_json(v, "the summary")
+    add_watermark(v)
     v.set_defaults(func=run_video)
 
 
@@ -207,10 +213,14 @@ def run_video(args: argparse.Namespace) -> int:
         classes = [int(c) for c in args.classes.split(",") if c.strip()] if args.classes else None
     except ValueError:
         raise GanforgeError(f"--classes must be a comma list of integers, got {args.classes!r}") from None
+    from ..provenance import model_provenance
+
     gen = load_generator(args.run, checkpoint_name=args.checkpoint).to(args.device, args.precision)
+    prov = model_provenance("video", args.run, {"seconds": args.seconds, "seed": args.seed, "classes": classes,
+                                                "truncation": args.truncation}, watermark=args.watermark)
     with autocast(gen.precision, gen.device):  # latent_walk's own tensor work too, not only the generator's
         summary = latent_walk(gen, args.seconds, args.out, fps=args.fps, key_seconds=args.key_seconds,
                               seed=args.seed, classes=classes, truncation=args.truncation, scale=args.scale,
-                              progress=not args.quiet)
+                              progress=not args.quiet, provenance=prov)
     _say(summary, args.json_path)
     return 0

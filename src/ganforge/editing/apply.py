@@ -145,8 +145,10 @@ def direction_grid(gen: Generator, dirs: Directions, base: torch.Tensor | None =
     return render(gen, torch.cat(rows))
 
 
-def save_direction_grid(gen: Generator, dirs: Directions, path: str | os.PathLike, **kwargs) -> Path:
+def save_direction_grid(gen: Generator, dirs: Directions, path: str | os.PathLike, *, provenance=None,
+                        **kwargs) -> Path:
+    """:func:`direction_grid` written to ``path`` (``provenance``: a generated image's metadata and mark)."""
     from ..sample import save_grid
 
     strengths = kwargs.get("strengths", DEFAULT_STRENGTHS)
-    return save_grid(direction_grid(gen, dirs, **kwargs), path, nrow=len(strengths))
+    return save_grid(direction_grid(gen, dirs, **kwargs), path, nrow=len(strengths), provenance=provenance)

@@ -67,9 +67,11 @@ class Projection:
             out["pti"] = self.pti
         return out
 
-    def save(self, out_dir: str | os.PathLike, *, fps: int = 24) -> dict[str, str]:
+    def save(self, out_dir: str | os.PathLike, *, fps: int = 24, provenance=None) -> dict[str, str]:
         """Write latent.npz, latent.safetensors, target.png, reconstruction.png, progress.mp4 (and
-        reconstruction_pti.png, pti_generator.safetensors) into ``out_dir``; returns their paths."""
+        reconstruction_pti.png, pti_generator.safetensors) into ``out_dir``; returns their paths.
+        ``provenance`` (a :class:`ganforge.provenance.Provenance`): carried by the generated images
+        and video (the reconstructions, progress.mp4), not by target.png, the user's own photo."""
         from ..imageio import save_image
         from ..sample import write_video
 
@@ -78,13 +80,15 @@ class Projection:
         files = {"latent_npz": save_latent(out / "latent.npz", self.ws, noise=self.noise, info=info),
                  "latent": save_latent(out / "latent.safetensors", self.ws, noise=self.noise, info=info),
                  "target": save_image(self.target[0], out / "target.png"),
-                 "reconstruction": save_image(self.image[0].clamp(0, 1), out / "reconstruction.png")}
+                 "reconstruction": save_image(self.image[0].clamp(0, 1), out / "reconstruction.png",
+                                              provenance=provenance)}
         if self.frames:
             res = self.image.shape[-1]
             files["video"] = write_video(torch.stack(self.frames), out / "progress.mp4", fps=fps,
-                                         scale=max(1, 256 // res))
+                                         scale=max(1, 256 // res), provenance=provenance)
         if self.tuned_image is not None:
-            files["reconstruction_pti"] = save_image(self.tuned_image[0].clamp(0, 1), out / "reconstruction_pti.png")
+            files["reconstruction_pti"] = save_image(self.tuned_image[0].clamp(0, 1), out / "reconstruction_pti.png",
+                                                      provenance=provenance)
         if self.tuned is not None:
             from ..nets import ARCHITECTURES
 

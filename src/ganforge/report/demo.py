@@ -108,10 +108,14 @@ def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str 
 
     per_class = 10
     labels = torch.arange(gen.num_classes).repeat_interleave(per_class)
-    save_grid(gen.sample(len(labels), labels=labels, seed=1), out / "samples_per_class.png", nrow=per_class)
+    from ..provenance import Provenance
+
+    prov = Provenance("demo", run_dir.name, None, {"seed": 1}, watermark=True)
+    save_grid(gen.sample(len(labels), labels=labels, seed=1), out / "samples_per_class.png", nrow=per_class,
+              provenance=prov)
     frames = interpolation_frames(gen, [11, 12, 13, 14], frames_per_seed=12,
                                   label=3 if gen.num_classes > 3 else None)
-    write_video(frames, out / "interpolation.gif", fps=12, scale=4)
+    write_video(frames, out / "interpolation.gif", fps=12, scale=4, provenance=prov)
     shutil.copyfile(run_dir / "loss_curves.png", out / "loss_curves.png")
     snaps = sorted((run_dir / "samples").glob("step-*.png"))
     for snap in snaps:

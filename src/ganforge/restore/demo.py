@@ -100,6 +100,7 @@ def super_resolution_example(out: Path, *, steps: int = 1000, photo: Path | None
                              device: str = "auto", progress: bool = True) -> tuple[str, dict]:
     """Train the ×4 example into ``out/sr-run``, write its four images, and return (HTML, numbers)."""
     from ..imageio import save_image
+    from ..provenance import Provenance
     from ..style.demo import CONTENT
     from .degrade import bicubic_down, quantise
     from .sr import SRConfig, load_upscaler_run, train_upscaler
@@ -124,7 +125,8 @@ def super_resolution_example(out: Path, *, steps: int = 1000, photo: Path | None
     nearest = F.interpolate(lr, scale_factor=SR_SCALE, mode="nearest")
     for name, img in (("sr_lowres.png", nearest), ("sr_bicubic.png", bicubic), ("sr_ganforge.png", ours),
                       ("sr_original.png", hr)):
-        save_image(img[0], out / name)
+        save_image(img[0], out / name, provenance=Provenance("upscale", "demo", None, {"demo": True}, watermark=True)
+                   if name == "sr_ganforge.png" else None)
     s = SHAVE
     p_bic, p_ours = psnr(bicubic[..., s:-s, s:-s], hr[..., s:-s, s:-s]), psnr(ours[..., s:-s, s:-s], hr[..., s:-s, s:-s])
     gain = round(round(p_ours, 2) - round(p_bic, 2), 2)  # of the printed numbers, so text and verdict agree
@@ -220,7 +222,8 @@ def inpainting_example(out: Path, dataset: str, *, steps: int = 250, precision: 
     colour = torch.tensor(HOLE_COLOUR).view(1, 3, 1, 1)
     masked = torch.where(holes[shown].bool(), colour, real[shown].expand(-1, 3, -1, -1))
     rows = [masked] + [x[shown].expand(-1, 3, -1, -1) for x in (cv, ours, real)]
-    save_image(make_grid(torch.cat(rows), nrow=len(shown), padding=2, pad_value=1.0), out / "inpaint.png")
+    save_image(make_grid(torch.cat(rows), nrow=len(shown), padding=2, pad_value=1.0), out / "inpaint.png",
+               provenance=Provenance("inpaint", "demo", None, {"demo": True}, watermark=False))
     numbers = {"hole_psnr_telea": round(p_cv, 2), "hole_psnr_ganforge": round(p_ours, 2),
                "gain_db": round(round(p_ours, 2) - round(p_cv, 2), 2), "beats_telea": round(p_ours, 2) > round(p_cv, 2),
                "images_better_than_telea": better, "held_out_images": n, "hole_fraction": round(float(holes.mean()), 3),

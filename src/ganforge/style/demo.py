@@ -50,6 +50,7 @@ def demo_section(out_dir: Path, *, content: Path | None = None, style: Path | No
     with their similarity numbers. Without the weights it returns a short note saying what to do."""
     from ..errors import WeightsError
     from ..imageio import save_image
+    from ..provenance import Provenance
     from ..nets.vgg import pick_encoder
     from .controls import limit_size, to_batch
     from .stylizer import Stylizer
@@ -74,7 +75,8 @@ def demo_section(out_dir: Path, *, content: Path | None = None, style: Path | No
     report = st.report(out, c_small, s_small, encoder=st.encoder)
     save_image(c_small[0], out_dir / "style_content.jpg", quality=90)
     save_image(s_small[0], out_dir / "style_style.jpg", quality=90)
-    save_image(out[0], out_dir / "style_gatys.jpg", quality=90)
+    save_image(out[0], out_dir / "style_gatys.jpg", quality=90, provenance=Provenance("stylize", "gatys", None,
+                                                                                      {"demo": True}, watermark=True))
     (out_dir / "style_metrics.json").write_text(json.dumps({**report, "encoder": encoder,
                                                             "precision": st.precision}, indent=2) + "\n")
     hist = st.last_history

@@ -33,6 +33,7 @@ def demo_section(out: Path, dataset: str, *, steps: int = 400, precision: str = 
     """Train the example into ``out/translate-run`` and return the page's HTML fragment."""
     from ..data import load_dataset
     from ..imageio import save_image
+    from ..provenance import Provenance
     from .apply import load_translator
     from .config import TranslateConfig
     from .train import train_translator
@@ -57,7 +58,8 @@ def demo_section(out: Path, dataset: str, *, steps: int = 400, precision: str = 
     grid = torch.cat([held_a, fake, real]).expand(-1, 3, -1, -1)
     from torchvision.utils import make_grid
 
-    save_image(make_grid(grid, nrow=HELD_OUT, padding=2, pad_value=1.0), out / "translation.png")
+    save_image(make_grid(grid, nrow=HELD_OUT, padding=2, pad_value=1.0), out / "translation.png",
+               provenance=Provenance("translate", "demo", None, {"demo": True}, watermark=True))
     l1 = float((fake - real).abs().mean())
     shutil.rmtree(folder, ignore_errors=True)
     return (f"<h2>Image-to-image translation (pix2pix)</h2><p>pix2pix trained for {summary['steps']} steps "

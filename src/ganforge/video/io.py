@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -22,6 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import DataError
+from ..provenance import VIDEO_PREFIX
 
 # audio codecs the MP4 muxer takes as they are (anything else is re-encoded to AAC)
 MP4_AUDIO_COPY = ("aac", "mp3", "ac3", "eac3", "alac", "opus", "flac")
@@ -43,6 +44,7 @@ class VideoInfo:
     codec: str
     audio_codec: str | None  # None: no audio stream
     duration_s: float
+    tags: dict = field(default_factory=dict)  # container metadata (video.json's "provenance" for a sequence)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -106,7 +108,9 @@ def probe(path: str | Path) -> VideoInfo:
             w, h = im.size
         meta = read_sequence_info(path)
         fps = Fraction(meta.get("fps_fraction", "25"))
-        return VideoInfo(str(path), w, h, fps, len(files), int(meta.get("rotation", 0)), "png", None, len(files) / float(fps))
+        tags = {"comment": VIDEO_PREFIX + json.dumps(meta["provenance"])} if isinstance(meta.get("provenance"), dict) else {}
+        return VideoInfo(str(path), w, h, fps, len(files), int(meta.get("rotation", 0)), "png", None, len(files) / float(fps),
+                         tags)
     container = _open(path)
     try:
         vs = container.streams.video[0]
@@ -128,7 +132,7 @@ def probe(path: str | Path) -> VideoInfo:
         duration = float(vs.duration * vs.time_base) if vs.duration else frames / float(fps)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
         return VideoInfo(str(path), vs.codec_context.width or first.width, vs.codec_context.height or first.height,
-                         fps, frames, rotation, codec, audio, duration)
+                         fps, frames, rotation, codec, audio, duration, dict(container.metadata))
     finally:
         container.close()
 
@@ -174,11 +178,14 @@ class VideoWriter:
     """Write RGB frames (uint8 H×W×3 or float [0,1]) to ``path``: ``.mp4``/``.mov``/``.mkv`` →
     H.264 yuv420p; a folder name (no suffix) → ``frame_000000.png``… plus ``video.json`` (fps,
     rotation). ``audio_from``: a file whose first audio stream is copied through (MP4 only; a PNG
-    sequence has no audio and ``video.json`` says so)."""
+    sequence has no audio and ``video.json`` says so). ``provenance`` (generated video): its facts
+    go into the container's ``comment`` tag (a PNG sequence: each frame's XMP and ``video.json``)
+    and, when it asks for one, the invisible watermark into every frame."""
 
     def __init__(self, path: str | Path, fps: Fraction | float, *, rotation: int = 0, audio_from: str | Path | None = None,
-                 crf: int = 18, preset: str = "medium") -> None:
+                 crf: int = 18, preset: str = "medium", provenance=None) -> None:
         self.path = Path(path)
+        self.provenance = provenance
         self.fps = Fraction(fps).limit_denominator(1001 * 1000)
         self.rotation, self.crf, self.preset = int(rotation) % 360, crf, preset
         self.audio_from = audio_from
@@ -211,6 +218,8 @@ class VideoWriter:
             return
         try:
             self._container = av.open(str(self.tmp), mode="w", format=_muxer(self.path))
+            if self.provenance is not None:
+                self._container.metadata.update(self.provenance.video_metadata())
             s = self._container.add_stream("libx264", rate=self.fps)
             s.width, s.height = width + width % 2, height + height % 2
             s.pix_fmt = "yuv420p"
@@ -279,10 +288,15 @@ class VideoWriter:
             self._start(w, h)
         elif self.size != (w, h):
             raise VideoError(f"frame {self.count} is {w}x{h}, earlier frames were {self.size[0]}x{self.size[1]}")
+        if self.provenance is not None and self.provenance.watermark:
+            from ..watermark import embed
+
+            frame = embed(frame)
         if self.sequence:
             from PIL import Image
 
-            Image.fromarray(frame).save(self.tmp / f"frame_{self.count:06d}.png", compress_level=1)
+            info = {} if self.provenance is None else self.provenance.save_kwargs("PNG")
+            Image.fromarray(frame).save(self.tmp / f"frame_{self.count:06d}.png", compress_level=1, **info)
         else:
             if w % 2 or h % 2:
                 frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
@@ -306,6 +320,8 @@ class VideoWriter:
         if self.sequence:
             meta = {"fps": float(self.fps), "fps_fraction": str(self.fps), "frames": self.count,
                     "rotation": self.rotation, "audio": "not kept (a PNG sequence has no audio track)"}
+            if self.provenance is not None:
+                meta["provenance"] = self.provenance.facts()
             (self.tmp / "video.json").write_text(json.dumps(meta, indent=2) + "\n")
         else:
             try:

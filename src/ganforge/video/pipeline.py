@@ -91,11 +91,12 @@ def _run_op(op: FrameOp, frames: list[np.ndarray], batch_size: int, out_scale: f
 def process_video(src: str | os.PathLike, out: str | os.PathLike, op: FrameOp, *, temporal_strength: float = DEFAULT_STRENGTH,
                   flow: str = "dis", temporal_contrast: str = "restore", chunk_frames: int = 24, batch_size: int = 4, progress: bool = True,
                   resume: bool = True, keep_audio: bool = True, crf: int = 18, settings: dict[str, Any] | None = None,
-                  desc: str = "video", out_scale: float = 1.0) -> dict[str, Any]:
+                  desc: str = "video", out_scale: float = 1.0, provenance=None) -> dict[str, Any]:
     """Apply ``op`` (N×3×H×W → N×3×H'×W', values in [0, 1]) to every frame of ``src`` and write
     ``out`` (.mp4 / .mov / .mkv, or a folder for a PNG sequence); output frames are ``out_scale``
     × the input size (an upscaler's scale; 1 for everything else). ``settings``: whatever else
     defines the result (style, method, alpha…), so a resumed job only reuses matching chunks.
+    ``provenance`` (a :class:`ganforge.provenance.Provenance`): the output's tags and frame watermark.
     Returns a summary (frames, fps, seconds, processing fps, resumed_from_frame, output size)."""
     from tqdm.auto import tqdm
 
@@ -160,7 +161,7 @@ def process_video(src: str | os.PathLike, out: str | os.PathLike, op: FrameOp, *
     # encode every chunk in order, one at a time
     t1 = time.perf_counter()
     writer = VideoWriter(out, info.fps, rotation=info.rotation, audio_from=src if keep_audio and info.audio_codec else None,
-                         crf=crf)
+                         crf=crf, provenance=provenance)
     try:
         for i in range(index):
             with np.load(work / f"chunk_{i:05d}.npz") as z:

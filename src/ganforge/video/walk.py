@@ -85,12 +85,13 @@ def walk_frames(gen, keys: torch.Tensor, plan: list[tuple[int, float]], key_clas
 
 def latent_walk(gen, seconds: float, out: str | Path, *, fps: int = 24, key_seconds: float = 2.0, seed: int = 0,
                 classes: Sequence[int] | None = None, truncation: float = 1.0, scale: int | None = None,
-                batch_size: int = 32, progress: bool = True) -> dict:
+                batch_size: int = 32, progress: bool = True, provenance=None) -> dict:
     """Write a latent walk of ``seconds`` to ``out`` (.mp4 or a PNG-sequence folder). ``gen``: a
     :class:`ganforge.sample.Generator`. ``classes``: the class of each keyframe in turn (cycled;
     conditional runs; default every class in order); ``scale``: integer upscaling (nearest),
     default so the long side is at least 256 px. ``truncation``: for z-space generators |z| is
-    resampled above it, for W-space ones each keyframe's w moves toward ``w_avg`` by it (psi)."""
+    resampled above it, for W-space ones each keyframe's w moves toward ``w_avg`` by it (psi).
+    ``provenance`` (a :class:`ganforge.provenance.Provenance`): the file's tags and frame watermark."""
     from tqdm.auto import tqdm
 
     if not seconds > 0 or fps < 1:
@@ -111,7 +112,7 @@ def latent_walk(gen, seconds: float, out: str | Path, *, fps: int = 24, key_seco
         raise GanforgeError("this generator is unconditional; --classes is not available")
     scale = scale or max(1, math.ceil(256 / gen.resolution))
     frames = walk_frames(gen, keys, plan, key_classes, truncation=truncation, batch_size=batch_size)
-    writer = VideoWriter(out, fps)
+    writer = VideoWriter(out, fps, provenance=provenance)
     try:
         bar = tqdm(total=n, unit="frame", desc="latent walk", disable=not progress)
         for imgs in frames:
