@@ -65,7 +65,8 @@ def generated(gen: Generator, args, dist: Distance, n: int = 2) -> dict:
             z = gen.latents(1, seed=100 + seed)
             y = gen.labels(1, None, seed)
             target = gen.generate(z, y)[0]
-            r = project(gen, target, steps=args.steps, space=space, loss=args.loss, frames=0, label=None)
+            r = project(gen, target, steps=args.steps, space=space, loss=args.loss, frames=0, label=None,
+                        noise_weight=args.noise_reg)
             rows.append({"psnr_db": round(r.psnr, 2), "lpips_style": round(float(dist(r.image.clamp(0, 1),
                                                                                       target[None])), 4),
                          "seconds_per_step": round(r.seconds / r.steps, 4)})
@@ -163,6 +164,8 @@ def main() -> None:
     p.add_argument("--checkpoint", default="latest")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--pti-steps", type=int, default=200)
+    p.add_argument("--noise-reg", type=float, default=1e5,
+                   help="noise-map regularisation weight of the generated-image projections (1e5: the official)")
     p.add_argument("--loss", default="pixel", help="projection loss for the PSNR figures (auto: LPIPS-style VGG19)")
     p.add_argument("--speed-steps", type=int, default=20)
     p.add_argument("--parts", default="random,trained,real,sefa,boundary,speed")

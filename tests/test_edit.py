@@ -135,6 +135,8 @@ def test_bad_inputs_are_one_line_each(gen, tmp_path, capsys):
         edit(gen, torch.zeros(3, 7), "sefa-0", 1.0)
     with pytest.raises(EditError, match="unknown direction 'smile'"):
         edit(gen, torch.zeros(64), "smile", 1.0)
+    with pytest.raises(EditError, match="--noise-reg must be >= 0"):
+        project(gen, torch.rand(1, 16, 16), steps=1, noise_weight=-1.0)
     with pytest.raises(EditError, match="unknown direction 'sefa-999': this model has 64 sefa directions"):
         edit(gen, torch.zeros(64), "sefa-999", 1.0)
     dirs = sefa(gen, k=2)

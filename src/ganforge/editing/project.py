@@ -145,6 +145,8 @@ def project(model, image, *, steps: int = 1000, space: str = "w+", pti_steps: in
         raise EditError(f"unknown space {space!r}; use w or w+")
     if steps < 1 or pti_steps < 0:
         raise EditError("--steps must be at least 1 and --pti-steps at least 0")
+    if not noise_weight >= 0:
+        raise EditError(f"--noise-reg must be >= 0, got {noise_weight}")
     if precision not in ("auto", "fp32"):
         raise EditError(f"projection optimises in fp32; --precision {precision} is not available (auto means fp32)")
     gen = load_model(model, device, "fp32")
