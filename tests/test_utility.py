@@ -47,14 +47,14 @@ class Noise:
 
 
 def test_real_images_score_far_above_noise_and_the_protocol_is_recorded(digits_train):
-    good = generator_utility(RealImages(digits_train), "digits:test", n=1000, seed=1)
-    bad = generator_utility(Noise(), "digits:test", n=1000, seed=1)
+    good = generator_utility(RealImages(digits_train), "digits:test", n=600, seed=1)
+    bad = generator_utility(Noise(), "digits:test", n=600, seed=1)
     assert good["value"] > 0.85, good["value"]
     assert bad["value"] < 0.3, bad["value"]
     p = good["protocol"]
     for key in ("classifier", "optimizer", "epochs", "batch_size", "seed", "input"):
         assert p[key] == PROTOCOL[key]
-    assert p["n_train"] == 1000 and p["n_test"] == 360 and p["reference"] == "digits:test"
+    assert p["n_train"] == 600 and p["n_test"] == 360 and p["reference"] == "digits:test"
     assert p["classes"] == [str(i) for i in range(10)]
     assert sum(good["per_class_accuracy"].values()) / 10 == pytest.approx(good["value"], abs=0.05)
 
@@ -93,7 +93,7 @@ def runs(tmp_path_factory):
     return root
 
 
-def test_cli_utility_alone_and_with_fid(runs, tmp_path, capsys):
+def test_cli_utility_alone(runs, tmp_path, capsys):
     out = tmp_path / "u.json"
     assert main(["eval", str(runs / "cond"), "--utility", "digits:test", "--utility-n", "200", "--json", str(out),
                  "--quiet"]) == 0
@@ -103,11 +103,6 @@ def test_cli_utility_alone_and_with_fid(runs, tmp_path, capsys):
     assert u["protocol"]["n_train"] == 200 and u["protocol"]["run"] == str(runs / "cond")
     assert u["protocol"]["generator"] == "EMA" and u["protocol"]["step"] == 4
     assert "utility" in capsys.readouterr().out
-    both = tmp_path / "both.json"
-    assert main(["eval", str(runs / "cond"), "digits:test", "--n", "100", "--metrics", "kid", "--extractor", "digits",
-                 "--utility", "digits:test", "--utility-n", "100", "--json", str(both), "--quiet"]) == 0
-    doc = json.loads(both.read_text())
-    assert [r["metric"] for r in doc["results"]] == ["kid"] and doc["utility"]["protocol"]["n_train"] == 100
 
 
 @pytest.mark.parametrize("argv, needle", [
