@@ -21,6 +21,7 @@ from ..errors import GanforgeError, os_error_reason
 
 # sub-command -> (module in this package, one-line help). Keep in step with each module's register().
 COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": ("audit", "membership inference on a GAN run: LOGAN (white-box) and GAN-Leaks (black-box), ROC AUC"),
     "data": ("data", "inspect training data"),
     "directions": ("edit", "find semantic directions in a StyleGAN's W (SeFa, PCA, class boundary) and draw them"),
     "demo": ("demo", "train a small conditional GAN offline and write an HTML report"),
@@ -50,7 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # sub-commands that run a network: each has --device and --precision (default auto)
 NETWORK_COMMANDS = ("demo", "eval", "eval-video", "inpaint", "interpolate", "sample", "serve", "similarity", "stylize",
                     "stylize-video", "train", "train-inpainter", "train-style", "train-upscaler", "translate", "upscale",
-                    "video", "project", "edit", "directions")
+                    "video", "project", "edit", "directions", "audit")
 
 
 def _chosen(argv: list[str]) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 
 from ._common import add_json, add_network_options, add_quiet, require_fp32_metric, write_json
 
@@ -17,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="A: run directory (EMA samples), image folder or dataset split (mnist:test, ...); "
                     "B: the reference. Every number is written with its protocol (--json PATH).")
     p.add_argument("source_a", help="set under test: run dir, folder, or dataset (e.g. mnist:test)")
-    p.add_argument("source_b", help="reference set: dataset split or folder (e.g. mnist:train)")
+    p.add_argument("source_b", nargs="?", default=None,
+                   help="reference set: dataset split or folder (e.g. mnist:train); may be left out with --utility")
     p.add_argument("--metrics", default="fid,kid", help="comma list of fid,kid,is,pr,dc (default fid,kid)")
     p.add_argument("--extractor", default="auto",
                    help="inception | mnist | fashion-mnist | auto (domain classifier for MNIST-like "
@@ -31,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kid-subset-size", type=int, default=1000)
     p.add_argument("--pr-k", type=int, default=3, help="k of the k-NN manifolds (precision/recall)")
     p.add_argument("--is-splits", type=int, default=10)
+    p.add_argument("--utility", default=None, metavar="REF",
+                   help="also the downstream utility of a conditional run A: train a fixed small classifier on "
+                        "--utility-n of its samples and test it on the labelled real split REF (e.g. mnist:test, a "
+                        "class-folder path): 'train on synthetic, test on real', protocol recorded")
+    p.add_argument("--utility-n", type=int, default=None,
+                   help="generated images the utility classifier trains on (default 10000, balanced over classes)")
     add_json(p, "the results and their protocol")
     p.add_argument("--nearest", type=int, default=0, metavar="K",
                    help="also write a nearest-neighbour (memorisation) report with K neighbours, B = train set")
@@ -57,6 +65,14 @@ def _eval(args: argparse.Namespace) -> int:
     require_fp32_metric(args.precision, "eval")
     progress = not args.quiet and sys.stderr.isatty()
     human = sys.stderr if args.json_path == "-" else sys.stdout
+    if args.source_b is None and args.utility is None:
+        from ..errors import GanforgeError
+
+        raise GanforgeError("eval needs a reference set B (e.g. mnist:train), or --utility REF for the utility alone")
+    utility = _utility(args, progress, human) if args.utility is not None else None
+    if args.source_b is None:
+        _write_utility_only(utility, args.json_path)
+        return 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EvalWarning)
         results = evaluate(args.source_a, args.source_b, metrics=args.metrics, extractor=args.extractor, n=args.n,
@@ -68,7 +84,7 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     for r in results:
         print(r.summary(), file=human)
-    extra = {}
+    extra = {} if utility is None else {"utility": utility}
     if args.nearest > 0:
         from ..metrics.nearest import nearest_report
 
@@ -98,6 +114,33 @@ def _eval(args: argparse.Namespace) -> int:
     elif args.json_path:
         print(f"wrote {write_eval_json(results, args.json_path, extra)}")
     return 0
+
+
+def _utility(args: argparse.Namespace, progress: bool, human) -> dict:
+    """TSTR accuracy of run A on --utility REF, checked and printed before any FID work."""
+    from ..errors import GanforgeError
+    from ..metrics.utility import DEFAULT_N, run_utility
+
+    if not (Path(args.source_a) / "run.json").is_file():
+        raise GanforgeError(f"--utility needs A to be a GAN run directory (a conditional one); {args.source_a} is not")
+    n = DEFAULT_N if args.utility_n is None else args.utility_n
+    out = run_utility(args.source_a, args.utility, n=n, seed=args.seed, device=args.device,
+                      truncation=args.truncation, progress=progress)
+    print(f"utility    {out['value']:.4f}  (train on {n} synthetic, test on {out['protocol']['n_test']} real "
+          f"{args.utility}; protocol {out['protocol']['name']}-{out['protocol']['version']}, {out['seconds']:.0f} s)",
+          file=human)
+    return out
+
+
+def _write_utility_only(utility: dict, json_path: str | None) -> None:
+    if json_path == "-":
+        import json
+
+        print(json.dumps({"results": [], "utility": utility}, indent=2, default=str))
+    elif json_path:
+        from ..metrics.evaluation import write_json as write_eval_json
+
+        print(f"wrote {write_eval_json([], json_path, {'utility': utility})}")
 
 
 def _similarity(args: argparse.Namespace) -> int:

@@ -406,10 +406,33 @@ def write_samples_page(run_dir: Path, columns: list[str] | None = None) -> Path:
     page = (f"<!doctype html><meta charset='utf-8'><title>{html.escape(Path(run_dir).name)} samples</title>"
             f"<style>body{{font-family:sans-serif}} img{{image-rendering:pixelated;max-width:100%}}</style>"
             f"<h1>{html.escape(Path(run_dir).name)}</h1>{caption}"
-            f"<p><img src='../loss_curves.png' alt='loss curves' onerror=\"this.remove()\"></p>\n{items}\n")
+            f"<p><img src='../loss_curves.png' alt='loss curves' onerror=\"this.remove()\"></p>\n"
+            f"{audit_section(Path(run_dir))}{items}\n")
     target = samples / "index.html"
     checkpoint.write_text_atomic(target, page)
     return target
+
+
+def audit_section(run_dir: Path) -> str:
+    """The run page's membership-inference section: the latest ``ganforge audit`` (``audit/audit.json``,
+    ``audit/roc.png``), or nothing when the run has not been audited."""
+    import html
+    import json
+
+    try:
+        doc = json.loads((run_dir / "audit" / "audit.json").read_text())
+        rows = "".join(f"<tr><td>{html.escape(str(name))}</td><td>{float(r['auc']):.4f}</td>"
+                       f"<td>{float(r['tpr_at_1pct_fpr']):.4f}</td></tr>" for name, r in doc["attacks"].items())
+        proto = doc.get("protocol", {})
+        who = (f"step {proto.get('step')}: {proto.get('members', {}).get('n')} members "
+               f"({html.escape(str(proto.get('members', {}).get('source')))}), {proto.get('non_members', {}).get('n')} "
+               f"non-members ({html.escape(str(proto.get('non_members', {}).get('source')))})")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""
+    return (f"<section id='audit'><h2>Membership-inference audit</h2><p>{who}; AUC 0.5 = no leak "
+            f"(<a href='../audit/audit.json'>audit.json</a>)</p><table border='1' cellpadding='4'>"
+            f"<tr><th>attack</th><th>ROC AUC</th><th>TPR at 1% FPR</th></tr>{rows}</table>"
+            f"<p><img src='../audit/roc.png' alt='ROC curves' onerror=\"this.remove()\"></p></section>\n")
 
 
 def _main_thread() -> bool:
