@@ -149,6 +149,8 @@ class GanConfig(LoopOptions):
         private = self.dp_epsilon > 0  # DP: a per-example D, more D steps, no watchdog (train/dp.py)
         if self.d_norm == "auto":  # only dcgan's D has the choice; the conditional recipe keeps BatchNorm
             out.d_norm = "group" if private else "spectral" if self.arch == "dcgan" and not self.conditional else "batch"
+        if private:  # Opacus' per-sample conv gradients are wrong on channels-last tensors (tests/test_dp.py)
+            out.channels_last = False
         if self.n_critic == 0:
             from .train.dp import DP_D_STEPS
 

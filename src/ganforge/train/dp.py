@@ -35,6 +35,7 @@ from torch import nn
 from ..errors import GanforgeError
 from .batches import Batch, apply_flip, flip_mask, to_unit_range
 
+MAX_NOISE = 100.0  # the largest noise multiplier a plan may choose (noise 100 x C per coordinate)
 DP_D_STEPS = 10  # D steps per G step in a DP run when --n-critic is left at auto
 ACCOUNTANTS = ("rdp", "prv")
 SEPARABLE_LOSSES = ("minimax", "non-saturating", "lsgan", "hinge")  # a mean over real terms + a mean over fake terms
@@ -105,6 +106,8 @@ def reroutes(cfg: Any) -> list[str]:
         out.append(f"--n-critic auto -> {DP_D_STEPS} D steps per G step (Bie et al. 2023)")
     if cfg.precision == "auto":
         out.append("--precision auto -> fp32 (per-sample gradients)")
+    if cfg.channels_last:
+        out.append("channels-last off (Opacus' per-sample conv gradients need NCHW tensors)")
     return out
 
 
@@ -150,6 +153,13 @@ def plan(cfg: Any, dataset_size: int) -> DPPlan:
                             "for Poisson sampling")
     q = cfg.batch_size / dataset_size
     d_steps = cfg.steps * cfg.n_critic
+    ceiling = make_accountant(cfg.dp_accountant)  # more noise than this trains nothing: say so at once
+    ceiling.history = [(MAX_NOISE, q, d_steps)]
+    floor = epsilon_of(ceiling, cfg.dp_delta)
+    if floor > cfg.dp_epsilon:
+        raise GanforgeError(f"--dp-epsilon {cfg.dp_epsilon} is too small for {d_steps} D steps at sample rate {q:.3g}: "
+                            f"even noise x{MAX_NOISE:g} spends epsilon {floor:.3g}; use fewer --steps / --n-critic, "
+                            f"a smaller --batch-size or more images")
     try:
         sigma = get_noise_multiplier(target_epsilon=cfg.dp_epsilon, target_delta=cfg.dp_delta, sample_rate=q,
                                      steps=d_steps, accountant=cfg.dp_accountant, epsilon_tolerance=0.01)
@@ -200,6 +210,7 @@ class PrivateDiscriminator:
         from opacus import GradSampleModule
 
         self.D, self.plan = D, plan
+        D.to(memory_format=torch.contiguous_format)  # channels-last gives wrong per-sample conv gradients
         self.gsm = GradSampleModule(D, batch_first=True, loss_reduction="sum", strict=True)
         self.gsm.disable_hooks()
         self.params = [p for p in D.parameters() if p.requires_grad]
