@@ -125,7 +125,7 @@ def _train(run: Path, **kw) -> dict:
     return ganforge.train_gan(GanConfig(**{**TINY, **kw}), out=run)
 
 
-def test_dp_run_resumes_exactly_and_reports_epsilon(tmp_path):
+def test_dp_run_resumes_exactly_and_reports_epsilon(tmp_path, capsys):
     full = _train(tmp_path / "full", steps=4, ckpt_every=2)
     dp_block = full["dp"]
     assert set(dp_block) >= {"epsilon", "delta", "noise_multiplier", "max_grad_norm"}
@@ -152,6 +152,15 @@ def test_dp_run_resumes_exactly_and_reports_epsilon(tmp_path):
     # the budget is the planned steps: more steps on resume are refused
     with pytest.raises(GanforgeError, match="planned steps"):
         _train(tmp_path / "split", steps=6, ckpt_every=2)
+    # a nearest-neighbour report would show the private training images: refused in one line
+    assert main(["eval", str(tmp_path / "full"), "digits", "--nearest", "3", "--n", "16"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ganforge")]
+    assert len(err) == 1 and "private training images" in err[0]
+    # a DP run's GroupNorm D is a valid --init for a (non-private) fine-tuning run
+    tuned = ganforge.train_gan(GanConfig(data="digits", max_images=256, init=str(tmp_path / "full"), steps=1,
+                                         batch_size=16, sample_every=0, progress=False, tensorboard=False),
+                               out=tmp_path / "tuned")
+    assert tuned["steps"] == 1 and "dp" not in tuned
 
 
 @pytest.mark.parametrize("flags, words", [

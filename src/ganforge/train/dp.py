@@ -342,7 +342,8 @@ def report(task) -> dict[str, Any]:
     return {"epsilon": priv.epsilon(), "delta": priv.plan.delta, "noise_multiplier": priv.plan.noise_multiplier,
             "max_grad_norm": priv.plan.max_grad_norm, "target_epsilon": priv.plan.target_epsilon,
             "sample_rate": priv.plan.sample_rate, "d_steps_done": priv.steps_done, "d_steps_planned": priv.plan.d_steps,
-            "accountant": priv.plan.accountant, "dataset_size": priv.plan.dataset_size}
+            "d_steps_per_g_step": task.cfg.n_critic, "accountant": priv.plan.accountant,
+            "dataset_size": priv.plan.dataset_size}
 
 
 def attach_to_run(prepared, task) -> None:
@@ -365,3 +366,19 @@ def attach_to_run(prepared, task) -> None:
 
     prepared.write_outputs = write_outputs
     prepared.final_summary = lambda loop: {"dp": report(task)}
+
+
+def refuse_nearest(source: str) -> None:
+    """``ganforge eval RUN ... --nearest``: refused for a DP run, whose nearest-neighbour report
+    would publish its private training images (the guarantee covers the model, not such reports)."""
+    import json
+    from pathlib import Path
+
+    info = Path(source) / "run.json"
+    try:
+        private = info.is_file() and "dp" in json.loads(info.read_text())
+    except (OSError, ValueError):
+        return  # not a readable run: the loader reports it
+    if private:
+        raise GanforgeError(f"--nearest would show {source}'s private training images beside its samples, which its "
+                            "differential-privacy guarantee does not cover; leave --nearest out for a --dp-epsilon run")
