@@ -87,7 +87,7 @@ class GanTask:
             from ..nets.dcgan import spectral_discriminator
 
             D = spectral_discriminator(D)
-        if cfg.arch == "dcgan" and cfg.d_norm == "group":  # per-example D (differentially private runs)
+        if cfg.arch == "dcgan" and cfg.d_norm == "group" and D.minibatch_std:  # per-example D (DP runs; --init: already)
             from ..nets.dcgan import group_norm_discriminator
 
             D = group_norm_discriminator(D)
