@@ -78,6 +78,18 @@ def test_poisson_batches_are_a_function_of_seed_and_step():
     assert abs(sum(sizes) / 200 - 50) < 3
     assert not torch.equal(a.indices(1), dp.PoissonBatches(images, labels, 0.05, seed=4).indices(1))
 
+    class Store:  # a prepared dataset's interface: len() and read(sorted indices) -> uint8 numpy
+        def __len__(self):
+            return len(images)
+
+        def read(self, idx):
+            return images.numpy()[idx]
+
+    streamed = dp.PoissonBatches(Store(), labels, 0.05, seed=3)
+    assert torch.equal(streamed.get(7, 0, 1, g, torch.device("cpu"))["image"], a.get(7, 0, 1, g, torch.device("cpu"))["image"])
+    empty = dp.PoissonBatches(Store(), labels, 0.0, seed=3).get(0, 0, 1, g, torch.device("cpu"))
+    assert empty["image"].shape == (0, 1, 2, 2) and len(empty["label"]) == 0
+
 
 def _task(sigma: float = 0.0, C: float = 0.05):
     cfg = GanConfig(**{**TINY, "data": "digits"})

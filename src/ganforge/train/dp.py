@@ -193,8 +193,9 @@ class PoissonBatches:
         idx = self.indices(index)
         if isinstance(self.images, torch.Tensor):
             raw = self.images[idx]
-        else:
-            raw = torch.from_numpy(self.images.read(idx.numpy()))
+        else:  # a prepared dataset (an empty batch: one image read for its shape, none kept)
+            raw = torch.from_numpy(self.images.read((idx if len(idx) else torch.zeros(1, dtype=torch.long)).numpy()))
+            raw = raw[:len(idx)]
         x = to_unit_range(raw, device)
         if self.hflip and len(idx):
             x = apply_flip(x, flip_mask(len(idx), generator, device))
