@@ -214,3 +214,12 @@ def test_reroutes_say_why_and_the_budget_too_small_is_one_line(tmp_path, capsys)
                  "0.001", "--steps", "1000", "--batch-size", "16", "--resolution", "16", "--quiet"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ganforge")]
     assert len(err) == 1 and "too small" in err[0]
+    # a run through the CLI: the reroutes in one line, epsilon spent in the one-line summary
+    assert main(["train", "--data", "digits", "--max-images", "128", "--resolution", "16", "--width", "8",
+                 "--batch-size", "16", "--steps", "1", "--n-critic", "1", "--dp-epsilon", "8", "--conditional",
+                 "--sample-every", "0", "--no-tensorboard", "--quiet", "--out", str(tmp_path / "ok")]) == 0
+    captured = capsys.readouterr()
+    assert [line for line in captured.err.splitlines() if line.startswith("differential privacy:")] == [
+        "differential privacy: " + "; ".join(dp.reroutes(GanConfig(data="digits", dp_epsilon=8, n_critic=1)))]
+    printed = json.loads(captured.out.strip().splitlines()[-1])
+    assert printed["steps"] == 1 and 0 < printed["dp"]["epsilon"] <= 8

@@ -152,4 +152,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..api import train_gan
 
-    return run_training(args, GanConfig, train_gan)
+    private = ("dp",) if getattr(args, "dp_epsilon", None) else ()  # epsilon spent in the one-line summary
+    return run_training(args, GanConfig, train_gan, keys=SUMMARY_KEYS + private)
