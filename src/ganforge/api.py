@@ -69,8 +69,11 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
             raise GanforgeError(f"--conditional needs labelled data (2+ classes); {dataset.source} has {dataset.num_classes}")
         spec = GanNetSpec(resolution=cfg.resolution, channels=dataset.channels, z_dim=cfg.z_dim,
                           num_classes=dataset.num_classes if cfg.conditional else 0, width=cfg.width)
-        task = GanTask(cfg, spec, accelerator.device)
-        return Prepared(
+        private = _private_training(cfg, accelerator, dataset) if cfg.dp_epsilon > 0 else {}
+        if private:
+            batches = private["batches"]
+        task = GanTask(cfg, spec, accelerator.device, dp_plan=private.get("plan"))
+        prepared = Prepared(
             task=task,
             batches=batches,
             loop_config=cfg.loop_config(),
@@ -84,9 +87,31 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
                       **_init_info(cfg)},
             summary={"data_seconds": t_data, "data_source": dataset.source},
         )
+        if private:
+            from .train.dp import attach_to_run
+
+            attach_to_run(prepared, task)
+        return prepared
 
     return run_task("gan", cfg, out, prepare, resumable=GanConfig.RESUMABLE_CHANGES, resume=resume,
                     device=device, handle_signals=handle_signals, on_finish=on_finish)
+
+
+def _private_training(cfg: GanConfig, accelerator, dataset) -> dict:
+    """A DP run's plan (noise for the planned D steps) and its Poisson batches (train/dp.py)."""
+    import sys
+
+    from .train import dp
+
+    if accelerator.num_processes > 1:
+        raise GanforgeError("--dp-epsilon runs in one process (the accountant and Poisson sampling are per run); "
+                            "launch it without accelerate/torchrun")
+    notes = dp.reroutes(cfg)
+    if notes and accelerator.is_main_process:
+        print("differential privacy: " + "; ".join(notes), file=sys.stderr)
+    plan = dp.plan(cfg.resolved(), len(dataset.labels))
+    images = dataset.images if getattr(dataset, "images", None) is not None else dataset
+    return {"plan": plan, "batches": dp.PoissonBatches(images, dataset.labels, plan.sample_rate, cfg.seed, cfg.hflip)}
 
 
 def _init_info(cfg: GanConfig) -> dict:

@@ -29,7 +29,7 @@ STYLE_ARCHS = ("stylegan2", "stylegan2-official")  # mapping/synthesis: style mi
 # What an option added after a run was made means for that run: a config.json without the key
 # was written before the option existed, so the run keeps the behaviour it was trained with.
 LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "ema_kimg": 0.0, "watchdog": "off"}
-D_NORMS = ("auto", "batch", "spectral")
+D_NORMS = ("auto", "batch", "spectral", "group")  # group: GroupNorm, no minibatch stddev (per-example D, DP runs)
 WATCHDOG_POLICIES = ("auto", "off", "warn", "act")
 
 
@@ -54,7 +54,7 @@ class GanConfig(LoopOptions):
     r1_gamma: float = -1.0  # <0: the architecture's own (0; stylegan2: 0.0002 x resolution^2 / batch size)
     gp_weight: float = 10.0  # WGAN-GP only
     label_smoothing: float = 0.0  # one-sided: real target 1 - s
-    n_critic: int = 1
+    n_critic: int = 0  # D steps per G step; 0: auto (1; a DP run: train.dp.DP_D_STEPS)
     mode_seeking: float | None = None  # MSGAN weight; None: 1 for conditional runs, 0 otherwise
     r1_every: int = 0  # lazy R1: every N steps with gamma x N; 0: 16 for stylegan2, 1 (every step) otherwise
     style_mixing: float = 0.9  # stylegan2 only: probability of two latents with a crossover in W
@@ -75,6 +75,11 @@ class GanConfig(LoopOptions):
     ada_target: float | None = None  # e.g. 0.6 enables adaptive p
     channels_last: bool = True  # NHWC activations: oneDNN/cuDNN convs run faster (fp32 CPU: ~1.1-2x per conv)
     compile: bool = False
+    # differential privacy (train/dp.py): DP-SGD on D, the noise set for the planned D steps
+    dp_epsilon: float = 0.0  # the budget; 0: no differential privacy
+    dp_delta: float = 1e-5
+    dp_max_grad_norm: float = 1.0  # per-example clipping norm C
+    dp_accountant: str = "rdp"  # rdp or prv (Opacus' accountants)
     # loop (the rest: train/options.py)
     steps: int = 1000
     batch_size: int = 64
@@ -107,8 +112,11 @@ class GanConfig(LoopOptions):
                 raise GanforgeError(f"unknown augmentation {op!r}; choose from {', '.join(POLICIES)}")
         if not 0 <= self.ema < 1:
             raise GanforgeError(f"--ema must be in [0, 1), got {self.ema}")
-        if self.n_critic < 1:
-            raise GanforgeError("--n-critic must be at least 1")
+        if self.n_critic < 0:
+            raise GanforgeError("--n-critic must be at least 1 (0: auto)")
+        from .train.dp import check_options
+
+        check_options(self)
         if self.r1_every < 0 or self.pl_every < 1:
             raise GanforgeError("--r1-every must be >= 0 (0: auto) and --pl-every >= 1")
         if not 0 <= self.style_mixing <= 1 or self.pl_weight < 0:
@@ -138,12 +146,19 @@ class GanConfig(LoopOptions):
         if self.r1_gamma < 0:
             gamma = d["r1_gamma"]
             out.r1_gamma = 0.0002 * self.resolution ** 2 / self.batch_size if gamma < 0 else gamma
+        private = self.dp_epsilon > 0  # DP: a per-example D, more D steps, no watchdog (train/dp.py)
         if self.d_norm == "auto":  # only dcgan's D has the choice; the conditional recipe keeps BatchNorm
-            out.d_norm = "spectral" if self.arch == "dcgan" and not self.conditional else "batch"
+            out.d_norm = "group" if private else "spectral" if self.arch == "dcgan" and not self.conditional else "batch"
+        if private:  # Opacus' per-sample conv gradients are wrong on channels-last tensors (tests/test_dp.py)
+            out.channels_last = False
+        if self.n_critic == 0:
+            from .train.dp import DP_D_STEPS
+
+            out.n_critic = DP_D_STEPS if private else 1
         if self.ema_kimg < 0:  # StyleGAN2-ADA's auto config: a half-life of 10 images per 32 of batch
             out.ema_kimg = self.batch_size * 10 / 32
         if self.watchdog == "auto":
-            out.watchdog = "act"
+            out.watchdog = "off" if private else "act"
         return out
 
     def adopt_stored(self, stored: "GanConfig", given: set[str] | frozenset[str] = frozenset()) -> "GanConfig":
@@ -180,9 +195,12 @@ class GanConfig(LoopOptions):
 
     def steps_dependent(self) -> list[str]:
         """Why --steps may not change on resume (run_task's check): the maths that follows it."""
+        out = []
         if self.arch == "progan" and not self.grow_steps:
-            return ["steps (progressive growing's phases follow --steps: set --grow-steps to change it)"]
-        return []
+            out.append("steps (progressive growing's phases follow --steps: set --grow-steps to change it)")
+        if self.dp_epsilon > 0:
+            out.append("steps (a private run's noise is set for its planned steps)")
+        return out
 
     @property
     def augment_ops(self) -> tuple[str, ...]:
@@ -190,7 +208,10 @@ class GanConfig(LoopOptions):
 
     def loop_config(self) -> LoopConfig:
         names = {f.name for f in fields(LoopConfig)}
-        return LoopConfig(**{k: v for k, v in asdict(self).items() if k in names})
+        out = LoopConfig(**{k: v for k, v in asdict(self).items() if k in names})
+        if self.dp_epsilon > 0 and out.precision == "auto":  # per-sample gradients in fp32
+            out.precision = "fp32"
+        return out
 
     def to_json(self) -> dict[str, Any]:
         defaults = GanConfig()

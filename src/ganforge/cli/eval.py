@@ -63,6 +63,10 @@ def _eval(args: argparse.Namespace) -> int:
     from ..metrics.extractors import auto_extractor, get_extractor
 
     require_fp32_metric(args.precision, "eval")
+    if args.nearest > 0:  # a differentially private run's training images stay out of reports
+        from ..train.dp import refuse_nearest
+
+        refuse_nearest(args.source_a)
     progress = not args.quiet and sys.stderr.isatty()
     human = sys.stderr if args.json_path == "-" else sys.stdout
     if args.source_b is None and args.utility is None:

@@ -36,12 +36,18 @@ HELP = {
     "pl_weight": "stylegan2: path-length regularisation weight (0: off)",
     "pl_every": "stylegan2: path-length regularisation every N steps (lazy, weight x N)",
     "label_smoothing": "one-sided: real target 1 - s",
-    "n_critic": "D steps per G step",
+    "n_critic": "D steps per G step (0: auto: 1, or 10 in a --dp-epsilon run)",
+    "dp_epsilon": "differentially private training with this budget epsilon: DP-SGD on D (Opacus: per-example "
+                  "clipping, Gaussian noise set for the planned --steps x --n-critic D steps, Poisson batches); "
+                  "the run stops when it is spent (0: off; docs/privacy.md)",
+    "dp_delta": "--dp-epsilon: the delta of the (epsilon, delta) guarantee (keep it below 1 / the number of images)",
+    "dp_max_grad_norm": "--dp-epsilon: per-example gradient clipping norm C",
+    "dp_accountant": "--dp-epsilon: privacy accountant, rdp or prv (Opacus')",
     "mode_seeking": "mode-seeking weight (Mao et al. 2019) against per-class collapse; default 1 if --conditional, else 0",
     "ema": "fixed EMA decay of G weights, used with --ema-kimg 0 (0: no EMA at all)",
     "ema_kimg": "EMA half-life in thousands of images (<0: auto, batch x 10/32 as StyleGAN2-ADA; 0: the fixed --ema decay)",
     "ema_rampup": "EMA ramp-up: the half-life is at most this x the images seen so far (0: none)",
-    "d_norm": "dcgan discriminator normalisation: batch (the paper's BatchNorm) or spectral (spectral norm, no BN); auto: spectral for unconditional runs, batch for --conditional",
+    "d_norm": "dcgan discriminator normalisation: batch (the paper's BatchNorm), spectral (spectral norm, no BN) or group (GroupNorm, no minibatch stddev: a per-example D); auto: spectral for unconditional runs, batch for --conditional, group with --dp-epsilon",
     "watchdog": "lost-game watchdog (D wins outright for a sustained window): off, warn (one line with the remedy) "
                 "or act (also turns on/raises adaptive augmentation, then halves D's learning rate); auto: act",
     "augment": "comma list of color,translation,cutout (DiffAugment)",
@@ -146,4 +152,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..api import train_gan
 
-    return run_training(args, GanConfig, train_gan)
+    private = ("dp",) if getattr(args, "dp_epsilon", None) else ()  # epsilon spent in the one-line summary
+    return run_training(args, GanConfig, train_gan, keys=SUMMARY_KEYS + private)

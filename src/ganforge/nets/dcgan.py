@@ -52,6 +52,8 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
+    minibatch_std = True  # the minibatch-stddev channel (it mixes examples: off in a per-example D)
+
     def __init__(self, spec: GanNetSpec) -> None:
         super().__init__()
         levels = _levels(spec.resolution)
@@ -66,7 +68,8 @@ class DCGANDiscriminator(nn.Module):
         dcgan_init(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(minibatch_stddev(self.main(x)).flatten(1), labels)
+        h = self.main(x)
+        return self.head((minibatch_stddev(h) if self.minibatch_std else h).flatten(1), labels)
 
 
 @ARCHITECTURES.register("dcgan")
@@ -84,4 +87,26 @@ def spectral_discriminator(D: nn.Module) -> nn.Module:
               for m in D.main]
     D.main = nn.Sequential(*layers)
     D.head.linear = sn(D.head.linear)
+    return D
+
+
+def group_norm_discriminator(D: nn.Module) -> nn.Module:
+    """``D`` (a :class:`DCGANDiscriminator`) as a per-example network, for differentially private
+    training (per-sample gradient clipping): GroupNorm in place of BatchNorm (whose statistics mix
+    the batch), no minibatch-stddev channel (the same), non-inplace activations (Opacus' backward
+    hooks) and a fresh head for the features without that channel. Changes ``D`` in place."""
+    layers: list[nn.Module] = []
+    for m in D.main:
+        if isinstance(m, nn.BatchNorm2d):
+            c = m.num_features
+            m = nn.GroupNorm(min(32, max(1, c // 4)), c)
+        elif isinstance(m, nn.LeakyReLU):
+            m = nn.LeakyReLU(m.negative_slope)
+        layers.append(m)
+    D.main = nn.Sequential(*layers)
+    old = D.head
+    D.head = ProjectionHead(old.linear.in_features - 16, 0 if old.embed is None else old.embed.num_embeddings)
+    nn.init.normal_(D.head.linear.weight, 0.0, 0.02)
+    nn.init.zeros_(D.head.linear.bias)
+    D.minibatch_std = False
     return D

@@ -104,7 +104,8 @@ def apply_init(cfg: Any) -> Any:
                             f"(omit --arch)")
     extra = {}
     if src.D_state is not None and src.arch == "dcgan":  # the source run's D normalisation (its weights' layout)
-        extra["d_norm"] = "spectral" if any("parametrizations" in k for k in src.D_state) else "batch"
+        extra["d_norm"] = ("spectral" if any("parametrizations" in k for k in src.D_state) else
+                           "batch" if any("running_mean" in k for k in src.D_state) else "group")  # group: a DP run's
     return dataclasses.replace(cfg, arch=src.arch, resolution=src.spec.resolution, z_dim=src.spec.z_dim,
                                channels=src.spec.channels, conditional=src.spec.num_classes > 0,
                                width=cfg.width if src.arch == OFFICIAL else src.spec.width, **extra)
@@ -137,6 +138,10 @@ def init_networks(cfg: Any, spec: GanNetSpec) -> tuple[nn.Module, nn.Module, dic
                 from ..nets.dcgan import spectral_discriminator
 
                 D = spectral_discriminator(D)
+            elif src.arch == "dcgan" and not any("running_mean" in k for k in src.D_state):  # GroupNorm (DP runs)
+                from ..nets.dcgan import group_norm_discriminator
+
+                D = group_norm_discriminator(D)
             D.load_state_dict(src.D_state, strict=True)
     return G.train().requires_grad_(True), D.train().requires_grad_(True), {k: v.clone() for k, v in src.G_ema.state_dict().items()}
 

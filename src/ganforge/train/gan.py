@@ -74,7 +74,7 @@ def _is_spectral(D: torch.nn.Module) -> bool:
 class GanTask:
     name = "gan"
 
-    def __init__(self, cfg: GanConfig, spec: GanNetSpec, device: torch.device) -> None:
+    def __init__(self, cfg: GanConfig, spec: GanNetSpec, device: torch.device, dp_plan=None) -> None:
         cfg = cfg.resolved()  # the architecture's own optimiser settings where the options say auto
         self.cfg, self.spec = cfg, spec
         torch.manual_seed(cfg.seed)  # network initialisation
@@ -87,6 +87,10 @@ class GanTask:
             from ..nets.dcgan import spectral_discriminator
 
             D = spectral_discriminator(D)
+        if cfg.arch == "dcgan" and cfg.d_norm == "group" and D.minibatch_std:  # per-example D (DP runs; --init: already)
+            from ..nets.dcgan import group_norm_discriminator
+
+            D = group_norm_discriminator(D)
         memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.G = G.to(device, memory_format=memory)
         self.D = D.to(device, memory_format=memory)
@@ -102,6 +106,11 @@ class GanTask:
         self.opt = {"G": torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas, fused=fused),
                     "D": torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas, fused=fused)}
         self.loss = LOSSES.get(cfg.loss)
+        self.private = None  # DP-SGD on D (train/dp.py): a dp.PrivateDiscriminator with its accountant
+        if dp_plan is not None:
+            from .dp import PrivateDiscriminator
+
+            self.private = PrivateDiscriminator(self.D, dp_plan)
         self.aug_ops = cfg.augment_ops  # the lost-game watchdog may turn augmentation on
         self.ada = AdaptiveAugment(p=cfg.augment_p if cfg.augment_ops else 0.0,
                                    target=cfg.ada_target if cfg.augment_ops else None)
@@ -137,6 +146,8 @@ class GanTask:
                  "watchdog": self.watchdog.state_dict()}
         if self.style_based:
             state["pl_mean"] = self.pl_mean.detach().cpu().clone()
+        if self.private is not None:
+            state["dp"] = self.private.state_dict()
         return state
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
@@ -146,6 +157,8 @@ class GanTask:
             self.aug_ops, self.ada.target = tuple(state["augment_ops"]), state["ada_target"]
         if self.style_based:
             self.pl_mean = state["pl_mean"].to(self.pl_mean.device)
+        if self.private is not None:
+            self.private.load_state_dict(state["dp"])
 
     def after_log(self, step: int, logged: dict[str, float]) -> Action | None:
         """The loop's hook at each log step: the lost-game watchdog reads the logged values and may
@@ -219,6 +232,10 @@ class GanTask:
         return level, alpha
 
     def step(self, ctx: StepContext) -> dict[str, float]:
+        if self.private is not None:
+            from .dp import private_step
+
+            return private_step(self, ctx, mode_seeking_penalty)
         cfg, D = self.cfg, self.D_fwd
         real_target = 1.0 - cfg.label_smoothing
         fake = None

@@ -46,6 +46,7 @@ class Prepared:
     eval_fn: Callable[[], float] | None = None
     curve_groups: dict[str, list[str]] | None = None
     write_outputs: Callable[[Any], None] | None = None  # main process only, after training (e.g. export weights)
+    final_summary: Callable[[Any], dict[str, Any]] | None = None  # summary fields known after training (loop -> dict)
 
 
 def options_json(options: Any) -> dict[str, Any]:
@@ -145,6 +146,8 @@ def run_task(task_name: str, options: Any, out: str | Path, prepare: Callable[[A
             prepared.write_outputs(loop)
         summary.update({"task": task_name, "run_dir": str(run_dir), "resumed_from": resumed_from, **prepared.summary,
                         "world_size": accelerator.num_processes})
+        if prepared.final_summary is not None:
+            summary.update(prepared.final_summary(loop))
         if is_main:
             checkpoint.write_text_atomic(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary
