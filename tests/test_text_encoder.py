@@ -77,7 +77,7 @@ def test_training_is_deterministic_and_leaves_global_rng(data):
     b = train_builtin_encoder(images[:64], caps[:64], steps=5, batch_size=16, seed=7, progress=False)
     c = train_builtin_encoder(images[:64], caps[:64], steps=5, batch_size=16, seed=8, progress=False)
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa) and a.config() == b.config()
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
 
 
