@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     # 2 building blocks: architectures, named weights, datasets, losses, augmentation, measures
     "ganforge.nets": 2, "ganforge.weights": 2, "ganforge.data": 2, "ganforge.losses": 2, "ganforge.augment": 2,
     "ganforge.metrics": 2,
+    "ganforge.text": 2,  # captions, text encoders (issue 20; also set by the textdata branch)
     "ganforge.nets.gradfix": 2,  # convolutions with first-order-convolution derivatives (R1, GP, path length)
     # 3 the training engine: loop, batches, checkpoints, the run-directory protocol, run_task; the
     #   checked safetensors container every saved model uses, and the save/load contract
@@ -42,7 +43,7 @@ LAYERS: dict[str, int] = {
     "ganforge.train": 3, "ganforge.export.container": 3, "ganforge.export.contract": 3,
     "ganforge.train.watchdog": 3,
     # 4 model families: each one's config, task, inference object and file format
-    "ganforge.train.gan": 4, "ganforge.config": 4, "ganforge.generator": 4, "ganforge.sample": 4,
+    "ganforge.train.gan": 4, "ganforge.train.textgan": 4, "ganforge.config": 4, "ganforge.generator": 4, "ganforge.sample": 4,
     "ganforge.export.generator_file": 4, "ganforge.published": 4, "ganforge.translate": 4, "ganforge.style": 4, "ganforge.restore": 4,
     "ganforge.editing": 4,
     # 5 what works across families: evaluation of generators, video, export of any family
