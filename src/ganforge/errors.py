@@ -11,6 +11,10 @@ class DataError(GanforgeError):
     """A dataset or image could not be used."""
 
 
+class CaptionError(DataError):
+    """A captioned dataset has no usable captions (none found, none readable, none non-empty)."""
+
+
 class WeightsError(GanforgeError):
     """Pretrained weights are missing, corrupt, or of the wrong layout."""
 

@@ -118,6 +118,16 @@ def _roots() -> list[Path]:
     return [r for r in roots if r is not None]
 
 
+def present_locally(name: str, split: str = "train") -> bool:
+    """True when the idx files of ``name``'s ``split`` are already on this machine (GANFORGE_DATA_DIR
+    or the cache), so loading it downloads nothing; False for other names."""
+    spec = IDX_DATASETS.get(name)
+    if spec is None or split not in _SPLIT_PREFIX:
+        return False
+    wanted = (f"{_SPLIT_PREFIX[split]}-images-idx3-ubyte.gz", f"{_SPLIT_PREFIX[split]}-labels-idx1-ubyte.gz")
+    return all(any((root / spec.folder / "raw" / f).is_file() for root in _roots()) for f in wanted)
+
+
 _VERIFIED: dict[tuple[str, int, int], bool] = {}
 
 

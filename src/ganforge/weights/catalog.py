@@ -316,3 +316,19 @@ register_weights(WeightsEntry(
     normalisation="BGR uint8 image; faces as x, y, w, h, 5 landmarks (eyes, nose, mouth corners), score",
     description="face detection with five landmarks, for --align faces (FFHQ alignment)",
 ))
+
+
+# Text conditioning (ganforge.text.clip): OpenAI's CLIP ViT-B/32, read through open_clip. The URL's
+# path holds the file's full sha256 (OpenAI's clip package checks it the same way).
+register_weights(WeightsEntry(
+    name="clip-vit-b-32-openai",
+    filename="ViT-B-32.pt",
+    url="https://openaipublic.azureedge.net/clip/models/"
+        "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+    sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+    size=None,  # about 338 MiB; the exact byte count is not published beside the file
+    licence="MIT (openai/CLIP code and weights)",
+    architecture="OpenAI CLIP ViT-B/32 TorchScript archive (quick GELU), loaded by open_clip.load_openai_model",
+    normalisation="text: CLIP BPE, 77 tokens; images: RGB 224x224, OpenAI CLIP mean/std",
+    description="CLIP's text tower for --text-encoder clip (512-d sentence embeddings) and CLIP score",
+))
