@@ -59,7 +59,8 @@ def test_text_run_trains_and_samples_from_prompts(runs, capsys):
     config = json.loads((run / "config.json").read_text())["options"]
     assert config["text"] and config["loss"] == "hinge"
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
-    assert len(log) == 4 and all(np.isfinite(r["D_mismatch"]) and r["gradient_penalty"] >= 0 for r in log)
+    assert len(log) == 4 and all(np.isfinite(r["D_mismatch"]) for r in log)
+    assert sum("gradient_penalty" in r for r in log) == 1  # lazy MA-GP: every 4 steps (dfgan)
     page = (run / "samples" / "index.html").read_text()
     assert all(p in page for p in meta["text"]["snapshot_prompts"])  # the samples page names its rows' captions
 

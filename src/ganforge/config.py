@@ -33,6 +33,7 @@ LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "ema_kimg": 0.0, "watchdog":
 D_NORMS = ("auto", "batch", "spectral")
 TEXT_ARCHS = ("dfgan", "stylegan2")
 TEXT_ENCODERS = ("builtin", "clip")
+TEXT_DFGAN_WIDTH, TEXT_BATCH = 16, 32  # --text defaults: 3000 steps of 32² captioned digits fit 15 CPU minutes
 WATCHDOG_POLICIES = ("auto", "off", "warn", "act")
 
 
@@ -59,7 +60,7 @@ class GanConfig(LoopOptions):
     label_smoothing: float = 0.0  # one-sided: real target 1 - s
     n_critic: int = 1
     mode_seeking: float | None = None  # MSGAN weight; None: 1 for conditional runs, 0 otherwise
-    r1_every: int = 0  # lazy R1: every N steps with gamma x N; 0: 16 for stylegan2, 1 (every step) otherwise
+    r1_every: int = 0  # lazy R1 (--text: MA-GP): every N steps with gamma x N; 0: 16 stylegan2, 4 dfgan, else 1
     style_mixing: float = 0.9  # stylegan2 only: probability of two latents with a crossover in W
     pl_weight: float = 2.0  # stylegan2 only: path-length regularisation weight (0: off)
     pl_every: int = 4  # stylegan2 only: path-length regularisation every N steps (weight x N)
@@ -166,8 +167,9 @@ class GanConfig(LoopOptions):
 
     def with_text_defaults(self) -> "GanConfig":
         """A ``--text`` run's defaults where the options are at the GAN's: ``--arch dfgan`` for the
-        default dcgan, DF-GAN's hinge loss for the default non-saturating one (the CLI cannot tell
-        a default from the same value given, so ask ``--text --loss`` for another loss than these)."""
+        default dcgan, DF-GAN's hinge loss for the default non-saturating one, width 16 for dfgan
+        and batch 32 (the CLI cannot tell a default from the same value given: ask for another
+        value than these to change them)."""
         if not self.text:
             return self
         out = replace(self)
@@ -175,6 +177,10 @@ class GanConfig(LoopOptions):
             out.arch = "dfgan"
         if self.loss == GanConfig.loss:
             out.loss = "hinge"
+        if out.arch == "dfgan" and self.width == GanConfig.width:
+            out.width = TEXT_DFGAN_WIDTH
+        if self.batch_size == GanConfig.batch_size:
+            out.batch_size = TEXT_BATCH
         return out
 
     def adopt_stored(self, stored: "GanConfig", given: set[str] | frozenset[str] = frozenset()) -> "GanConfig":
@@ -197,7 +203,7 @@ class GanConfig(LoopOptions):
     def r1_interval(self) -> int:
         if self.r1_every:
             return self.r1_every
-        return 16 if self.arch in STYLE_ARCHS else 1
+        return 16 if self.arch in STYLE_ARCHS else 4 if self.arch == "dfgan" else 1  # dfgan: lazy MA-GP
 
     @property
     def grow_interval(self) -> int:

@@ -10,8 +10,10 @@ a :class:`GanNetSpec` whose ``text_dim`` is the sentence embedding's size.
   the official code. Output: leaky ReLU, 3x3 conv to the image channels, tanh.
 - **D**: a 3x3 conv, then residual down-blocks (two 4x4 / 3x3 convs with leaky ReLU, a learned
   residual gain ``gamma`` starting at 0, and a 1x1 + avg-pool shortcut) to 4x4 features; the
-  matching-aware head joins the 4x4 features with the sentence embedding replicated over the map,
-  then a 3x3 conv, leaky ReLU and a 4x4 conv to one logit: "real *and* matching this text".
+  matching-aware head joins the 4x4 features with the sentence embedding (narrowed to half the
+  channels by a linear map: the paper joins all 256 dimensions, which here would cost as much as
+  the rest of D) replicated over the map, then a 3x3 conv, leaky ReLU and a 4x4 conv to one
+  logit: "real *and* matching this text".
 
 ``G(z, c)`` and ``D(x, c)`` take the sentence embedding ``c`` (N x text_dim, float) where class
 generators take labels, so the GAN machinery (EMA, sampling, export) treats both alike. Channel
@@ -149,15 +151,16 @@ class DFGANDiscriminator(nn.Module):
             res //= 2
         self.blocks = nn.Sequential(*blocks)
         ch = channels_at(spec, 4)
-        self.joint = nn.Sequential(nn.Conv2d(ch + self.text_dim, ch * 2, 3, 1, 1, bias=False),
-                                   nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(ch * 2, 1, 4, 1, 0, bias=False))
+        self.text_proj = nn.Linear(self.text_dim, ch // 2)  # the sentence, narrowed before the joint conv
+        self.joint = nn.Sequential(nn.Conv2d(ch + ch // 2, ch, 3, 1, 1, bias=False),
+                                   nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(ch, 1, 4, 1, 0, bias=False))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The 4x4 image features (the part of D that does not see the text)."""
         return self.blocks(self.from_rgb(x))
 
     def logits(self, h: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        c = text.to(h.dtype)[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
+        c = self.text_proj(text.to(h.dtype))[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
         return self.joint(torch.cat([h, c], dim=1)).flatten(1).squeeze(1)
 
     def forward(self, x: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:

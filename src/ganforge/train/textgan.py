@@ -200,19 +200,22 @@ class TextGanTask(GanTask):
                         fake_d = self._generate(z, text, ctx, last)
                 real_in = self._aug(real, ctx)
                 penalty = None
-                if cfg.ma_gp > 0:
+                if cfg.ma_gp > 0 and ctx.step % cfg.r1_interval == 0:  # lazy: every r1_interval steps, weight x N
                     d_real, d_mis, penalty = matching_aware_gp(self.D, real_in, text, text_mis, self.gradfix)
                 elif r1_now:
                     from ..losses import d_real_and_r1
 
                     d_real, penalty = d_real_and_r1(D, real_in, text, self.gradfix)
                     d_mis = D(real_in, text_mis).float()
+                elif hasattr(self.D, "features"):  # dfgan: one pass over the reals for both texts
+                    h = self.D.features(real_in)
+                    d_real, d_mis = self.D.logits(h, text).float(), self.D.logits(h, text_mis).float()
                 else:
                     d_real, d_mis = D(real_in, text).float(), D(real_in, text_mis).float()
                 d_fake = D(self._aug(fake_d, ctx), text).float()
                 loss_d = 0.5 * (self.loss.d_loss(d_real, d_fake, real_target) + self.loss.d_loss(d_real, d_mis, real_target))
                 if penalty is not None:
-                    weight = cfg.ma_gp if cfg.ma_gp > 0 else 0.5 * cfg.r1_gamma * cfg.r1_interval
+                    weight = (cfg.ma_gp if cfg.ma_gp > 0 else 0.5 * cfg.r1_gamma) * cfg.r1_interval
                     loss_d = loss_d + weight * penalty
             self.ada.observe(d_real, getattr(ctx, "all_reduce_sum", None))
             ctx.optimize(loss_d, "D", [self.D])
