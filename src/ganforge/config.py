@@ -21,7 +21,7 @@ ARCH_OPTIMIZERS: dict[str, dict[str, float]] = {
     "resnet": dict(lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, r1_gamma=0.0),
     "stylegan2": dict(lr_g=0.0025, lr_d=0.0025, beta1=0.0, beta2=0.99, r1_gamma=-1.0),  # -1: the heuristic
     "progan": dict(lr_g=1e-3, lr_d=1e-3, beta1=0.0, beta2=0.99, r1_gamma=0.0),
-    "dfgan": dict(lr_g=1e-4, lr_d=4e-4, beta1=0.0, beta2=0.9, r1_gamma=0.0),  # DF-GAN's (MA-GP instead of R1)
+    "dfgan": dict(lr_g=2e-4, lr_d=4e-4, beta1=0.0, beta2=0.9, r1_gamma=0.0),  # DF-GAN (G 1e-4 there: long runs), MA-GP not R1
 }
 ARCH_OPTIMIZERS["stylegan2-official"] = ARCH_OPTIMIZERS["stylegan2"]  # published networks fine-tuned (--init)
 STYLE_ARCHS = ("stylegan2", "stylegan2-official")  # mapping/synthesis: style mixing, path length, lazy R1 16
