@@ -87,6 +87,50 @@ def score(run: Path, holdout, per_prompt: int, seed: int, device: str) -> dict:
     return {"step": gen.step, "per_prompt": per_prompt, "classifier_test_accuracy": clf.test_accuracy, **table}
 
 
+def step_cost(steps: int = 16, batch: int | None = None, width: int | None = None) -> dict:
+    """CPU seconds (process time, one thread) per training step of a default --text run's networks
+    at 32² (dfgan G and D, the lazy MA-GP every 4 steps, Adam), on random tensors: a figure that
+    a busy machine inflates less than wall time."""
+    import torch
+
+    from ganforge.config import TEXT_BATCH, TEXT_DFGAN_WIDTH
+    from ganforge.nets import GanNetSpec, build_gan
+    from ganforge.train.textgan import matching_aware_gp
+
+    torch.set_num_threads(1)
+    batch, width = batch or TEXT_BATCH, width or TEXT_DFGAN_WIDTH
+    G, D = build_gan("dfgan", GanNetSpec(resolution=32, channels=3, z_dim=100, width=width, text_dim=256))
+    G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    og, od = torch.optim.Adam(G.parameters(), fused=True), torch.optim.Adam(D.parameters(), fused=True)
+    x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    c, z = torch.randn(batch, 256), torch.randn(batch, 100)
+
+    def step(i: int) -> None:
+        fake = G(z, c)
+        if i % 4 == 0:
+            dr, dm, gp = matching_aware_gp(D, x, c, c.roll(1, 0))
+        else:
+            h = D.features(x)
+            dr, dm, gp = D.logits(h, c), D.logits(h, c.roll(1, 0)), torch.zeros(())
+        df = D(fake.detach(), c)
+        loss = torch.relu(1 - dr).mean() + 0.5 * (torch.relu(1 + df).mean() + torch.relu(1 + dm).mean()) + 8 * gp
+        od.zero_grad()
+        loss.backward()
+        od.step()
+        D.requires_grad_(False)
+        og.zero_grad()
+        (-D(fake, c).mean()).backward()
+        og.step()
+        D.requires_grad_(True)
+
+    for i in range(4):
+        step(i)
+    t = time.process_time()
+    for i in range(steps):
+        step(i)
+    return {"batch": batch, "width": width, "cpu_s_per_step_1thread": (time.process_time() - t) / steps}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("runs/text-digits-data"))
@@ -99,8 +143,13 @@ def main() -> int:
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--extra", default="", help="more 'ganforge train' options, one string")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--cost", action="store_true", help="only measure CPU seconds per step (step_cost) and exit")
     args = ap.parse_args()
     import torch
+
+    if args.cost:
+        print(json.dumps({**step_cost(), "cpu_flags": cpu_flags(), "load": os.getloadavg()[0]}))
+        return 0
 
     torch.set_num_threads(args.threads)
     holdout = (("red", 7),)

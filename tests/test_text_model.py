@@ -184,3 +184,26 @@ def test_server_generate_takes_a_prompt(runs):
                             ({"run": "plain", "n": 2, "prompt": "a red square"}, "not trained on text")):
             bad = client.post("/v1/generate", json=body)
             assert bad.status_code == 422 and words in bad.text
+
+
+@pytest.mark.parametrize("resolution", [32, 64, 256])
+def test_dfgan_is_sized_by_resolution(resolution):
+    from ganforge.nets import GanNetSpec, build_gan
+
+    spec = GanNetSpec(resolution=resolution, channels=3, z_dim=16, width=4, text_dim=12)
+    G, D = build_gan("dfgan", spec)
+    assert len(G.blocks) == int(np.log2(resolution)) - 2
+    z, s = torch.randn(2, 16), torch.randn(2, 12)
+    x = G(z, s)
+    assert x.shape == (2, 3, resolution, resolution) and x.abs().max() <= 1
+    assert D(x, s).shape == (2,)
+    # the text reaches every up-block: a fusion block's affine MLPs read [z, sentence]
+    assert all(b.fuse0.affine0.gamma[0].in_features == 16 + 12 for b in G.blocks)
+    assert torch.equal(G(z, s), G(z, torch.randn(2, 12)))  # the fusions start as the identity (DF-GAN's init)
+    with torch.no_grad():
+        for m in G.modules():
+            if m.__class__.__name__ == "Affine":
+                torch.nn.init.normal_(m.gamma[2].weight, 0, 0.1)
+    assert not torch.equal(G(z, s), G(z, torch.randn(2, 12)))
+    with pytest.raises(ValueError, match="text_dim"):
+        build_gan("dfgan", GanNetSpec(resolution=32, channels=3))

@@ -33,7 +33,7 @@ LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "ema_kimg": 0.0, "watchdog":
 D_NORMS = ("auto", "batch", "spectral")
 TEXT_ARCHS = ("dfgan", "stylegan2")
 TEXT_ENCODERS = ("builtin", "clip")
-TEXT_DFGAN_WIDTH, TEXT_BATCH = 16, 32  # --text defaults: 3000 steps of 32² captioned digits fit 15 CPU minutes
+TEXT_DFGAN_WIDTH, TEXT_BATCH = 16, 24  # --text defaults: 3000 steps of 32² captioned digits in ~15 CPU minutes (estimate)
 WATCHDOG_POLICIES = ("auto", "off", "warn", "act")
 
 
@@ -168,7 +168,7 @@ class GanConfig(LoopOptions):
     def with_text_defaults(self) -> "GanConfig":
         """A ``--text`` run's defaults where the options are at the GAN's: ``--arch dfgan`` for the
         default dcgan, DF-GAN's hinge loss for the default non-saturating one, width 16 for dfgan
-        and batch 32 (the CLI cannot tell a default from the same value given: ask for another
+        and batch 24 (the CLI cannot tell a default from the same value given: ask for another
         value than these to change them)."""
         if not self.text:
             return self
