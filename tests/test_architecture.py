@@ -43,7 +43,7 @@ LAYERS: dict[str, int] = {
     "ganforge.train": 3, "ganforge.export.container": 3, "ganforge.export.contract": 3,
     "ganforge.train.watchdog": 3,
     # 4 model families: each one's config, task, inference object and file format
-    "ganforge.train.gan": 4, "ganforge.config": 4, "ganforge.generator": 4, "ganforge.sample": 4,
+    "ganforge.train.gan": 4, "ganforge.train.textgan": 4, "ganforge.config": 4, "ganforge.generator": 4, "ganforge.sample": 4,
     "ganforge.export.generator_file": 4, "ganforge.published": 4, "ganforge.translate": 4, "ganforge.style": 4, "ganforge.restore": 4,
     "ganforge.editing": 4,
     # 5 what works across families: evaluation of generators, video, export of any family

@@ -37,10 +37,16 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
         from .published.finetune import apply_init
 
         cfg = apply_init(cfg)
-    cfg = _keep_stored_behaviour(cfg, Path(out), resume)
+    cfg = _keep_stored_behaviour(cfg.with_text_defaults(), Path(out), resume)
     cfg.validate()
 
     def prepare(accelerator) -> Prepared:
+        if cfg.text:  # captions condition G and D (train/textgan.py)
+            from .train.checkpoint import list_checkpoints
+            from .train.textgan import prepare_text_run
+
+            resuming = resume == "auto" and bool(list_checkpoints(Path(out) / "checkpoints"))
+            return prepare_text_run(cfg, accelerator, Path(out), resuming, _make_eval_fn)
         from .data import load_dataset
         from .data.prepared import open_training_data
         from .nets import GanNetSpec
@@ -152,6 +158,8 @@ def _make_eval_fn(cfg: GanConfig, task, spec):
         device = task.fixed_z.device
         z = torch.randn(n, spec.z_dim, generator=gen).to(device)
         y = torch.randint(0, spec.num_classes, (n,), generator=gen).to(device) if spec.num_classes else None
+        if hasattr(task, "eval_condition"):  # a text run: captions of random training images
+            y = task.eval_condition(n, gen)
         return task.G_ema(z, y).float().add(1).div(2).clamp(0, 1).cpu()
 
     def eval_fn() -> float:

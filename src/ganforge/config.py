@@ -21,6 +21,7 @@ ARCH_OPTIMIZERS: dict[str, dict[str, float]] = {
     "resnet": dict(lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, r1_gamma=0.0),
     "stylegan2": dict(lr_g=0.0025, lr_d=0.0025, beta1=0.0, beta2=0.99, r1_gamma=-1.0),  # -1: the heuristic
     "progan": dict(lr_g=1e-3, lr_d=1e-3, beta1=0.0, beta2=0.99, r1_gamma=0.0),
+    "dfgan": dict(lr_g=2e-4, lr_d=4e-4, beta1=0.0, beta2=0.9, r1_gamma=0.0),  # DF-GAN (G 1e-4 there: long runs), MA-GP not R1
 }
 ARCH_OPTIMIZERS["stylegan2-official"] = ARCH_OPTIMIZERS["stylegan2"]  # published networks fine-tuned (--init)
 STYLE_ARCHS = ("stylegan2", "stylegan2-official")  # mapping/synthesis: style mixing, path length, lazy R1 16
@@ -30,6 +31,9 @@ STYLE_ARCHS = ("stylegan2", "stylegan2-official")  # mapping/synthesis: style mi
 # was written before the option existed, so the run keeps the behaviour it was trained with.
 LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "ema_kimg": 0.0, "watchdog": "off"}
 D_NORMS = ("auto", "batch", "spectral", "group")  # group: GroupNorm, no minibatch stddev (per-example D, DP runs)
+TEXT_ARCHS = ("dfgan", "stylegan2")
+TEXT_ENCODERS = ("builtin", "clip")
+TEXT_DFGAN_WIDTH, TEXT_BATCH = 16, 24  # --text defaults: 3000 steps of 32² captioned digits in ~15 CPU minutes (estimate)
 WATCHDOG_POLICIES = ("auto", "off", "warn", "act")
 
 
@@ -56,10 +60,14 @@ class GanConfig(LoopOptions):
     label_smoothing: float = 0.0  # one-sided: real target 1 - s
     n_critic: int = 0  # D steps per G step; 0: auto (1; a DP run: train.dp.DP_D_STEPS)
     mode_seeking: float | None = None  # MSGAN weight; None: 1 for conditional runs, 0 otherwise
-    r1_every: int = 0  # lazy R1: every N steps with gamma x N; 0: 16 for stylegan2, 1 (every step) otherwise
+    r1_every: int = 0  # lazy R1 (--text: MA-GP): every N steps with gamma x N; 0: 16 stylegan2, 4 dfgan, else 1
     style_mixing: float = 0.9  # stylegan2 only: probability of two latents with a crossover in W
     pl_weight: float = 2.0  # stylegan2 only: path-length regularisation weight (0: off)
     pl_every: int = 4  # stylegan2 only: path-length regularisation every N steps (weight x N)
+    text: bool = False  # text-to-image: captions condition G and D (train/textgan.py; --arch dfgan or stylegan2)
+    text_encoder: str = "builtin"  # --text: builtin (trained on the captions first, then frozen) or clip
+    text_encoder_steps: int = 0  # --text builtin: the encoder's training steps (0: auto)
+    ma_gp: float = 2.0  # --text: matching-aware gradient penalty weight (DF-GAN: 2, power 6); 0: off
     grow_steps: int = 0  # progan only: steps of each fade-in and of each stable phase; 0: --steps / (2 x levels - 1)
     # optimisation
     lr_g: float = 0.0  # 0: the architecture's own (ARCH_OPTIMIZERS)
@@ -131,6 +139,17 @@ class GanConfig(LoopOptions):
             raise GanforgeError(f"--watchdog must be one of {', '.join(WATCHDOG_POLICIES)}, got {self.watchdog!r}")
         if self.ema_rampup < 0:
             raise GanforgeError(f"--ema-rampup must be >= 0 (0: no ramp-up), got {self.ema_rampup}")
+        if self.text:
+            if self.arch not in TEXT_ARCHS:
+                raise GanforgeError(f"--text trains --arch {' or '.join(TEXT_ARCHS)}, not {self.arch}")
+            if self.text_encoder not in TEXT_ENCODERS:
+                raise GanforgeError(f"--text-encoder must be one of {', '.join(TEXT_ENCODERS)}, got {self.text_encoder!r}")
+            if self.conditional:
+                raise GanforgeError("--text and --conditional are two kinds of condition: give one")
+            if self.text_encoder_steps < 0 or self.ma_gp < 0:
+                raise GanforgeError("--text-encoder-steps and --ma-gp must be >= 0")
+        elif self.arch == "dfgan":
+            raise GanforgeError("--arch dfgan is text-to-image: add --text (and a captioned --data folder)")
         self.loop_config().validate()
 
     def resolved(self) -> "GanConfig":
@@ -161,6 +180,24 @@ class GanConfig(LoopOptions):
             out.watchdog = "off" if private else "act"
         return out
 
+    def with_text_defaults(self) -> "GanConfig":
+        """A ``--text`` run's defaults where the options are at the GAN's: ``--arch dfgan`` for the
+        default dcgan, DF-GAN's hinge loss for the default non-saturating one, width 16 for dfgan
+        and batch 24 (the CLI cannot tell a default from the same value given: ask for another
+        value than these to change them)."""
+        if not self.text:
+            return self
+        out = replace(self)
+        if self.arch == GanConfig.arch:
+            out.arch = "dfgan"
+        if self.loss == GanConfig.loss:
+            out.loss = "hinge"
+        if out.arch == "dfgan" and self.width == GanConfig.width:
+            out.width = TEXT_DFGAN_WIDTH
+        if self.batch_size == GanConfig.batch_size:
+            out.batch_size = TEXT_BATCH
+        return out
+
     def adopt_stored(self, stored: "GanConfig", given: set[str] | frozenset[str] = frozenset()) -> "GanConfig":
         """A copy that keeps ``stored``'s values (a run being resumed) for the options added since
         it was made (:data:`LEGACY_VALUES`) unless ``given`` names them: an old run goes on with
@@ -181,7 +218,7 @@ class GanConfig(LoopOptions):
     def r1_interval(self) -> int:
         if self.r1_every:
             return self.r1_every
-        return 16 if self.arch in STYLE_ARCHS else 1
+        return 16 if self.arch in STYLE_ARCHS else 4 if self.arch == "dfgan" else 1  # dfgan: lazy MA-GP
 
     @property
     def grow_interval(self) -> int:

@@ -17,12 +17,20 @@ from .nets import GanNetSpec
 TRUNCATION_ROUNDS = 100  # resampling rounds before the exact inverse-CDF draw (bounded time)
 
 
+@torch.no_grad()
+def sentence_embeddings(encoder, texts: list[str]) -> torch.Tensor:
+    """What a text-conditional G and D take for ``texts``: the encoder's unit-length sentence
+    embeddings x sqrt(dim) (unit variance per element, like z), float32 on the encoder's device."""
+    return encoder.encode(list(texts)).float() * float(encoder.dim) ** 0.5
+
+
 class Generator:
     """A trained generator (EMA weights by default) with its metadata."""
 
     def __init__(self, G_ema: torch.nn.Module, G: torch.nn.Module, spec: GanNetSpec, class_names: list[str],
-                 step: int, run_dir: Path, arch: str | None = None) -> None:
+                 step: int, run_dir: Path, arch: str | None = None, text_encoder: torch.nn.Module | None = None) -> None:
         self.G_ema, self.G, self.spec = G_ema.eval(), G.eval(), spec
+        self.text_encoder = text_encoder  # a text-to-image generator's frozen encoder (None: no text)
         self.class_names, self.step, self.run_dir = class_names, step, run_dir  # run_dir: or the exported file
         self.arch = arch  # the registered architecture name; export needs it to rebuild the network
         self.device, self.precision = next(G_ema.parameters()).device, "fp32"  # see :meth:`to`
@@ -36,7 +44,26 @@ class Generator:
         self.precision = resolve_precision(precision, self.device)
         self.G_ema.to(self.device)
         self.G.to(self.device)
+        if self.text_encoder is not None:
+            self.text_encoder.to(self.device, "fp32")
         return self
+
+    @property
+    def is_text(self) -> bool:
+        """Trained with ``--text``: draws from prompts (:meth:`embed`, ``sample(n, prompts=...)``)."""
+        return self.text_encoder is not None
+
+    def embed(self, prompts: list[str]) -> torch.Tensor:
+        """The condition G takes for each prompt (float32, on the CPU). A generator without text,
+        or a prompt that is not a non-empty string, is a one-line error."""
+        if not self.is_text:
+            raise GanforgeError("this run was not trained on text (train with --text); it takes no --prompt")
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        prompts = list(prompts)
+        if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+            raise GanforgeError("every prompt must be a non-empty string")
+        return sentence_embeddings(self.text_encoder, [p.strip() for p in prompts]).cpu()
 
     num_classes = property(lambda self: self.spec.num_classes)
     channels = property(lambda self: self.spec.channels)
@@ -71,6 +98,8 @@ class Generator:
     def labels(self, n: int, labels=None, seed: int = 0) -> torch.Tensor | None:
         """``n`` class labels for a conditional generator: ``labels`` (int, list or tensor; one value is
         repeated), or drawn from ``seed`` when None; None for an unconditional one."""
+        if self.is_text:
+            raise GanforgeError("this is a text-to-image run: give it prompts (--prompt TEXT), not classes")
         if not self.num_classes:
             if labels is not None:
                 raise GanforgeError("this generator is unconditional; --class is not available")
@@ -134,8 +163,20 @@ class Generator:
                    for i in range(0, len(ws), batch_size)]
         return torch.cat(out)
 
-    def sample(self, n: int, labels=None, seed: int = 0, truncation: float = 1.0, ema: bool = True) -> torch.Tensor:
-        """``n`` images as a float tensor N×C×H×W in [0, 1]; ``labels``: int, list or tensor."""
+    def sample(self, n: int, labels=None, seed: int = 0, truncation: float = 1.0, ema: bool = True,
+               prompts: list[str] | None = None) -> torch.Tensor:
+        """``n`` images as a float tensor N×C×H×W in [0, 1]; ``labels``: int, list or tensor.
+        A text generator takes ``prompts`` instead: ``n`` images per prompt, prompt after prompt,
+        the i-th image of every prompt from the same latent."""
+        if prompts is not None or self.is_text:
+            if prompts is None:
+                raise GanforgeError("this is a text-to-image run: give it prompts (--prompt TEXT)")
+            if labels is not None:
+                raise GanforgeError("give prompts or classes, not both")
+            text = self.embed(prompts)
+            z = self.latents(n, seed, 1.0 if self.w_space else truncation).repeat(len(text), 1)
+            return self.generate(z, text.repeat_interleave(n, dim=0), ema,
+                                 truncation=truncation if self.w_space else 1.0)
         z = self.latents(n, seed, 1.0 if self.w_space else truncation)
         return self.generate(z, self.labels(n, labels, seed), ema, truncation=truncation if self.w_space else 1.0)
 

@@ -55,7 +55,13 @@ def load_generator(run_dir: str | Path, *, checkpoint_name: str = "latest") -> G
         G, _ = build_gan(cfg.arch, spec)
         G_ema, _ = build_gan(cfg.arch, spec)
     checkpoint.restore_modules({"G": G, "G_ema": G_ema}, tensors, path)
-    return Generator(G_ema, G, spec, meta.get("class_names", []), int(state["step"]), run_dir, arch=cfg.arch)
+    encoder = None
+    if cfg.text:  # its frozen text encoder, stored in the run
+        from .train.textfiles import load_run_encoder
+
+        encoder = load_run_encoder(run_dir)
+    return Generator(G_ema, G, spec, meta.get("class_names", []), int(state["step"]), run_dir, arch=cfg.arch,
+                     text_encoder=encoder)
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, *,
@@ -99,6 +105,20 @@ def interpolation_frames(gen: Generator, seeds: list[int], frames_per_seed: int 
     z = torch.stack(zs)
     labels = gen.labels(len(z), label, 0) if gen.num_classes else None
     return gen.generate(z, labels, ema=ema)
+
+
+def prompt_walk_frames(gen: Generator, prompts: list[str], seed: int = 0, frames_per_prompt: int = 24,
+                       ema: bool = True, truncation: float = 1.0) -> torch.Tensor:
+    """A text generator's closed walk through ``prompts`` (frames N×C×H×W in [0, 1]): one latent
+    (``seed``), the sentence embedding moving in straight lines from prompt to prompt; frame
+    ``i x frames_per_prompt`` is ``gen.sample(1, prompts=[prompts[i]], seed=seed)``."""
+    if len(prompts) < 2:
+        raise GanforgeError("a prompt walk needs at least two prompts (--prompt A --prompt B)")
+    keys = gen.embed(prompts)
+    text = torch.stack([torch.lerp(keys[i], keys[(i + 1) % len(keys)], t / frames_per_prompt)
+                        for i in range(len(keys)) for t in range(frames_per_prompt)])
+    z = gen.latents(1, seed, 1.0 if gen.w_space else truncation).expand(len(text), -1)
+    return gen.generate(z, text, ema=ema, truncation=truncation if gen.w_space else 1.0)
 
 
 def write_video(frames: torch.Tensor, path: str | Path, fps: int = 24, scale: int = 1,

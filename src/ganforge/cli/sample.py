@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--out-dir", help="folder: one PNG per image")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--class", dest="label", type=int, default=None, help="class index (conditional runs)")
+    add_prompt_options(p, "--n images per prompt, one grid row per prompt")
     p.add_argument("--truncation", type=float, default=1.0,
                    help="resample |z| above this; stylegan2: psi toward the mean w, 0 allowed (< 1 trades variety for quality)")
     p.add_argument("--raw", action="store_true", help="use the raw generator instead of its EMA")
@@ -40,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--fps", type=int, default=24)
     q.add_argument("--scale", type=int, default=4, help="nearest-neighbour upscaling of each frame")
     q.add_argument("--class", dest="label", type=int, default=None)
+    add_prompt_options(q, "text runs: a closed walk from prompt to prompt with one latent (the first of --seeds)")
     q.add_argument("--truncation", type=float, default=1.0,
                    help="resample |z| above this; stylegan2: psi toward the mean w, 0 allowed")
     q.add_argument("--checkpoint", default="latest")
@@ -48,6 +50,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json(q, "the summary (file written, seeds, frames)")
     add_watermark(q)
     q.set_defaults(func=_interpolate)
+
+
+def add_prompt_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--prompt", dest="prompts", action="append", default=None, metavar="TEXT",
+                   help=f"text runs: draw from this description (repeatable; {what})")
+    p.add_argument("--prompts", dest="prompts_file", default=None, metavar="FILE", help="text runs: prompts, one per line")
+
+
+def read_prompts(args: argparse.Namespace, gen) -> list[str] | None:
+    """The prompts given (--prompt, then --prompts FILE's lines); a one-line error for prompts
+    given to a run without text, or none given to a text run."""
+    prompts = list(args.prompts or [])
+    if args.prompts_file:
+        try:
+            lines = Path(args.prompts_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GanforgeError(f"cannot read --prompts {args.prompts_file}: {exc}") from None
+        prompts += [line.strip() for line in lines if line.strip()]
+        if not prompts:
+            raise GanforgeError(f"--prompts {args.prompts_file} holds no prompt (one per line)")
+    if prompts and not gen.is_text:
+        raise GanforgeError(f"{args.run} was not trained on text (train with --text); it takes no --prompt")
+    if gen.is_text and not prompts:
+        raise GanforgeError(f"{args.run} is a text-to-image run: give --prompt TEXT (or --prompts FILE)")
+    if prompts and args.label is not None:
+        raise GanforgeError("give --prompt or --class, not both")
+    return prompts or None
 
 
 def _summary(args: argparse.Namespace, gen, **fields) -> dict:
@@ -68,28 +97,41 @@ def _sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise GanforgeError("--n must be at least 1")
     gen = load_generator(args.run, checkpoint_name=args.checkpoint).to(args.device, args.precision)
+    prompts = read_prompts(args, gen)
     w_psi = args.truncation if gen.w_space else 1.0  # W-space generators truncate toward w_avg
     z = gen.latents(args.n, args.seed, 1.0 if gen.w_space else args.truncation)
-    labels = gen.labels(args.n, args.label, args.seed)
+    if prompts:  # n per prompt, the same latents in every prompt's row
+        labels = gen.embed(prompts).repeat_interleave(args.n, dim=0)
+        z = z.repeat(len(prompts), 1)
+    else:
+        labels = gen.labels(args.n, args.label, args.seed)
     chunk = 256  # Generator.generate's own batch: the bar moves once per batch, outputs are unchanged
     parts = []
-    for i in tqdm(range(0, args.n, chunk), desc="sampling", unit="batch", disable=args.quiet or args.n <= chunk):
+    for i in tqdm(range(0, len(z), chunk), desc="sampling", unit="batch", disable=args.quiet or len(z) <= chunk):
         parts.append(gen.generate(z[i:i + chunk], None if labels is None else labels[i:i + chunk], ema=not args.raw,
                                   truncation=w_psi))
     images = torch.cat(parts)
     human = sys.stderr if args.json_path == "-" else sys.stdout
     prov = model_provenance("sample", args.run, {"seed": args.seed, "n": args.n, "label": args.label,
-                                                  "truncation": args.truncation, "ema": not args.raw, "step": gen.step},
+                                                  "truncation": args.truncation, "ema": not args.raw, "step": gen.step,
+                                                  **({"prompts": prompts} if prompts else {})},
                             watermark=args.watermark)
     if args.out:
-        written = [str(save_grid(images, args.out, nrow=args.nrow, provenance=prov))]
+        nrow = args.nrow or (args.n if prompts and len(prompts) > 1 else None)  # one row per prompt
+        written = [str(save_grid(images, args.out, nrow=nrow, provenance=prov))]
         print(written[0], file=human)
     else:
         folder = Path(args.out_dir)
-        written = [str(save_image(img, folder / f"seed{args.seed}-{i:05d}.png", provenance=prov))
-                   for i, img in enumerate(tqdm(images, desc="writing", unit="img", disable=args.quiet))]
+        names = ([f"prompt{i // args.n:03d}-seed{args.seed}-{i % args.n:05d}.png" for i in range(len(images))]
+                 if prompts else [f"seed{args.seed}-{i:05d}.png" for i in range(len(images))])
+        written = [str(save_image(img, folder / name, provenance=prov))
+                   for name, img in zip(names, tqdm(images, desc="writing", unit="img", disable=args.quiet))]
+        if prompts:
+            (folder / "prompts.txt").write_text("".join(f"prompt{i:03d}\t{t}\n" for i, t in enumerate(prompts)),
+                                                encoding="utf-8")
         print(f"{len(images)} images in {folder}", file=human)
-    write_json(_summary(args, gen, n=args.n, seed=args.seed, ema=not args.raw, files=written), args.json_path)
+    write_json(_summary(args, gen, n=args.n, seed=args.seed, ema=not args.raw, files=written,
+                        **({"prompts": prompts} if prompts else {})), args.json_path)
     return 0
 
 
@@ -105,10 +147,19 @@ def _interpolate(args: argparse.Namespace) -> int:
     gen = load_generator(args.run, checkpoint_name=args.checkpoint).to(args.device, args.precision)
     from ..provenance import model_provenance
 
-    frames = interpolation_frames(gen, seeds, args.frames, label=args.label, truncation=args.truncation)
-    prov = model_provenance("interpolate", args.run, {"seeds": seeds, "frames": args.frames, "label": args.label,
-                                                      "truncation": args.truncation}, watermark=args.watermark)
+    prompts = read_prompts(args, gen)
+    if prompts:
+        from ..sample import prompt_walk_frames
+
+        frames = prompt_walk_frames(gen, prompts, seeds[0] if seeds else 0, args.frames, truncation=args.truncation)
+    else:
+        frames = interpolation_frames(gen, seeds, args.frames, label=args.label, truncation=args.truncation)
+    params = {"seeds": seeds, "frames": args.frames, "label": args.label, "truncation": args.truncation}
+    if prompts:
+        params["prompts"] = prompts
+    prov = model_provenance("interpolate", args.run, params, watermark=args.watermark)
     out = write_video(frames, args.out, fps=args.fps, scale=args.scale, provenance=prov)
     print(out, file=sys.stderr if args.json_path == "-" else sys.stdout)
-    write_json(_summary(args, gen, seeds=seeds, frames=len(frames), fps=args.fps, file=str(out)), args.json_path)
+    write_json(_summary(args, gen, seeds=seeds, frames=len(frames), fps=args.fps, file=str(out),
+                        **({"prompts": prompts} if prompts else {})), args.json_path)
     return 0

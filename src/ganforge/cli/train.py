@@ -25,6 +25,12 @@ HELP = {
             "the paper used --loss wgan-gp); each gets its paper's Adam settings unless --lr-g/--beta1/... say otherwise",
     "grow_steps": "progan: steps of each fade-in and of each stable phase (0: --steps split evenly over the levels)",
     "conditional": "class-conditional G (label embedding) and projection D",
+    "text": "text-to-image: train on a captioned folder (x.png + x.txt, metadata.jsonl or metadata.csv); "
+            "--arch dfgan (the default with --text) or stylegan2, DF-GAN's hinge loss with mismatched captions and MA-GP",
+    "text_encoder": "--text: builtin (trained on the dataset's captions first, then frozen and kept in the run) or clip",
+    "text_encoder_steps": "--text builtin: training steps of the text encoder (0: its default)",
+    "ma_gp": "--text: matching-aware gradient penalty weight (DF-GAN's 2, on real images with their captions; 0: off, "
+             "stylegan2 then uses its lazy R1)",
     "loss": "minimax, non-saturating, lsgan, hinge or wgan-gp",
     "r1_gamma": "R1 penalty weight (0: off; <0: the architecture's own: off, stylegan2 0.0002 x resolution^2 / batch size)",
     "lr_g": "G learning rate (0: the architecture's own: 2e-4 dcgan/resnet, 0.0025 stylegan2, 0.001 progan)",

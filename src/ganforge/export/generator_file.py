@@ -55,6 +55,9 @@ def export_generator(gen, path: str | Path, *, ema: bool = True) -> dict[str, An
     path = Path(path)
     if path.suffix != SUFFIX:
         raise GanforgeError(f"{path}: use a {SUFFIX} file name")
+    if getattr(gen, "is_text", False):  # the file would lose the run's text encoder
+        raise GanforgeError("a text-to-image run is not exported to one file yet; sample it from its run "
+                            "directory (ganforge sample RUN --prompt ...)")
     net = gen.G_ema if ema else gen.G
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
     meta = export_metadata(gen, ema=ema)

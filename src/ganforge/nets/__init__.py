@@ -15,5 +15,5 @@ def build_gan(name: str, spec: GanNetSpec):
 
 
 def load_builtin_architectures() -> None:
-    """Register the architectures that ship with ganforge (dcgan, resnet, progan, stylegan2)."""
-    from . import dcgan, progan, resnet, stylegan2  # noqa: F401  (registration side effect)
+    """Register the architectures that ship with ganforge (dcgan, resnet, progan, stylegan2, dfgan)."""
+    from . import dcgan, dfgan, progan, resnet, stylegan2  # noqa: F401  (registration side effect)

@@ -18,6 +18,7 @@ class GanNetSpec:
     z_dim: int = 100
     num_classes: int = 0  # 0: unconditional
     width: int = 64  # base channel count (ngf/ndf)
+    text_dim: int = 0  # > 0: conditioned on a sentence embedding of this size (text-to-image)
 
 
 ARCHITECTURES: Registry = Registry("architecture")

@@ -229,12 +229,14 @@ def mapping_layers(spec: GanNetSpec) -> int:
 
 class MappingNetwork(nn.Module):
     def __init__(self, z_dim: int, w_dim: int, num_ws: int, num_classes: int, layers: int,
-                 lr_mul: float = 0.01, w_avg_beta: float = 0.995) -> None:
+                 lr_mul: float = 0.01, w_avg_beta: float = 0.995, text_dim: int = 0) -> None:
         super().__init__()
         self.z_dim, self.w_dim, self.num_ws, self.num_classes = z_dim, w_dim, num_ws, num_classes
         self.w_avg_beta = w_avg_beta
-        self.embed = nn.Embedding(num_classes, z_dim) if num_classes else None
-        dims = [z_dim * (2 if num_classes else 1)] + [w_dim] * layers
+        # c: a class (embedding table) or a sentence embedding (a FC layer, as the official code embeds c)
+        self.embed = (nn.Embedding(num_classes, z_dim) if num_classes
+                      else EqualLinear(text_dim, z_dim) if text_dim else None)
+        dims = [z_dim * (2 if self.embed is not None else 1)] + [w_dim] * layers
         self.fc = nn.ModuleList(EqualLinear(a, b, lr_mul=lr_mul, act=True) for a, b in zip(dims[:-1], dims[1:]))
         self.register_buffer("w_avg", torch.zeros(max(num_classes, 1), w_dim))  # one row per class
 
@@ -249,7 +251,7 @@ class MappingNetwork(nn.Module):
         if self.embed is not None:
             if y is None:
                 raise ValueError("a conditional generator needs labels")
-            x = torch.cat([x, normalize_2nd_moment(self.embed(y).float())], dim=1)
+            x = torch.cat([x, normalize_2nd_moment(self.embed(y.float() if self.num_classes == 0 else y).float())], dim=1)
         for layer in self.fc:
             x = layer(x)
         if update_w_avg:
@@ -322,7 +324,8 @@ class StyleGAN2Generator(nn.Module):
         self.w_dim = min(512, 8 * spec.width)
         self.synthesis = SynthesisNetwork(spec, self.w_dim)
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(spec.z_dim, self.w_dim, self.num_ws, spec.num_classes, mapping_layers(spec))
+        self.mapping = MappingNetwork(spec.z_dim, self.w_dim, self.num_ws, spec.num_classes, mapping_layers(spec),
+                                     text_dim=spec.text_dim)
 
     @property
     def w_avg(self) -> torch.Tensor:
@@ -363,7 +366,8 @@ class StyleGAN2Discriminator(nn.Module):
         self.conv = EqualConv2d(ch + 1, ch, 3)  # +1: minibatch-stddev channel
         self.fc = EqualLinear(ch * 16, ch, act=True)
         self.out = EqualLinear(ch, 1)
-        self.embed = nn.Embedding(spec.num_classes, ch) if spec.num_classes else None  # projection
+        self.embed = (nn.Embedding(spec.num_classes, ch) if spec.num_classes  # projection: of a class
+                      else EqualLinear(spec.text_dim, ch) if spec.text_dim else None)  # or of a sentence
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.blocks(self.from_rgb(x))

@@ -80,8 +80,9 @@ class RunInfo:
         files = {which: self.file(which) for which in ("samples", "loss_curves")}
         return {"name": self.name, "resolution": spec.get("resolution"), "channels": spec.get("channels"),
                 "num_classes": spec.get("num_classes", 0), "class_names": self.meta.get("class_names", []),
-                "z_dim": spec.get("z_dim"),
-                "w_space": bool(self.meta.get("published")) or self.meta.get("arch") == "stylegan2",  # /v1/edit, /v1/project
+                "z_dim": spec.get("z_dim"), "text": bool(self.meta.get("text")),  # text-to-image: takes a prompt
+                "w_space": (bool(self.meta.get("published")) or self.meta.get("arch") == "stylegan2")  # /v1/edit, /v1/project
+                           and not self.meta.get("text"),
                 "checkpoint": latest_checkpoint_name(self.path, self.jail),
                 "samples": f"/v1/runs/{self.name}/samples.png" if files["samples"] else None,
                 "loss_curves": f"/v1/runs/{self.name}/loss_curves.png" if files["loss_curves"] else None,

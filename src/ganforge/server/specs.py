@@ -54,10 +54,11 @@ class GenerateSpec:
     label: int | None
     truncation: float
     fmt: str
+    prompt: str | None = None  # text-to-image runs
 
     def params(self) -> dict[str, Any]:
         return {"run": self.run.name, "n": self.n, "seed": self.seed, "class": self.label,
-                "truncation": self.truncation}
+                "truncation": self.truncation, **({"prompt": self.prompt} if self.prompt is not None else {})}
 
 
 def _not_bool(value: Any) -> Any:
@@ -68,6 +69,9 @@ def _not_bool(value: Any) -> Any:
 
 
 NoBool = BeforeValidator(_not_bool)
+
+
+MAX_PROMPT_CHARS = 1000  # a text run's prompt
 
 
 class GenerateRequest(BaseModel):
@@ -82,6 +86,8 @@ class GenerateRequest(BaseModel):
                                                         description="class index or name (conditional runs)")
     truncation: Annotated[float, NoBool] = Field(1.0, gt=0, le=10, description="truncation of the latent (1: none)")
     format: Literal["png", "zip"] = Field("png", description="png: one grid; zip: one PNG per sample")
+    prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS,
+                               description="text-to-image runs (text: true in GET /v1/models): what to draw")
 
 
 # -- parsing uploads ----------------------------------------------------------------------------------
@@ -186,7 +192,7 @@ def check_run_files(info: RunInfo) -> None:
 
 
 def generate_spec(service: Service, run: str | None, n: int, seed: int, label: Any, truncation: float,
-                  fmt: str) -> GenerateSpec:
+                  fmt: str, prompt: str | None = None) -> GenerateSpec:
     if not run:
         raise ApiError(422, "give a run name (see GET /v1/models)")
     info = find_run(service, run)
@@ -215,5 +221,13 @@ def generate_spec(service: Service, run: str | None, n: int, seed: int, label: A
             raise ApiError(422, f"class must be in 0..{num_classes - 1}")
     else:
         label = None
+    prompt = prompt.strip() if isinstance(prompt, str) and prompt.strip() else None
+    is_text = bool(info.meta.get("text"))
+    if prompt is not None and not is_text:
+        raise ApiError(422, f"run {info.name!r} was not trained on text; leave 'prompt' empty")
+    if is_text and prompt is None:
+        raise ApiError(422, f"run {info.name!r} is a text-to-image run: give a 'prompt'")
+    if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
+        raise ApiError(422, f"prompt: at most {MAX_PROMPT_CHARS} characters")
     check_run_files(info)
-    return GenerateSpec(info, n, seed, label, float(truncation), fmt)
+    return GenerateSpec(info, n, seed, label, float(truncation), fmt, prompt)

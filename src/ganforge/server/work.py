@@ -219,7 +219,11 @@ def run_generate(service: Service, job: Job, spec: GenerateSpec) -> Result:
     entry = generator(service, spec.run)
     gen = entry.value
     z = gen.latents(spec.n, spec.seed, spec.truncation)  # W-space generators truncate in generate()
-    labels = gen.labels(spec.n, spec.label, spec.seed)
+    if spec.prompt is not None:  # a text run: the prompt's sentence embedding for every sample
+        with entry.lock:
+            labels = gen.embed([spec.prompt]).expand(spec.n, -1)
+    else:
+        labels = gen.labels(spec.n, spec.label, spec.seed)
     chunks = []
     with entry.lock, torch.inference_mode(), autocast(service.precision, service.device):
         for i in range(0, spec.n, CHUNK):

@@ -375,7 +375,8 @@ class TrainingLoop:
         prov = Provenance("train-samples", self.run_dir.name, None, {"step": self.step}, watermark=True)
         path = save_image(grid, self.run_dir / "samples" / f"step-{self.step:07d}.png", provenance=prov)
         save_image(grid, self.run_dir / "samples" / "latest.png", provenance=prov)
-        write_samples_page(self.run_dir, getattr(self.task, "snapshot_columns", None))
+        write_samples_page(self.run_dir, getattr(self.task, "snapshot_columns", None),
+                           getattr(self.task, "snapshot_rows", None))
         return path
 
     def _evaluate(self, logbook: Logbook | None) -> None:
@@ -393,14 +394,17 @@ class TrainingLoop:
             self.save_checkpoint(name="best")
 
 
-def write_samples_page(run_dir: Path, columns: list[str] | None = None) -> Path:
+def write_samples_page(run_dir: Path, columns: list[str] | None = None, rows: list[str] | None = None) -> Path:
     """``samples/index.html``: every snapshot grid, newest first, with the task's column captions
-    (e.g. real A | fake B | rec A) and the loss curves: a run's progress in any browser, no server."""
+    (e.g. real A | fake B | rec A) or row captions (a text run's prompts, top to bottom) and the
+    loss curves: a run's progress in any browser, no server."""
     import html
 
     samples = Path(run_dir) / "samples"
     grids = sorted(samples.glob("step-*.png"), reverse=True)
     caption = f"<p>columns: {html.escape(' | '.join(columns))}</p>" if columns else ""
+    if rows:
+        caption += "<p>rows, top to bottom:</p><ol>" + "".join(f"<li>{html.escape(r)}</li>" for r in rows) + "</ol>"
     items = "\n".join(f'<figure><img src="{p.name}" alt="{p.stem}"><figcaption>{p.stem}</figcaption></figure>'
                        for p in grids)
     page = (f"<!doctype html><meta charset='utf-8'><title>{html.escape(Path(run_dir).name)} samples</title>"

@@ -18,5 +18,5 @@ router = APIRouter()
              responses={200: {"content": {"image/png": {}, "application/zip": {}}}, 404: {"description": "unknown run"},
                         422: {"description": "bad parameters"}, 503: {"description": "queue full"}})
 async def generate(body: GenerateRequest, s: Svc, request: Request) -> Response:
-    spec = generate_spec(s, body.run, body.n, body.seed, body.class_, body.truncation, body.format)
+    spec = generate_spec(s, body.run, body.n, body.seed, body.class_, body.truncation, body.format, body.prompt)
     return await run_now(s, submit_generate(s, spec), request)

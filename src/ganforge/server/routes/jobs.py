@@ -19,7 +19,7 @@ router = APIRouter(tags=["jobs"])
 
 @router.post("/v1/jobs", status_code=202, summary="submit a long job (stylize or generate)",
              description="Multipart form: `task` = stylize (the fields of POST /v1/stylize) or generate "
-                         "(run, n, seed, class, truncation, format). Answers the job id; poll GET /v1/jobs/{id}.")
+                         "(run, n, seed, class, truncation, format, prompt). Answers the job id; poll GET /v1/jobs/{id}.")
 async def submit_job(s: Svc,
                      task: Annotated[Literal["stylize", "generate"], Form()],
                      content: Annotated[UploadFile | None, File()] = None,
@@ -36,13 +36,14 @@ async def submit_job(s: Svc,
                      n: Annotated[int, Form()] = 16,
                      seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0,
                      class_: Annotated[str | None, Form(alias="class")] = None,
-                     truncation: Annotated[float, Form()] = 1.0) -> JSONResponse:
+                     truncation: Annotated[float, Form()] = 1.0,
+                     prompt: Annotated[str | None, Form(max_length=1000)] = None) -> JSONResponse:
     if task == "stylize":
         spec = await off_loop(stylize_spec, s, content, style, style_weights, alpha, preserve_color, method,
                               max_size, mask, format or "png", iterations)
         job = submit_stylize(s, spec)
     else:
-        job = submit_generate(s, generate_spec(s, run, n, seed, class_, truncation, format or "png"))
+        job = submit_generate(s, generate_spec(s, run, n, seed, class_, truncation, format or "png", prompt))
     return JSONResponse(job.as_dict(), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
 

@@ -203,6 +203,7 @@ function fillClasses() {
     for (let i = 0; i < run.num_classes; i++) select.appendChild(new Option(run.class_names[i] || String(i), String(i)));
   }
   select.disabled = !(run && run.num_classes);
+  $("gen-prompt-row").hidden = !(run && run.text);  // text-to-image runs take a prompt
 }
 
 $("gen-run").addEventListener("change", fillClasses);
@@ -244,6 +245,7 @@ $("generate-btn").addEventListener("click", async () => {
   form.append("n", $("gen-n").value);
   form.append("seed", $("gen-seed").value);
   if ($("gen-class").value !== "") form.append("class", $("gen-class").value);
+  if (!$("gen-prompt-row").hidden) form.append("prompt", $("gen-prompt").value);
   form.append("truncation", $("gen-truncation").value);
   form.append("format", $("gen-format").value);
   const out = await runJob(form, "generate");

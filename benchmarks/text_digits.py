@@ -1,0 +1,178 @@
+"""Text-to-image on captioned digits (issue 20): build the data with a held-out colour-digit pair,
+train through the CLI alone (``ganforge train --data DIR --text --resolution 32 --steps N``), and
+score the samples of every evaluation prompt: the digit by ganforge's MNIST classifier (on the
+ink as grey, ``text.digits.ink_mask``), the ink colour by ``text.digits.classify_ink``; seen vs
+unseen combinations, and each phrasing ("seven" / "7" / "the digit seven") apart.
+
+    GANFORGE_DATA_DIR=../shared/assets/datasets nice -n 10 python benchmarks/text_digits.py \\
+        --data runs/text-digits-data --out runs/text-digits --steps 3000 --threads 2
+
+``--extra`` passes more options to ``ganforge train`` (the issue's bar is with none). ``--skip-train``
+scores an existing run. Prints a table and writes ``--json``. Records the command, the torch
+threads and the CPU flags, so figures can be compared only where those match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+
+def cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma") if f in flags)
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def build_data(folder: Path, n: int, holdout) -> None:
+    from ganforge.text.digits import build_captioned_digits
+
+    if not (folder / "labels.json").is_file():
+        print(build_captioned_digits(folder, n=n, resolution=32, seed=0, holdout=holdout))
+
+
+def train(data: Path, out: Path, steps: int, threads: int, extra: list[str], device: str) -> tuple[list[str], float]:
+    cmd = [sys.executable, "-m", "ganforge", "train", "--data", str(data), "--text", "--resolution", "32",
+           "--steps", str(steps), "--out", str(out), *extra]
+    if device != "auto":
+        cmd += ["--device", device]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env)
+    return cmd, time.perf_counter() - t0
+
+
+def score(run: Path, holdout, per_prompt: int, seed: int, device: str) -> dict:
+    import torch
+
+    import ganforge
+    from ganforge.metrics.classifier import load_classifier
+    from ganforge.text.digits import classify_ink, evaluation_prompts, ink_mask
+
+    gen = ganforge.load_generator(run).to(device, "fp32")
+    clf = load_classifier("mnist", progress=False).eval()
+    prompts = evaluation_prompts(holdout)
+    hits = defaultdict(lambda: [0, 0, 0])  # (split, phrasing) -> digit hits, ink hits, count
+    for i in range(0, len(prompts), 32):
+        chunk = prompts[i:i + 32]
+        images = gen.sample(per_prompt, prompts=[p["prompt"] for p in chunk], seed=seed)
+        with torch.no_grad():
+            digits = clf(ink_mask(images * 2 - 1)).argmax(1).tolist()
+        inks = classify_ink(images * 2 - 1)
+        for j, p in enumerate(chunk):
+            rows = range(j * per_prompt, (j + 1) * per_prompt)
+            h = hits[(p["split"], p["phrasing"])]
+            h[0] += sum(digits[r] == p["digit"] for r in rows)
+            h[1] += sum(inks[r] == p["ink"] for r in rows)
+            h[2] += per_prompt
+    table = {}
+    for split in ("seen", "unseen"):
+        keys = [k for k in hits if k[0] == split]
+        tot = [sum(hits[k][i] for k in keys) for i in range(3)]
+        table[split] = {"digit": tot[0] / tot[2], "ink": tot[1] / tot[2], "n": tot[2],
+                        "by_phrasing": {k[1]: {"digit": hits[k][0] / hits[k][2], "ink": hits[k][1] / hits[k][2]}
+                                        for k in sorted(keys)}}
+    return {"step": gen.step, "per_prompt": per_prompt, "classifier_test_accuracy": clf.test_accuracy, **table}
+
+
+def step_cost(steps: int = 16, batch: int | None = None, width: int | None = None) -> dict:
+    """CPU seconds (process time, one thread) per training step of a default --text run's networks
+    at 32² (dfgan G and D, the lazy MA-GP every 4 steps, Adam), on random tensors: a figure that
+    a busy machine inflates less than wall time."""
+    import torch
+
+    from ganforge.config import TEXT_BATCH, TEXT_DFGAN_WIDTH
+    from ganforge.nets import GanNetSpec, build_gan
+    from ganforge.train.textgan import matching_aware_gp
+
+    torch.set_num_threads(1)
+    batch, width = batch or TEXT_BATCH, width or TEXT_DFGAN_WIDTH
+    G, D = build_gan("dfgan", GanNetSpec(resolution=32, channels=3, z_dim=100, width=width, text_dim=256))
+    G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    og, od = torch.optim.Adam(G.parameters(), fused=True), torch.optim.Adam(D.parameters(), fused=True)
+    x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    c, z = torch.randn(batch, 256), torch.randn(batch, 100)
+
+    def step(i: int) -> None:
+        fake = G(z, c)
+        if i % 4 == 0:
+            dr, dm, gp = matching_aware_gp(D, x, c, c.roll(1, 0))
+        else:
+            h = D.features(x)
+            dr, dm, gp = D.logits(h, c), D.logits(h, c.roll(1, 0)), torch.zeros(())
+        df = D(fake.detach(), c)
+        loss = torch.relu(1 - dr).mean() + 0.5 * (torch.relu(1 + df).mean() + torch.relu(1 + dm).mean()) + 8 * gp
+        od.zero_grad()
+        loss.backward()
+        od.step()
+        D.requires_grad_(False)
+        og.zero_grad()
+        (-D(fake, c).mean()).backward()
+        og.step()
+        D.requires_grad_(True)
+
+    for i in range(4):
+        step(i)
+    t = time.process_time()
+    for i in range(steps):
+        step(i)
+    return {"batch": batch, "width": width, "cpu_s_per_step_1thread": (time.process_time() - t) / steps}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("runs/text-digits-data"))
+    ap.add_argument("--out", type=Path, default=Path("runs/text-digits"))
+    ap.add_argument("--n", type=int, default=10000, help="images to build")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--per-prompt", type=int, default=10)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--extra", default="", help="more 'ganforge train' options, one string")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--cost", action="store_true", help="only measure CPU seconds per step (step_cost) and exit")
+    args = ap.parse_args()
+    import torch
+
+    if args.cost:
+        print(json.dumps({**step_cost(), "cpu_flags": cpu_flags(), "load": os.getloadavg()[0]}))
+        return 0
+
+    torch.set_num_threads(args.threads)
+    holdout = (("red", 7),)
+    build_data(args.data, args.n, holdout)
+    record = {"cpu_flags": cpu_flags(), "threads": args.threads, "torch": torch.__version__,
+              "holdout": ["red:7"], "load_before": os.getloadavg()[0]}
+    if not args.skip_train:
+        cmd, seconds = train(args.data, args.out, args.steps, args.threads, args.extra.split(), args.device)
+        record.update(command=" ".join(cmd[1:]), train_seconds=round(seconds, 1), load_after=os.getloadavg()[0])
+    record.update(score(args.out, holdout, args.per_prompt, seed=1234, device=args.device))
+    print(f"\nrun {args.out} (step {record['step']}), {record.get('train_seconds', '-')} s training, "
+          f"threads {args.threads}, CPU flags: {record['cpu_flags']}")
+    print("| split | phrasing | digit acc | ink acc |\n|---|---|---|---|")
+    for split in ("seen", "unseen"):
+        t = record[split]
+        for ph, v in t["by_phrasing"].items():
+            print(f"| {split} | {ph} | {v['digit']:.1%} | {v['ink']:.1%} |")
+        print(f"| **{split}** | all ({t['n']} samples) | **{t['digit']:.1%}** | **{t['ink']:.1%}** |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
