@@ -115,3 +115,24 @@ def test_cli(tmp_path, capsys):
     assert summary["holdout"] == ["green:2"] and summary["images"] == 30
     assert len(list(out.glob("*.png"))) == 30 and len(list(out.glob("*.txt"))) == 30
     assert main(["data", "digits", "--out", str(tmp_path / "c2"), "--n", "5", "--holdout", "pink:2"]) == 2
+
+
+def test_scoring_real_digits_as_if_generated(tmp_path):
+    """The scorer on the builder's own images (stand-ins for a perfect generator): the MNIST
+    classifier reads the coloured digits through ink_mask, and the inks are named right."""
+    import os
+
+    from ganforge.data.builtin import present_locally
+    from ganforge.text.digits import score_digit_images
+
+    if not present_locally("mnist", "train") or not present_locally("mnist", "test"):
+        pytest.skip("MNIST files missing (the MNIST classifier trains on them): set GANFORGE_DATA_DIR")
+    assert os.environ.get("GANFORGE_HOME")  # the classifier is cached per test session
+    out = tmp_path / "m"
+    build_captioned_digits(out, n=120, resolution=32, seed=5, source="mnist")
+    labels = load_digit_labels(out)["files"]
+    names = sorted(labels)
+    result = score_digit_images(_load(out, names), [labels[n] for n in names])
+    assert result["digit_accuracy"] >= 0.9 and result["ink_accuracy"] >= 0.97, result
+    wrong = [{"digit": (labels[n]["digit"] + 1) % 10, "ink": labels[n]["ink"]} for n in names]
+    assert score_digit_images(_load(out, names), wrong)["digit_accuracy"] <= 0.1
