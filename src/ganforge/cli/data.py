@@ -1,5 +1,6 @@
 """``ganforge data check DIR [--layout L] [--num-classes N] [--json PATH] [--quiet]`` and
-``ganforge data prepare DIR --resolution R --out DATASET [--channels C] [--json PATH] [--quiet]``."""
+``ganforge data prepare DIR --resolution R --out DATASET [--channels C] [--json PATH] [--quiet]`` and
+``ganforge data digits --out DIR [--n N] [--resolution R] [--holdout red:7 ...] [--seed S] [--json PATH] [--quiet]``."""
 
 from __future__ import annotations
 
@@ -39,6 +40,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json(prepare, "a summary")
     add_quiet(prepare)
     prepare.set_defaults(func=_prepare)
+    digits = actions.add_parser(
+        "digits", help="write captioned coloured digits (x.png + x.txt, labels.json): offline text-to-image data")
+    digits.add_argument("--out", required=True, metavar="DIR", help="new or empty folder to write")
+    digits.add_argument("--n", type=int, default=10000, metavar="N", help="number of images (default 10000)")
+    digits.add_argument("--resolution", type=int, default=32, metavar="R", help="square size R×R (default 32)")
+    digits.add_argument("--holdout", nargs="*", default=["red:7"], metavar="COLOUR:DIGIT",
+                        help="ink-digit pairs never written (default red:7; none: --holdout with no pair)")
+    digits.add_argument("--source", default="auto", choices=("auto", "mnist", "digits"),
+                        help="digit shapes: MNIST when its files are already here (auto), else scikit-learn's digits")
+    digits.add_argument("--seed", type=int, default=0, help="colours, strokes and phrasings (default 0)")
+    add_json(digits, "a summary")
+    add_quiet(digits)
+    digits.set_defaults(func=_digits)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -74,5 +88,19 @@ def _prepare(args: argparse.Namespace) -> int:
         print(f"prepared {len(ds)} images ({ds.channels}×{ds.resolution}×{ds.resolution}, {ds.num_classes} "
               f"class{'es' if ds.num_classes != 1 else ''}{skipped}) into {out} ({size / 2**20:.1f} MiB) "
               f"in {info['seconds']:.1f} s; train with --data {out}")
+    write_json(info, args.json_path)
+    return 0
+
+
+def _digits(args: argparse.Namespace) -> int:
+    from ..text.digits import build_captioned_digits
+
+    info = build_captioned_digits(args.out, n=args.n, resolution=args.resolution, seed=args.seed,
+                                  holdout=tuple(args.holdout), source=args.source, progress=not args.quiet)
+    if args.json_path != "-":
+        held = ", ".join(info["holdout"]) or "none"
+        print(f"wrote {info['images']} captioned digits ({info['resolution']}×{info['resolution']}, shapes from "
+              f"{info['source']}, held out: {held}) into {info['out']} in {info['seconds']:.1f} s; "
+              f"train with --data {info['out']} --text")
     write_json(info, args.json_path)
     return 0

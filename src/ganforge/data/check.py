@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..errors import DataError
+from ..errors import CaptionError, DataError
 from ..imageio import open_image
 from .folder import GRAY_MODES, ROOT_CLASS, _workers, class_of, list_images, require_folder
 
@@ -35,6 +35,7 @@ class FolderReport:
     corrupt: list[dict[str, str]] = field(default_factory=list)  # {"path", "error"}
     duplicates: list[list[str]] = field(default_factory=list)    # groups of identical files
     ignored: int = 0                                           # files without an image suffix
+    captions: dict | None = None                               # text.captions.caption_report, when captioned
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -59,6 +60,10 @@ class FolderReport:
             extra = sum(len(g) - 1 for g in self.duplicates)
             lines.append(f"exact duplicates: {len(self.duplicates)} group(s), {extra} redundant file(s):")
             lines.extend("  " + "  ==  ".join(group) for group in self.duplicates)
+        if self.captions is not None:
+            from ..text.captions import format_caption_report
+
+            lines.append(format_caption_report(self.captions))
         return "\n".join(lines)
 
 
@@ -93,8 +98,19 @@ def _inspect_files(files: list[Path], progress: bool) -> list[dict]:
 
 
 def check_folder(path: str | os.PathLike, *, progress: bool = False) -> FolderReport:
-    """Inspect every file under ``path`` (recursively); raises DataError only if it is not a folder."""
-    return _check_folder(require_folder(path), progress)[0]
+    """Inspect every file under ``path`` (recursively); raises DataError only if it is not a folder.
+    A captioned folder (x.txt beside x.png, metadata.jsonl or metadata.csv) gets a ``captions``
+    section (``ganforge.text.captions.caption_report``)."""
+    from ..text.captions import caption_report, has_captions
+
+    root = require_folder(path)
+    report = _check_folder(root, progress)[0]
+    if has_captions(root):
+        try:
+            report.captions = caption_report(root)
+        except CaptionError as exc:  # e.g. a metadata.csv that is not UTF-8: reported, not raised
+            report.captions = {"error": str(exc)}
+    return report
 
 
 def _check_folder(root: Path, progress: bool) -> tuple[FolderReport, dict[Path, dict]]:

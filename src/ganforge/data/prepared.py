@@ -5,6 +5,8 @@
 - ``images.npy``: every image as uint8 N×C×R×R in NumPy's ``.npy`` format (a small header, then
   the raw pixels in C order), written with ``np.lib.format.open_memmap`` under a temporary name
   and renamed into place when complete;
+- ``captions.json`` (when the folder has captions: ``ganforge.text.captions``), keyed by the
+  source paths ``index.json`` lists;
 - ``index.json``: labels, class names, source paths (relative to the source folder), skipped
   files, resolution, channels, format version, the sha256 of the sorted source listing with sizes
   and mtimes (the cache key's fingerprint), the pixel data's byte offset and a sha256 per chunk of
@@ -65,9 +67,9 @@ def folder_fingerprint(root: Path) -> tuple[str, list[Path]]:
     what changes when a file is added, removed, renamed, rewritten or touched."""
     from .folder import list_images
 
-    files, _ = list_images(root)
+    files, others = list_images(root)
     h = hashlib.sha256()
-    for f in files:
+    for f in files + _caption_files(root, files, others):
         try:
             st = f.stat()
             size, mtime = st.st_size, st.st_mtime_ns
@@ -75,6 +77,24 @@ def folder_fingerprint(root: Path) -> tuple[str, list[Path]]:
             size, mtime = -1, -1
         h.update(f"{f.relative_to(root).as_posix()}\t{size}\t{mtime}\n".encode())
     return h.hexdigest(), files
+
+
+def _caption_files(root: Path, files: list[Path], others: list[Path]) -> list[Path]:
+    """The caption sources among ``others`` (x.txt beside an image x.*, a root metadata.jsonl/.csv),
+    so editing a caption rebuilds a cached prepared copy; a folder without any hashes as before."""
+    from ..text.captions import METADATA_FILES, SIDECAR_SUFFIX
+
+    stems = {f.with_suffix("") for f in files}
+    return [o for o in others if (o.suffix == SIDECAR_SUFFIX and o.with_suffix("") in stems)
+            or (o.parent == root and o.name in METADATA_FILES)]
+
+
+def _keep_captions(root: Path, folder: Path) -> None:
+    """Write ``folder/captions.json`` when ``root`` has captions (``load_captions`` reads it back)."""
+    from ..text.captions import has_captions, read_captions, write_captions
+
+    if has_captions(root):
+        write_captions(folder, read_captions(root))
 
 
 def cache_key(fingerprint: str, resolution: int, channels: int | None, max_images: int | None) -> str:
@@ -254,6 +274,7 @@ def prepare_dataset(folder_or_builtin: str | os.PathLike, out: str | os.PathLike
             body = _write_builtin(builtin, tmp, resolution, channels, max_images, progress)
         else:
             body = _write_folder(root, tmp, files, resolution, channels, max_images, progress)
+            _keep_captions(root, tmp)
         write_index(tmp, body, fingerprint=fingerprint, key=key, seconds=time.perf_counter() - t0,
                     options={"resolution": resolution, "channels": channels, "max_images": max_images})
         _swap_in(tmp, out, key)

@@ -323,6 +323,8 @@ def format_caption_report(report: dict) -> str:
     def stats(d: dict) -> str:
         return f"{d['min']:g} / {d['median']:g} / {d['max']:g}" if d else "-"
 
+    if "error" in report:
+        return f"captions: unreadable: {report['error']}"
     lines = [f"captions ({report['layout']}): {report['captions']} caption(s) for {report['with_captions']} of "
              f"{report['images']} image(s); {report['without_captions']} image(s) without captions"]
     if report["without_captions_first"]:

@@ -51,6 +51,7 @@ def _weights_path(weights: str) -> Path:
 def _load(model: str, weights: str | None):
     """(open_clip model in eval mode on the CPU, its tokenizer, image size)."""
     import open_clip
+    from safetensors import SafetensorError
 
     try:
         if model.startswith(LOCAL):
@@ -66,7 +67,7 @@ def _load(model: str, weights: str | None):
             tokenizer = open_clip.get_tokenizer(model)
     except GanforgeError:
         raise
-    except (RuntimeError, ValueError, KeyError, OSError) as exc:
+    except (RuntimeError, ValueError, KeyError, OSError, SafetensorError) as exc:
         raise WeightsError(f"could not load CLIP {model} ({weights or 'local folder'}): "
                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     net.eval().requires_grad_(False)

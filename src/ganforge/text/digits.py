@@ -244,3 +244,29 @@ def classify_ink(images: torch.Tensor) -> list[str]:
         sel = d >= 0.5 * d.max().clamp(min=1e-6)
         colours.append(img[:, sel].median(dim=1).values)
     return _nearest(torch.stack(colours), INKS) if colours else []
+
+
+def score_digit_images(images: torch.Tensor, prompts: list[dict], *, classifier=None, batch_size: int = 500) -> dict:
+    """Digit and ink accuracy of generated ``images`` (uint8 or [-1, 1] float N×3×H×W), one per
+    entry of ``prompts`` (dicts with ``digit`` and ``ink``, as :func:`evaluation_prompts` gives):
+    the digit by ganforge's MNIST classifier on :func:`ink_mask`, the ink by :func:`classify_ink`.
+    ``classifier``: a ``metrics.classifier.DomainClassifier`` (default: ``load_classifier("mnist")``,
+    trained and cached on first use)."""
+    if len(images) != len(prompts):
+        raise DataError(f"{len(images)} images but {len(prompts)} prompts")
+    if classifier is None:
+        from ..metrics.classifier import load_classifier
+
+        classifier = load_classifier("mnist", progress=False)
+    classifier.eval()
+    with torch.no_grad():
+        digits = torch.cat([classifier(ink_mask(images[i:i + batch_size])).argmax(1)
+                            for i in range(0, len(images), batch_size)]) if len(images) else torch.zeros(0)
+        inks = classify_ink(images)
+    digit_ok = [int(d) == int(p["digit"]) for d, p in zip(digits.tolist(), prompts)]
+    ink_ok = [i == p["ink"] for i, p in zip(inks, prompts)]
+    n = max(len(prompts), 1)
+    return {"digit_accuracy": sum(digit_ok) / n, "ink_accuracy": sum(ink_ok) / n, "images": len(prompts),
+            "digits": digits.tolist(), "inks": inks,
+            "protocol": {"digit": "ganforge MNIST classifier (metrics/classifier.py) on ink_mask(image)",
+                         "ink": "nearest palette ink (RGB) to the median of the ink pixels"}}
