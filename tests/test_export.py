@@ -71,7 +71,11 @@ def test_every_registered_architecture_round_trips(tmp_path):
     build_gan("dcgan", GanNetSpec(16, 1))  # registers the built-in architectures
     assert {"dcgan", "resnet", "stylegan2"} <= set(ARCHITECTURES.names())
     g = torch.Generator().manual_seed(0)
+    from ganforge.nets.registry import TEXT_ONLY_ARCHITECTURES
+
     for arch in ARCHITECTURES.names():
+        if arch in TEXT_ONLY_ARCHITECTURES:  # text-to-image (issue 20): no class spec, not exported to one file yet
+            continue
         spec = GanNetSpec(16, 3, z_dim=8, num_classes=2, width=8)
         G, _ = build_gan(arch, spec)
         with torch.no_grad():  # non-default values everywhere, buffers included (running stats, w_avg)

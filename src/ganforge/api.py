@@ -86,7 +86,8 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
             eval_fn=_make_eval_fn(cfg, task, spec) if cfg.eval_every else None,
             curve_groups={"losses": ["loss_G", "loss_D", "mode_seeking"], "D outputs": ["D_real", "D_fake"],
                           "augment p": ["augment_p"], "eval": ["eval"]},
-            run_info={"arch": cfg.arch, "spec": spec.__dict__, "class_names": dataset.class_names,
+            run_info={"arch": cfg.arch, "spec": {k: v for k, v in spec.__dict__.items() if k != "text_dim"},
+                      "class_names": dataset.class_names,
                       "optimizer": {k: getattr(task.cfg, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "r1_gamma")},
                       "resolved": {k: getattr(task.cfg, k) for k in RESOLVED_KEYS},  # the autos as used
                       "data_source": dataset.source, "skipped_files": len(dataset.skipped),

@@ -31,7 +31,9 @@ from .contract import FAMILIES, Family
 FORMAT = "ganforge.generator"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
-SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(GanNetSpec))
+# text_dim (text-to-image, issue 20) is left out: text runs are not exported to one file yet, and
+# a file without it reads back as 0 (_spec keeps the default), so the format stays as it was
+SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(GanNetSpec) if f.name != "text_dim")
 # published networks (ganforge.published): not a registered architecture; the file also holds the
 # official Generator's init kwargs (JSON) under this key (``spec`` key in the ganforge.model layout)
 OFFICIAL_ARCH, OFFICIAL_KEY = "stylegan2-official", "official_kwargs"

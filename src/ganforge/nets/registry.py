@@ -22,3 +22,4 @@ class GanNetSpec:
 
 
 ARCHITECTURES: Registry = Registry("architecture")
+TEXT_ONLY_ARCHITECTURES = frozenset({"dfgan"})  # built only with a sentence embedding (spec.text_dim > 0)
