@@ -168,8 +168,12 @@ def _official(kwargs: Any, tensors: dict[str, torch.Tensor], path: Path) -> torc
 def _parts(gen) -> tuple[str, dict[str, Any], torch.nn.Module]:
     if not gen.arch:
         raise GanforgeError("this generator does not know its architecture; load it with ganforge.load_generator")
+    if gen.spec.text_dim:
+        raise GanforgeError("a text-to-image generator cannot be saved to one file yet (its text encoder stays in the "
+                            "run); use the run directory")
     official = {OFFICIAL_KEY: gen.G_ema.init_kwargs} if gen.arch == OFFICIAL_ARCH else {}
-    return gen.arch, {**dataclasses.asdict(gen.spec), **official}, gen.G_ema
+    spec = {k: v for k, v in dataclasses.asdict(gen.spec).items() if k in SPEC_FIELDS}
+    return gen.arch, {**spec, **official}, gen.G_ema
 
 
 def _rebuild(arch, spec, tensors, meta, path) -> Generator:
