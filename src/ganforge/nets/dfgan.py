@@ -23,24 +23,12 @@ paper's ngf = 32 at 256² gives 256 channels at 4x4; here width 32 at 32² gives
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .registry import ARCHITECTURES, GanNetSpec
-
-
-def _levels(resolution: int) -> int:
-    levels = int(math.log2(resolution)) - 2
-    if 2 ** (levels + 2) != resolution or levels < 1:
-        raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
-    return levels
-
-
-def channels_at(spec: GanNetSpec, resolution: int) -> int:
-    return spec.width * min(spec.resolution // resolution, 8)
+from .stylegan2 import _levels, channels_at  # the same channel layout as the other GANs (progan too)
 
 
 def _text_dim(spec: GanNetSpec) -> int:
