@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -31,7 +33,7 @@ STYLE_ARCHS = ("stylegan2", "stylegan2-official")  # mapping/synthesis: style mi
 # was written before the option existed, so the run keeps the behaviour it was trained with.
 LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "ema_kimg": 0.0, "watchdog": "off"}
 D_NORMS = ("auto", "batch", "spectral", "group")  # group: GroupNorm, no minibatch stddev (per-example D, DP runs)
-TEXT_ARCHS = ("dfgan", "stylegan2")
+TEXT_ARCHS = ("dfgan", "dcgan", "stylegan2")
 TEXT_ENCODERS = ("builtin", "clip")
 TEXT_DFGAN_WIDTH, TEXT_BATCH = 16, 24  # --text defaults: 3000 steps of 32² captioned digits in ~15 CPU minutes (estimate)
 WATCHDOG_POLICIES = ("auto", "off", "warn", "act")
@@ -185,7 +187,7 @@ class GanConfig(LoopOptions):
         default dcgan, DF-GAN's hinge loss for the default non-saturating one, width 16 for dfgan
         and batch 24 (the CLI cannot tell a default from the same value given: ask for another
         value than these to change them)."""
-        if not self.text:
+        if not self.text or os.environ.get("GF_DCGAN"):
             return self
         out = replace(self)
         if self.arch == GanConfig.arch:

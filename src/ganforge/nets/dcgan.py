@@ -27,19 +27,22 @@ class DCGANGenerator(nn.Module):
     def __init__(self, spec: GanNetSpec) -> None:
         super().__init__()
         levels = _levels(spec.resolution)
-        self.z_dim, self.num_classes = spec.z_dim, spec.num_classes
+        self.z_dim, self.num_classes, self.text_dim = spec.z_dim, spec.num_classes, spec.text_dim
         ch = spec.width * 2 ** (levels - 1)
-        self.embed = class_embedding(spec.num_classes, spec.z_dim)
-        in_dim = spec.z_dim * (2 if spec.num_classes else 1)  # [z, embed(y)]
+        self.embed = class_embedding(spec.num_classes, spec.z_dim, spec.text_dim)
+        conditions = int(self.embed is not None)  # as a count for make_norm: conditional or not
+        in_dim = spec.z_dim * (2 if conditions else 1)  # [z, embed(y)]
         convs = [nn.ConvTranspose2d(in_dim, ch, 4, 1, 0, bias=False)]
-        norms = [make_norm(ch, spec.num_classes, spec.z_dim)]
+        norms = [make_norm(ch, conditions, spec.z_dim)]
         for _ in range(levels - 1):
             convs.append(nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False))
-            norms.append(make_norm(ch // 2, spec.num_classes, spec.z_dim))
+            norms.append(make_norm(ch // 2, conditions, spec.z_dim))
             ch //= 2
         self.convs, self.norms = nn.ModuleList(convs), nn.ModuleList(norms)
         self.to_rgb = nn.ConvTranspose2d(ch, spec.channels, 4, 2, 1, bias=False)
         dcgan_init(self)
+        if spec.text_dim > 0:  # the sentence projection keeps its own scale (N(0, 1) out, as z)
+            self.embed = class_embedding(0, spec.z_dim, spec.text_dim)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         cond = class_condition(self.embed, labels)
@@ -64,8 +67,10 @@ class DCGANDiscriminator(nn.Module):
             ch *= 2
         self.main = nn.Sequential(*layers)
         # The classic final 4x4 valid conv is a linear map of the flattened 4x4 features.
-        self.head = ProjectionHead((ch + 1) * 16, spec.num_classes)  # +1: minibatch-stddev channel
+        self.head = ProjectionHead((ch + 1) * 16, spec.num_classes, text_dim=spec.text_dim)  # +1: minibatch-stddev
         dcgan_init(self)
+        if spec.text_dim > 0:  # a text head's linear map: back to its own scale after dcgan_init
+            self.head.reset_embedding()
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.main(x)

@@ -11,12 +11,15 @@ class ProjectionHead(nn.Module):
 
     Without classes it is the plain linear critic, so every architecture shares one head."""
 
-    def __init__(self, features: int, num_classes: int, spectral: bool = False) -> None:
+    def __init__(self, features: int, num_classes: int, spectral: bool = False, text_dim: int = 0) -> None:
         super().__init__()
         wrap = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
         self.linear = wrap(nn.Linear(features, 1))
         self.embed = None
-        if num_classes > 0:
+        if text_dim > 0:  # a sentence embedding: a linear map stands where the label's row would
+            self.embed = wrap(nn.Linear(text_dim, features, bias=False))
+            self.reset_embedding()
+        elif num_classes > 0:
             self.embed = wrap(nn.Embedding(num_classes, features))
             self.reset_embedding()
 
@@ -28,7 +31,10 @@ class ProjectionHead(nn.Module):
         weight = (self.embed.parametrizations.weight.original
                   if hasattr(self.embed, "parametrizations") else self.embed.weight)
         with torch.no_grad():
-            nn.init.normal_(weight, 0.0, weight.shape[1] ** -0.5)
+            if isinstance(self.embed, nn.Linear):  # unit-variance text in: rows of variance 1/features out
+                nn.init.normal_(weight, 0.0, (weight.shape[0] * weight.shape[1]) ** -0.5)
+            else:
+                nn.init.normal_(weight, 0.0, weight.shape[1] ** -0.5)
 
     def forward(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         out = self.linear(h).squeeze(1)
@@ -57,8 +63,13 @@ class ConditionalBatchNorm2d(nn.Module):
         return out * (1 + self.gain(cond))[:, :, None, None] + self.bias(cond)[:, :, None, None]
 
 
-def class_embedding(num_classes: int, dim: int) -> nn.Embedding | None:
-    """G's shared class embedding, the input of every ConditionalBatchNorm2d (None: unconditional)."""
+def class_embedding(num_classes: int, dim: int, text_dim: int = 0) -> nn.Module | None:
+    """G's shared class embedding, the input of every ConditionalBatchNorm2d (None: unconditional).
+    With ``text_dim`` > 0 a linear map of the (unit-variance) sentence embedding instead."""
+    if text_dim > 0:
+        proj = nn.Linear(text_dim, dim, bias=False)
+        nn.init.normal_(proj.weight, 0.0, text_dim ** -0.5)  # N(0, 1) out, as the label rows
+        return proj
     if not num_classes:
         return None
     return nn.Embedding(num_classes, dim)  # N(0, 1): the same scale as z, which it joins at the input

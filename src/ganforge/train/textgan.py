@@ -167,7 +167,8 @@ class TextGanTask(GanTask):
         super().__init__(cfg, spec, device)
         self.table = table.to(device)
         self.embeddings = embeddings.to(device)  # one row per distinct caption text (table.texts)
-        self.mode_seeking = 0.0
+        self.image_encoder, self.logit_scale = None, 10.0
+        self.mode_seeking = cfg.mode_seeking if cfg.mode_seeking is not None else 0.0
         # snapshots: one row per fixed caption (spread over the sorted texts), the same z in each column
         picks = torch.linspace(0, len(table.texts) - 1, min(SNAPSHOT_PROMPTS, len(table.texts))).round().long()
         self.snapshot_prompts = [table.texts[int(i)] for i in picks]
@@ -186,9 +187,14 @@ class TextGanTask(GanTask):
             real, index = batch["image"], batch["label"]
             if cfg.channels_last:
                 real = real.contiguous(memory_format=torch.channels_last)
-            text = self.embeddings[self.table.matching(index, ctx.generator)]
-            text_mis = self.embeddings[self.table.mismatched(index, ctx.generator)]
+            cap = self.table.matching(index, ctx.generator)
+            text_real = text = self.embeddings[cap]
+            text_mis = self._negatives(index, text, ctx.generator)
             z = ctx.randn(real.shape[0], self.spec.z_dim)
+            if self.mode_seeking > 0:  # fakes in pairs (z1, s), (z2, s) for the mode-seeking term
+                half = text.shape[0] // 2
+                text = torch.cat([text[:half], text[:half], text[2 * half:]])
+                cap = torch.cat([cap[:half], cap[:half], cap[2 * half:]])
             last = i == cfg.n_critic - 1
             r1_now = cfg.ma_gp <= 0 and cfg.r1_gamma > 0 and ctx.step % cfg.r1_interval == 0
             with ctx.autocast():
@@ -201,17 +207,17 @@ class TextGanTask(GanTask):
                 real_in = self._aug(real, ctx)
                 penalty = None
                 if cfg.ma_gp > 0 and ctx.step % cfg.r1_interval == 0:  # lazy: every r1_interval steps, weight x N
-                    d_real, d_mis, penalty = matching_aware_gp(self.D, real_in, text, text_mis, self.gradfix)
+                    d_real, d_mis, penalty = matching_aware_gp(self.D, real_in, text_real, text_mis, self.gradfix)
                 elif r1_now:
                     from ..losses import d_real_and_r1
 
-                    d_real, penalty = d_real_and_r1(D, real_in, text, self.gradfix)
+                    d_real, penalty = d_real_and_r1(D, real_in, text_real, self.gradfix)
                     d_mis = D(real_in, text_mis).float()
                 elif hasattr(self.D, "features"):  # dfgan: one pass over the reals for both texts
                     h = self.D.features(real_in)
-                    d_real, d_mis = self.D.logits(h, text).float(), self.D.logits(h, text_mis).float()
+                    d_real, d_mis = self.D.logits(h, text_real).float(), self.D.logits(h, text_mis).float()
                 else:
-                    d_real, d_mis = D(real_in, text).float(), D(real_in, text_mis).float()
+                    d_real, d_mis = D(real_in, text_real).float(), D(real_in, text_mis).float()
                 d_fake = D(self._aug(fake_d, ctx), text).float()
                 loss_d = 0.5 * (self.loss.d_loss(d_real, d_fake, real_target) + self.loss.d_loss(d_real, d_mis, real_target))
                 if penalty is not None:
@@ -224,6 +230,14 @@ class TextGanTask(GanTask):
         try:
             with ctx.autocast():
                 loss_g = adversarial_g = self.loss.g_loss(D(self._aug(fake, ctx), text).float())
+                import os
+                w = float(os.environ.get("GF_DAMSM", "0"))
+                if w > 0 and self.image_encoder is not None:
+                    loss_g = loss_g + w * self._matching(fake, text, cap)
+                if self.mode_seeking > 0:
+                    from .gan import mode_seeking_penalty
+
+                    loss_g = loss_g + self.mode_seeking * mode_seeking_penalty(fake, z)
             pl = None
             if self.style_based and cfg.pl_weight > 0 and ctx.step % cfg.pl_every == 0:
                 pl = self._path_length_penalty(ctx, z.shape[0], text)
@@ -243,6 +257,25 @@ class TextGanTask(GanTask):
         if pl is not None:
             scalars["pl_penalty"] = pl.detach()
         return scalars
+
+    def _matching(self, fake, text, cap):
+        import torch.nn.functional as F
+        img = F.normalize(self.image_encoder(fake.float()), dim=1)
+        txt = F.normalize(text.float(), dim=1)
+        logits = self.logit_scale * img @ txt.T
+        pos = (cap[:, None] == cap[None, :]).float()
+        target = pos / pos.sum(1, keepdim=True)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+    def _negatives(self, index, text, generator):
+        import os
+        k = int(os.environ.get("GF_HARDNEG", "1"))
+        cand = torch.stack([self.table.mismatched(index, generator) for _ in range(k)])  # k x N
+        if k == 1:
+            return self.embeddings[cand[0]]
+        emb = self.embeddings[cand]  # k x N x d
+        pick = (emb * text[None]).sum(-1).argmax(0)
+        return emb[pick, torch.arange(len(index), device=emb.device)]
 
     def eval_condition(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Sentence embeddings of ``n`` captions, each of a random training image (in-training FID)."""
@@ -291,6 +324,8 @@ def prepare_text_run(cfg: GanConfig, accelerator, run_dir: Path, resuming: bool,
     spec = GanNetSpec(resolution=cfg.resolution, channels=dataset.channels, z_dim=cfg.z_dim, num_classes=0,
                       width=cfg.width, text_dim=int(embeddings.shape[1]))
     task = TextGanTask(cfg, spec, device, table, embeddings)
+    task.image_encoder = getattr(encoder, "image_encoder", None)
+    task.logit_scale = float(encoder.logit_scale.clamp(max=4.6052).exp()) if hasattr(encoder, "logit_scale") else 10.0
     batches = MemmapBatches(dataset, torch.arange(len(dataset)), cfg.batch_size, cfg.seed, cfg.hflip)
     t_data = time.perf_counter() - t0
     return Prepared(
