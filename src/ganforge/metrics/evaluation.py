@@ -127,7 +127,7 @@ def load_source(spec: str, *, n: int | None = None, seed: int = 0, resolution: i
         if n is None:
             raise GanforgeError("sampling from a run directory needs --n")
         gen = load_generator(spec)
-        if gen.is_text:
+        if getattr(gen, "is_text", False):
             from .texteval import sample_text_run
 
             images, drawn, pinfo = sample_text_run(gen, spec, n, seed=seed, truncation=truncation, prompts_file=prompts)
