@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     # 5 what works across families: evaluation of generators, video, export of any family
     "ganforge.metrics.evaluation": 5, "ganforge.metrics.intraining": 5, "ganforge.metrics.nearest": 5,
     "ganforge.metrics.utility": 5, "ganforge.metrics.membership": 5,  # TSTR utility, membership-inference audit
+    "ganforge.metrics.texteval": 5, "ganforge.metrics.clipscore": 5,  # text runs: prompts, R-precision, CLIP score
     "ganforge.video": 5, "ganforge.export": 5,
     # 6 entry points: Python API, any run, the demo report, the server, the CLI
     "ganforge": 6, "ganforge.api": 6, "ganforge.runs": 6, "ganforge.report": 6, "ganforge.export.run": 6, "ganforge.server": 7,

@@ -20,7 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source_a", help="set under test: run dir, folder, or dataset (e.g. mnist:test)")
     p.add_argument("source_b", nargs="?", default=None,
                    help="reference set: dataset split or folder (e.g. mnist:train); may be left out with --utility")
-    p.add_argument("--metrics", default="fid,kid", help="comma list of fid,kid,is,pr,dc (default fid,kid)")
+    p.add_argument("--metrics", default="fid,kid",
+                   help="comma list of fid,kid,is,pr,dc (default fid,kid); for text-to-image runs also rprecision "
+                        "(the run's own encoder) and clip (CLIP score, ViT-B/32; skipped in one line without its "
+                        "weights), which need no B")
     p.add_argument("--extractor", default="auto",
                    help="inception | mnist | fashion-mnist | auto (domain classifier for MNIST-like "
                         "datasets, else inception)")
@@ -29,6 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling / subset seed (default 0)")
     p.add_argument("--resolution", type=int, default=None, help="resize folders/datasets to this size")
     p.add_argument("--truncation", type=float, default=1.0, help="truncation for run-dir sampling")
+    p.add_argument("--prompts", dest="prompts_file", default=None, metavar="FILE",
+                   help="text runs: prompts to draw from, one per line (default: the run's training captions, "
+                        "weighted by how many images hold each); drawn seeded by --seed")
+    p.add_argument("--clip-model", default=None, metavar="MODEL",
+                   help="CLIP for --metrics clip: ViT-B-32 (default; weights clip-vit-b-32-openai) or "
+                        "local-dir:PATH (an open_clip model folder)")
     p.add_argument("--kid-subsets", type=int, default=100)
     p.add_argument("--kid-subset-size", type=int, default=1000)
     p.add_argument("--pr-k", type=int, default=3, help="k of the k-NN manifolds (precision/recall)")
@@ -63,18 +72,25 @@ def _eval(args: argparse.Namespace) -> int:
     from ..metrics.extractors import auto_extractor, get_extractor
 
     require_fp32_metric(args.precision, "eval")
+    if args.nearest > 0 and args.source_b is None:
+        from ..errors import GanforgeError
+
+        raise GanforgeError("--nearest needs the training set as B")
     if args.nearest > 0:  # a differentially private run's training images stay out of reports
         from ..train.dp import refuse_nearest
 
         refuse_nearest(args.source_a)
     progress = not args.quiet and sys.stderr.isatty()
     human = sys.stderr if args.json_path == "-" else sys.stdout
-    if args.source_b is None and args.utility is None:
+    from ..metrics.evaluation import TEXT_METRICS, MetricSkipped, parse_metrics
+
+    text_only = all(m in TEXT_METRICS for m in parse_metrics(args.metrics))
+    if args.source_b is None and args.utility is None and not text_only:
         from ..errors import GanforgeError
 
         raise GanforgeError("eval needs a reference set B (e.g. mnist:train), or --utility REF for the utility alone")
     utility = _utility(args, progress, human) if args.utility is not None else None
-    if args.source_b is None:
+    if args.source_b is None and not text_only:
         _write_utility_only(utility, args.json_path)
         return 0
     with warnings.catch_warnings(record=True) as caught:
@@ -83,18 +99,22 @@ def _eval(args: argparse.Namespace) -> int:
                            n_b=args.n_ref, seed=args.seed, resolution=args.resolution,
                            kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, pr_k=args.pr_k,
                            is_splits=args.is_splits, truncation=args.truncation, progress=progress,
-                           device=args.device)
+                           device=args.device, prompts=args.prompts_file, clip_model=args.clip_model)
     for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+        print(str(w.message) if issubclass(w.category, MetricSkipped) else f"warning: {w.message}", file=sys.stderr)
     for r in results:
         print(r.summary(), file=human)
     extra = {} if utility is None else {"utility": utility}
+    skipped = [{"metric": w.message.metric, "reason": str(w.message)} for w in caught
+               if isinstance(w.message, MetricSkipped)]
+    if skipped:
+        extra["skipped"] = skipped
     if args.nearest > 0:
         from ..metrics.nearest import nearest_report
 
         name = auto_extractor(args.source_b, args.source_a) if args.extractor == "auto" else args.extractor
         gen = load_source(args.source_a, n=args.n, seed=args.seed, resolution=args.resolution,
-                          truncation=args.truncation, progress=progress)
+                          truncation=args.truncation, progress=progress, prompts=args.prompts_file)
         train = load_source(args.source_b, resolution=args.resolution, progress=progress)
         held = None
         base, _, split = args.source_b.partition(":")

@@ -26,6 +26,7 @@ from . import core
 from .extractors import Extractor, Features, auto_extractor, get_extractor
 
 METRICS = ("fid", "kid", "is", "pr", "dc")
+TEXT_METRICS = ("rprecision", "clip")  # text-to-image runs only (metrics/texteval.py); no reference set
 # Below these sample counts a metric is too biased / noisy to compare runs (FID: Heusel et al.
 # recommend >= 10k, 2,048 is the usual floor; KID is unbiased and made for small n).
 MIN_N = {"fid": 2048, "kid": 100, "is": 5000, "pr": 1000, "dc": 1000}
@@ -45,6 +46,15 @@ class EvalWarning(UserWarning):
     """A number was computed but under a protocol too weak to trust (e.g. small n)."""
 
 
+class MetricSkipped(EvalWarning):
+    """A metric could not be computed here (CLIP score without CLIP's weights); the others were.
+    ``metric``: its name; the message: one line saying why and how to get what it needs."""
+
+    def __init__(self, metric: str, reason: str) -> None:
+        super().__init__(reason)
+        self.metric = metric
+
+
 @dataclass
 class Source:
     """Images (uint8 N×C×H×W) loaded from a spec, with a description for the protocol."""
@@ -55,6 +65,8 @@ class Source:
     labels: torch.Tensor | None = None
     info: dict = field(default_factory=dict)
     cacheable: bool = False  # reference datasets/folders: features may be cached
+    prompts: list[str] | None = None  # a text run's samples: the prompt each image was drawn from
+    text_encoder: object = None  # ... and the run's frozen text encoder (R-precision)
 
     def describe(self) -> dict:
         h, w = self.images.shape[-2:]
@@ -105,15 +117,25 @@ def subsample(n_total: int, n: int | None, seed: int) -> torch.Tensor | None:
 
 
 def load_source(spec: str, *, n: int | None = None, seed: int = 0, resolution: int | None = None,
-                truncation: float = 1.0, progress: bool = True) -> Source:
-    """Load ``spec``: a run directory (n samples of its EMA generator, seed ``seed``), a built-in
-    dataset split, or an image folder (native size of its first image unless ``resolution``)."""
+                truncation: float = 1.0, progress: bool = True, prompts: str | os.PathLike | None = None) -> Source:
+    """Load ``spec``: a run directory (n samples of its EMA generator, seed ``seed``; a text run's
+    drawn from prompts, see :mod:`ganforge.metrics.texteval`, ``prompts`` a file of them), a
+    built-in dataset split, or an image folder (native size of its first image unless ``resolution``)."""
     if _is_run_dir(spec):
         from ..sample import load_generator
 
         if n is None:
             raise GanforgeError("sampling from a run directory needs --n")
         gen = load_generator(spec)
+        if getattr(gen, "is_text", False):
+            from .texteval import sample_text_run
+
+            images, drawn, pinfo = sample_text_run(gen, spec, n, seed=seed, truncation=truncation, prompts_file=prompts)
+            info = {"generator": "EMA", "step": int(getattr(gen, "step", -1)), "seed": seed, "truncation": truncation,
+                    "quantised": "float [0,1] -> uint8 round (as PNG)", **pinfo}
+            return Source(spec, "run", images, None, info, prompts=drawn, text_encoder=gen.text_encoder)
+        if prompts is not None:
+            raise GanforgeError(f"--prompts is for text-to-image runs; {spec} was not trained with --text")
         chunks = []
         for start in range(0, n, 256):
             chunks.append(gen.sample(min(256, n - start), seed=seed + start, truncation=truncation))
@@ -225,6 +247,8 @@ class EvalResult:
     def summary(self) -> str:
         pm = f" ± {self.std:.4g}" if self.std is not None else ""
         p = self.protocol
+        if "extractor" not in p:  # a text metric (rprecision, clip): no reference set, no feature network
+            return f"{self.metric:10s} {self.value:.4f}{pm}  (n={p['n_a']}, {p.get('details', '')})"
         return (f"{self.metric:10s} {self.value:.4f}{pm}  (n_a={p['n_a']}, n_b={p['n_b']}, "
                 f"extractor={p['extractor']['extractor']}{', ' + p['details'] if p.get('details') else ''})")
 
@@ -237,9 +261,12 @@ def parse_metrics(text: str | Sequence[str]) -> list[str]:
     aliases = {"isc": "is", "inception_score": "is", "prc": "pr", "precision_recall": "pr",
                "density_coverage": "dc"}
     items = [aliases.get(m, m) for m in items]
-    bad = [m for m in items if m not in METRICS]
+    items = ["rprecision" if m in ("r-precision", "r_precision") else "clip" if m in ("clipscore", "clip_score")
+             else m for m in items]
+    bad = [m for m in items if m not in METRICS + TEXT_METRICS]
     if bad or not items:
-        raise GanforgeError(f"unknown metric(s) {', '.join(bad) or '(none)'}; choose from: {', '.join(METRICS)}")
+        raise GanforgeError(f"unknown metric(s) {', '.join(bad) or '(none)'}; choose from: "
+                            f"{', '.join(METRICS + TEXT_METRICS)}")
     return list(dict.fromkeys(items))
 
 
@@ -277,28 +304,70 @@ def _warn_small(metric: str, n: int) -> str | None:
     need = MIN_N.get(metric)
     if need and n < need:
         msg = f"{metric.upper()} with n={n} (< {need}): {MIN_N_HINT[metric]}"
-        warnings.warn(msg, EvalWarning, stacklevel=3)
+        warnings.warn(msg, EvalWarning, stacklevel=4)
         return msg
     return None
 
 
-def evaluate(source_a: str | Source, source_b: str | Source, *, metrics: str | Sequence[str] = ("fid",),
+def evaluate(source_a: str | Source, source_b: str | Source | None, *, metrics: str | Sequence[str] = ("fid",),
              extractor: str = "auto", n: int | None = None, n_b: int | None = None, seed: int = 0,
              resolution: int | None = None, kid_subsets: int = 100, kid_subset_size: int = 1000,
              pr_k: int = 3, is_splits: int = 10, truncation: float = 1.0,
-             progress: bool = True, device: str | None = None) -> list[EvalResult]:
+             progress: bool = True, device: str | None = None, prompts: str | os.PathLike | None = None,
+             clip_model: str | None = None) -> list[EvalResult]:
     """Compute ``metrics`` of A against reference B. ``n`` caps A (and B unless ``n_b``).
-    ``device`` runs the feature network there ('auto': CUDA when available); features are fp32."""
+    ``device`` runs the feature network there ('auto': CUDA when available); features are fp32.
+    A text run's samples are drawn from prompts (``prompts``: a file of them, else its training
+    captions); ``rprecision`` and ``clip`` (CLIP score; ``clip_model`` ``local-dir:PATH`` or the
+    default ViT-B-32) are for text runs and need no B. A metric that cannot be computed here (CLIP
+    without its weights) is left out with a :class:`MetricSkipped` warning."""
     metrics = parse_metrics(metrics)
+    feature_metrics = [m for m in metrics if m not in TEXT_METRICS]
+    text_wanted = [m for m in metrics if m in TEXT_METRICS]
     spec_a = source_a.spec if isinstance(source_a, Source) else str(source_a)
-    spec_b = source_b.spec if isinstance(source_b, Source) else str(source_b)
-    name = auto_extractor(spec_b, spec_a) if extractor == "auto" else extractor
+    if text_wanted and not (source_a.prompts is not None if isinstance(source_a, Source) else _is_text(spec_a)):
+        raise GanforgeError(f"--metrics {text_wanted[0]} is for text-to-image runs (trained with --text); "
+                            f"{spec_a} is not one")
+    if feature_metrics and source_b is None:
+        raise GanforgeError(f"{', '.join(feature_metrics)} need a reference set B (e.g. mnist:train)")
     start = time.perf_counter()
     # The inputs first: a mistyped path is reported before minutes of feature-network set-up.
     a = source_a if isinstance(source_a, Source) else load_source(
-        spec_a, n=n, seed=seed, resolution=resolution, truncation=truncation, progress=progress)
+        spec_a, n=n, seed=seed, resolution=resolution, truncation=truncation, progress=progress, prompts=prompts)
+    results = _feature_results(feature_metrics, a, source_b, extractor=extractor, n=n_b or n, seed=seed,
+                               resolution=resolution, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
+                               pr_k=pr_k, is_splits=is_splits, progress=progress, device=device,
+                               start=start) if feature_metrics else []
+    if text_wanted:
+        from .texteval import text_metrics
+
+        values, skipped = text_metrics(text_wanted, a.text_encoder, a.images, a.prompts, seed=seed,
+                                       clip_model=clip_model, device=device)
+        for metric, reason in skipped.items():
+            warnings.warn(MetricSkipped(metric, reason), stacklevel=2)
+        for metric, value, std, details, proto in values:
+            results.append(EvalResult(metric, value, std, {
+                "n_a": int(len(a.images)), "a": a.describe(), "protocol": proto, "seed": seed,
+                "details": f"{details}; prompts from {a.info.get('prompts_from', '?')}, seed={seed}",
+                "ganforge_version": __version__, "torch": torch.__version__, "python": platform.python_version(),
+                "seconds": round(time.perf_counter() - start, 2)}))
+    return results
+
+
+def _is_text(spec: str) -> bool:
+    from .texteval import is_text_run
+
+    return _is_run_dir(spec) and is_text_run(spec)
+
+
+def _feature_results(metrics: list[str], a: Source, source_b: str | Source, *, extractor: str, n: int | None,
+                     seed: int, resolution: int | None, kid_subsets: int, kid_subset_size: int, pr_k: int,
+                     is_splits: int, progress: bool, device: str | None, start: float) -> list[EvalResult]:
+    """FID, KID, IS, PR, DC of loaded A against B (loaded here with ``n`` and seed + 1)."""
+    spec_b = source_b.spec if isinstance(source_b, Source) else str(source_b)
+    name = auto_extractor(spec_b, a.spec) if extractor == "auto" else extractor
     b = source_b if isinstance(source_b, Source) else load_source(
-        spec_b, n=n_b or n, seed=seed + 1, resolution=resolution, progress=progress)
+        spec_b, n=n, seed=seed + 1, resolution=resolution, progress=progress)
     ext = get_extractor(name, progress=progress, device=device)
     if "is" in metrics and not ext.has_logits:
         raise GanforgeError(

@@ -1,7 +1,10 @@
 """A text run's frozen text encoder in its run directory: ``text_encoder.json`` (the encoder's
 ``config()``) and ``text_encoder.safetensors`` (its weights), written when the run starts and
 read by ``ganforge sample RUN --prompt ...`` (:func:`ganforge.sample.load_generator`) and by a
-resumed run, which does not train its encoder again."""
+resumed run, which does not train its encoder again.
+
+``captions.json``: the distinct caption texts the run trains on and how many images hold each,
+written when the run starts, so ``ganforge eval RUN`` draws its prompts without the dataset."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import json
 from pathlib import Path
 
 ENCODER_CONFIG, ENCODER_WEIGHTS = "text_encoder.json", "text_encoder.safetensors"
+CAPTIONS_FILE = "captions.json"
 
 
 def encoder_files(run_dir: Path) -> tuple[Path, Path]:
@@ -45,3 +49,33 @@ def load_run_encoder(run_dir: Path):
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read the text encoder of {run_dir}: {exc}") from exc
     return load_text_encoder(config, state).eval().requires_grad_(False)
+
+
+def save_captions(run_dir: Path, texts: list[str], images: list[int], source: str = "") -> Path:
+    """Write ``captions.json``: each distinct caption text with the number of training images that
+    hold it (atomically; the main process only)."""
+    from .checkpoint import write_text_atomic
+
+    if len(texts) != len(images):
+        raise ValueError(f"{len(texts)} caption texts but {len(images)} image counts")
+    doc = {"format": "ganforge-captions", "version": 1, "source": source, "distinct": len(texts),
+           "captions": [{"text": t, "images": int(k)} for t, k in zip(texts, images)]}
+    path = Path(run_dir) / CAPTIONS_FILE
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def load_run_captions(run_dir: Path) -> tuple[list[str], list[int]] | None:
+    """(caption texts, images holding each) from a run's ``captions.json``; None when it has none."""
+    from ..errors import CheckpointError
+
+    path = Path(run_dir) / CAPTIONS_FILE
+    if not path.is_file():
+        return None
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))["captions"]
+        texts, counts = [str(r["text"]) for r in rows], [int(r["images"]) for r in rows]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from None
+    return texts, counts

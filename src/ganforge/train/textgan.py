@@ -35,7 +35,7 @@ from ..nets import GanNetSpec
 from ..nets.gradfix import double_backward_convs
 from .gan import GanTask
 from .task import StepContext
-from .textfiles import encoder_files, load_run_encoder, save_encoder
+from .textfiles import encoder_files, load_run_encoder, save_captions, save_encoder
 
 SNAPSHOT_PROMPTS = 8
 
@@ -316,6 +316,9 @@ def prepare_text_run(cfg: GanConfig, accelerator, run_dir: Path, resuming: bool,
                                                 max_images=cfg.max_images, progress=progress))
     captions = image_captions(dataset)
     table = CaptionTable(captions)
+    if accelerator.is_main_process:  # what `ganforge eval RUN` draws its prompts from
+        held = torch.bincount(table.ids[table.ids >= 0], minlength=len(table.texts))
+        save_captions(run_dir, table.texts, held.tolist(), dataset.source)
     device = accelerator.device
     encoder = run_encoder(cfg, run_dir, resuming, lambda: _images_of(dataset), captions, device, progress,
                           accelerator.is_main_process).to(device, "fp32")
