@@ -8,7 +8,10 @@ unseen combinations, and each phrasing ("seven" / "7" / "the digit seven") apart
         --data runs/text-digits-data --out runs/text-digits --steps 3000 --threads 2
 
 ``--extra`` passes more options to ``ganforge train`` (the issue's bar is with none). ``--skip-train``
-scores an existing run. Prints a table and writes ``--json``. Records the command, the torch
+scores an existing run. ``--compare-conditional`` also trains the class-conditional model on the
+same images (one class folder per digit, linked, not copied) at the same steps, batch and width,
+and measures FID of both against the captioned images (``ganforge eval``, ``--fid-n`` samples):
+does text cost quality? Prints a table and writes ``--json``. Records the command, the torch
 threads and the CPU flags, so figures can be compared only where those match.
 """
 
@@ -87,18 +90,39 @@ def score(run: Path, holdout, per_prompt: int, seed: int, device: str) -> dict:
     return {"step": gen.step, "per_prompt": per_prompt, "classifier_test_accuracy": clf.test_accuracy, **table}
 
 
+def by_digit(data: Path, folder: Path) -> Path:
+    """The captioned digits as class folders (0/ ... 9/, symbolic links): the class-conditional
+    model's view of the same images."""
+    from ganforge.text.digits import load_digit_labels
+
+    for name, info in load_digit_labels(data)["files"].items():
+        link = folder / str(info["digit"]) / name
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to((data / name).resolve())
+    return folder
+
+
+def fid(run: Path, data: Path, n: int, threads: int) -> dict:
+    out = run / "fid.json"
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    subprocess.run([sys.executable, "-m", "ganforge", "eval", str(run), str(data), "--n", str(n), "--metrics", "fid",
+                    "--json", str(out), "--quiet"], check=True, env=env)
+    return json.loads(out.read_text())
+
+
 def step_cost(steps: int = 16, batch: int | None = None, width: int | None = None) -> dict:
-    """CPU seconds (process time, one thread) per training step of a default --text run's networks
-    at 32² (dfgan G and D, the lazy MA-GP every 4 steps, Adam), on random tensors: a figure that
-    a busy machine inflates less than wall time."""
+    """CPU seconds (process time, one thread) per training step of the dfgan networks of a
+    ``--text --arch dfgan`` run at 32² (G and D, the lazy MA-GP every 4 steps, Adam), on random
+    tensors: a figure that a busy machine inflates less than wall time."""
     import torch
 
-    from ganforge.config import TEXT_BATCH, TEXT_DFGAN_WIDTH
+    from ganforge.config import TEXT_DFGAN_BATCH, TEXT_DFGAN_WIDTH
     from ganforge.nets import GanNetSpec, build_gan
     from ganforge.train.textgan import matching_aware_gp
 
     torch.set_num_threads(1)
-    batch, width = batch or TEXT_BATCH, width or TEXT_DFGAN_WIDTH
+    batch, width = batch or TEXT_DFGAN_BATCH, width or TEXT_DFGAN_WIDTH
     G, D = build_gan("dfgan", GanNetSpec(resolution=32, channels=3, z_dim=100, width=width, text_dim=256))
     G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     og, od = torch.optim.Adam(G.parameters(), fused=True), torch.optim.Adam(D.parameters(), fused=True)
@@ -144,6 +168,9 @@ def main() -> int:
     ap.add_argument("--extra", default="", help="more 'ganforge train' options, one string")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--cost", action="store_true", help="only measure CPU seconds per step (step_cost) and exit")
+    ap.add_argument("--compare-conditional", action="store_true",
+                    help="also train the class-conditional model (same steps, batch, width) and compare FID")
+    ap.add_argument("--fid-n", type=int, default=2000, help="samples per FID (--compare-conditional)")
     args = ap.parse_args()
     import torch
 
@@ -168,6 +195,22 @@ def main() -> int:
         for ph, v in t["by_phrasing"].items():
             print(f"| {split} | {ph} | {v['digit']:.1%} | {v['ink']:.1%} |")
         print(f"| **{split}** | all ({t['n']} samples) | **{t['digit']:.1%}** | **{t['ink']:.1%}** |")
+    if args.compare_conditional:
+        cond = args.out.parent / (args.out.name + "-conditional")
+        width = json.loads((args.out / "config.json").read_text())["options"]["width"]
+        batch = json.loads((args.out / "config.json").read_text())["options"]["batch_size"]
+        if not (cond / "summary.json").is_file():
+            classes = by_digit(args.data, args.data.parent / (args.data.name + "-by-digit"))
+            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "ganforge", "train", "--data", str(classes), "--conditional",
+                            "--resolution", "32", "--steps", str(args.steps), "--width", str(width),
+                            "--batch-size", str(batch), "--out", str(cond), "--quiet"], check=True, env=env)
+            record["conditional_train_seconds"] = round(time.perf_counter() - t0, 1)
+        record["fid"] = {"text": fid(args.out, args.data, args.fid_n, args.threads)["results"][0],
+                         "conditional": fid(cond, args.data, args.fid_n, args.threads)["results"][0]}
+        print(f"FID vs the captioned images (n = {args.fid_n}): text {record['fid']['text'].get('value')}, "
+              f"class-conditional {record['fid']['conditional'].get('value')}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(record, indent=2) + "\n")

@@ -55,12 +55,12 @@ def runs(tmp_path_factory):
 def test_text_run_trains_and_samples_from_prompts(runs, capsys):
     run = runs / "runs" / "text"
     meta = json.loads((run / "run.json").read_text())
-    assert meta["arch"] == "dfgan" and meta["spec"]["text_dim"] > 0 and meta["text"]["encoder"] == "builtin"
+    assert meta["arch"] == "dcgan" and meta["spec"]["text_dim"] > 0 and meta["text"]["encoder"] == "builtin"
     config = json.loads((run / "config.json").read_text())["options"]
-    assert config["text"] and config["loss"] == "hinge"
+    assert config["text"] and config["loss"] == "non-saturating"
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     assert len(log) == 4 and all(np.isfinite(r["D_mismatch"]) for r in log)
-    assert sum("gradient_penalty" in r for r in log) == 1  # lazy MA-GP: every 4 steps (dfgan)
+    assert not any("gradient_penalty" in r for r in log)  # dcgan's BatchNorm D: no MA-GP by default
     page = (run / "samples" / "index.html").read_text()
     assert all(p in page for p in meta["text"]["snapshot_prompts"])  # the samples page names its rows' captions
 
@@ -151,6 +151,60 @@ def test_text_resume_is_bit_exact(runs):
     strip = lambda p: [{k: v for k, v in json.loads(x).items() if k != "img_per_s"}  # noqa: E731
                        for x in (p / "log.jsonl").read_text().splitlines()]
     assert strip(runs / "runs" / "text") == strip(split)
+
+
+def test_dfgan_text_run(runs):
+    run = runs / "runs" / "df"
+    assert main(["train", "--data", str(runs / "shapes"), "--text", "--arch", "dfgan", "--steps", "4",
+                 "--out", str(run), *TINY]) == 0
+    config = json.loads((run / "config.json").read_text())["options"]
+    assert config["arch"] == "dfgan" and config["loss"] == "hinge"  # DF-GAN's loss where none was asked
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert sum("gradient_penalty" in r for r in log) == 1  # lazy MA-GP: every 4 steps
+    x = ganforge.load_generator(run).sample(2, prompts=["a red square", "bar in blue"], seed=1)
+    assert x.shape == (4, 3, 16, 16) and torch.isfinite(x).all()
+
+
+def test_text_dcgan_takes_the_sentence_everywhere():
+    from ganforge.nets import GanNetSpec, build_gan
+
+    G, D = build_gan("dcgan", GanNetSpec(resolution=16, channels=3, z_dim=8, width=8, text_dim=12))
+    z, s, other = torch.randn(4, 8), torch.randn(4, 12), torch.randn(4, 12)
+    with torch.no_grad():
+        for m in G.modules():  # conditional BatchNorm starts as plain BN: give its projections weight
+            if m.__class__.__name__ == "ConditionalBatchNorm2d":
+                torch.nn.init.normal_(m.gain.weight, 0, 0.1)
+    x = G(z, s)
+    assert x.shape == (4, 3, 16, 16) and not torch.equal(x, G(z, other))
+    assert D(x, s).shape == (4,) and not torch.equal(D(x, s), D(x, other))  # the projection head reads the text
+    with pytest.raises(ValueError):
+        G(z)
+
+
+def test_damsm_loss_prefers_matching_pairs():
+    from ganforge.train.textgan import damsm_loss
+
+    g = torch.Generator().manual_seed(0)
+    text = torch.randn(8, 16, generator=g)
+    image = (text + 0.1 * torch.randn(8, 16, generator=g)).requires_grad_(True)
+    matched, shuffled = damsm_loss(image, text, 10.0), damsm_loss(image.roll(1, 0), text, 10.0)
+    assert matched < 0.1 < shuffled
+    shuffled.backward()  # the gradient reaches the images (G's fakes through the frozen image encoder)
+    assert image.grad.abs().max() > 0
+
+
+def test_hard_negatives_are_mismatched_and_harder():
+    from ganforge.train.textgan import CaptionTable, mismatched_embeddings
+
+    captions = [[f"a {c} {d}"] for c in ("red", "blue", "green") for d in ("one", "two", "three", "four")]
+    table = CaptionTable(captions)
+    emb = torch.nn.functional.normalize(torch.randn(len(table.texts), 8, generator=torch.Generator().manual_seed(1)), dim=1)
+    index = torch.arange(len(captions)).repeat(10)
+    text = emb[table.matching(index, torch.Generator().manual_seed(2))]
+    easy = mismatched_embeddings(table, emb, index, text, torch.Generator().manual_seed(3), k=1)
+    hard = mismatched_embeddings(table, emb, index, text, torch.Generator().manual_seed(3), k=8)
+    assert not ((hard - text).abs().sum(1) < 1e-6).any()  # never the matching caption itself
+    assert (hard * text).sum(1).mean() > (easy * text).sum(1).mean() + 0.2
 
 
 def test_stylegan2_text_conditioning_end_to_end(runs):

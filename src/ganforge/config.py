@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -35,7 +33,10 @@ LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "ema_kimg": 0.0, "watchdog":
 D_NORMS = ("auto", "batch", "spectral", "group")  # group: GroupNorm, no minibatch stddev (per-example D, DP runs)
 TEXT_ARCHS = ("dfgan", "dcgan", "stylegan2")
 TEXT_ENCODERS = ("builtin", "clip")
-TEXT_DFGAN_WIDTH, TEXT_BATCH = 16, 24  # --text defaults: 3000 steps of 32² captioned digits in ~15 CPU minutes (estimate)
+# --text defaults: dcgan at width 32 (the conditional recipe's), dfgan at width 16 and batch 24 (its
+# paper's width costs as much per step as dcgan's whole run; see docs/text.md)
+TEXT_DCGAN_WIDTH, TEXT_DFGAN_WIDTH, TEXT_DFGAN_BATCH = 32, 16, 24
+TEXT_DAMSM = 5.0  # AttnGAN's lambda for the DAMSM sentence loss on G (builtin encoder)
 WATCHDOG_POLICIES = ("auto", "off", "warn", "act")
 
 
@@ -69,7 +70,9 @@ class GanConfig(LoopOptions):
     text: bool = False  # text-to-image: captions condition G and D (train/textgan.py; --arch dfgan or stylegan2)
     text_encoder: str = "builtin"  # --text: builtin (trained on the captions first, then frozen) or clip
     text_encoder_steps: int = 0  # --text builtin: the encoder's training steps (0: auto)
-    ma_gp: float = 2.0  # --text: matching-aware gradient penalty weight (DF-GAN: 2, power 6); 0: off
+    ma_gp: float = -1.0  # --text: matching-aware gradient penalty weight (DF-GAN: 2, power 6); 0: off; <0 auto
+    damsm: float = -1.0  # --text: DAMSM sentence loss weight on G (AttnGAN); <0 auto: 5 builtin encoder, 0 clip
+    hard_negatives: int = 1  # --text: D's mismatched caption is the most similar of this many drawn (1: random)
     grow_steps: int = 0  # progan only: steps of each fade-in and of each stable phase; 0: --steps / (2 x levels - 1)
     # optimisation
     lr_g: float = 0.0  # 0: the architecture's own (ARCH_OPTIMIZERS)
@@ -148,8 +151,8 @@ class GanConfig(LoopOptions):
                 raise GanforgeError(f"--text-encoder must be one of {', '.join(TEXT_ENCODERS)}, got {self.text_encoder!r}")
             if self.conditional:
                 raise GanforgeError("--text and --conditional are two kinds of condition: give one")
-            if self.text_encoder_steps < 0 or self.ma_gp < 0:
-                raise GanforgeError("--text-encoder-steps and --ma-gp must be >= 0")
+            if self.text_encoder_steps < 0 or self.hard_negatives < 1:
+                raise GanforgeError("--text-encoder-steps must be >= 0 and --hard-negatives >= 1")
         elif self.arch == "dfgan":
             raise GanforgeError("--arch dfgan is text-to-image: add --text (and a captioned --data folder)")
         self.loop_config().validate()
@@ -169,7 +172,8 @@ class GanConfig(LoopOptions):
             out.r1_gamma = 0.0002 * self.resolution ** 2 / self.batch_size if gamma < 0 else gamma
         private = self.dp_epsilon > 0  # DP: a per-example D, more D steps, no watchdog (train/dp.py)
         if self.d_norm == "auto":  # only dcgan's D has the choice; the conditional recipe keeps BatchNorm
-            out.d_norm = "group" if private else "spectral" if self.arch == "dcgan" and not self.conditional else "batch"
+            out.d_norm = ("group" if private else "spectral" if self.arch == "dcgan" and not (self.conditional or self.text)
+                          else "batch")
         if private:  # Opacus' per-sample conv gradients are wrong on channels-last tensors (tests/test_dp.py)
             out.channels_last = False
         if self.n_critic == 0:
@@ -180,24 +184,29 @@ class GanConfig(LoopOptions):
             out.ema_kimg = self.batch_size * 10 / 32
         if self.watchdog == "auto":
             out.watchdog = "off" if private else "act"
+        if self.ma_gp < 0:  # MA-GP's 6th power through a BatchNorm D blows up (dcgan's text D keeps BatchNorm)
+            out.ma_gp = 0.0 if self.arch == "dcgan" else 2.0
+        if self.damsm < 0:  # needs the encoder's image tower: builtin's is small; CLIP's would cost more than G
+            out.damsm = TEXT_DAMSM if self.text_encoder == "builtin" else 0.0
         return out
 
     def with_text_defaults(self) -> "GanConfig":
-        """A ``--text`` run's defaults where the options are at the GAN's: ``--arch dfgan`` for the
-        default dcgan, DF-GAN's hinge loss for the default non-saturating one, width 16 for dfgan
-        and batch 24 (the CLI cannot tell a default from the same value given: ask for another
-        value than these to change them)."""
-        if not self.text or os.environ.get("GF_DCGAN"):
+        """A ``--text`` run's defaults where the options are at the GAN's: width 32 for dcgan (the
+        conditional recipe's); for ``--arch dfgan`` DF-GAN's hinge loss, width 16 and batch 24 (the
+        CLI cannot tell a default from the same value given: ask for another value than these to
+        change them)."""
+        if not self.text:
             return self
         out = replace(self)
-        if self.arch == GanConfig.arch:
-            out.arch = "dfgan"
-        if self.loss == GanConfig.loss:
-            out.loss = "hinge"
-        if out.arch == "dfgan" and self.width == GanConfig.width:
-            out.width = TEXT_DFGAN_WIDTH
-        if self.batch_size == GanConfig.batch_size:
-            out.batch_size = TEXT_BATCH
+        if self.arch == "dcgan" and self.width == GanConfig.width:
+            out.width = TEXT_DCGAN_WIDTH
+        if self.arch == "dfgan":
+            if self.loss == GanConfig.loss:
+                out.loss = "hinge"
+            if self.width == GanConfig.width:
+                out.width = TEXT_DFGAN_WIDTH
+            if self.batch_size == GanConfig.batch_size:
+                out.batch_size = TEXT_DFGAN_BATCH
         return out
 
     def adopt_stored(self, stored: "GanConfig", given: set[str] | frozenset[str] = frozenset()) -> "GanConfig":
@@ -214,7 +223,7 @@ class GanConfig(LoopOptions):
     def mode_seeking_weight(self) -> float:
         if self.mode_seeking is not None:
             return self.mode_seeking
-        return 1.0 if self.conditional else 0.0
+        return 1.0 if self.conditional or self.text else 0.0
 
     @property
     def r1_interval(self) -> int:

@@ -26,11 +26,15 @@ HELP = {
     "grow_steps": "progan: steps of each fade-in and of each stable phase (0: --steps split evenly over the levels)",
     "conditional": "class-conditional G (label embedding) and projection D",
     "text": "text-to-image: train on a captioned folder (x.png + x.txt, metadata.jsonl or metadata.csv); "
-            "--arch dfgan (the default with --text) or stylegan2, DF-GAN's hinge loss with mismatched captions and MA-GP",
+            "--arch dcgan (the default: text-conditional BatchNorm in G, projection D), dfgan or stylegan2; "
+            "D also sees mismatched captions",
     "text_encoder": "--text: builtin (trained on the dataset's captions first, then frozen and kept in the run) or clip",
     "text_encoder_steps": "--text builtin: training steps of the text encoder (0: its default)",
     "ma_gp": "--text: matching-aware gradient penalty weight (DF-GAN's 2, on real images with their captions; 0: off, "
-             "stylegan2 then uses its lazy R1)",
+             "stylegan2 then uses its lazy R1; <0: auto, 2 for dfgan/stylegan2, 0 for dcgan's BatchNorm D)",
+    "damsm": "--text: weight of AttnGAN's DAMSM sentence loss on G (the builtin encoder's image tower judges whether "
+             "each fake matches its caption; <0: auto, 5 with the builtin encoder, 0 with clip)",
+    "hard_negatives": "--text: D's mismatched caption is the most similar of K drawn at random (1: a random one)",
     "loss": "minimax, non-saturating, lsgan, hinge or wgan-gp",
     "r1_gamma": "R1 penalty weight (0: off; <0: the architecture's own: off, stylegan2 0.0002 x resolution^2 / batch size)",
     "lr_g": "G learning rate (0: the architecture's own: 2e-4 dcgan/resnet, 0.0025 stylegan2, 0.001 progan)",
@@ -49,7 +53,7 @@ HELP = {
     "dp_delta": "--dp-epsilon: the delta of the (epsilon, delta) guarantee (keep it below 1 / the number of images)",
     "dp_max_grad_norm": "--dp-epsilon: per-example gradient clipping norm C",
     "dp_accountant": "--dp-epsilon: privacy accountant, rdp or prv (Opacus')",
-    "mode_seeking": "mode-seeking weight (Mao et al. 2019) against per-class collapse; default 1 if --conditional, else 0",
+    "mode_seeking": "mode-seeking weight (Mao et al. 2019) against per-class collapse; default 1 if --conditional or --text, else 0",
     "ema": "fixed EMA decay of G weights, used with --ema-kimg 0 (0: no EMA at all)",
     "ema_kimg": "EMA half-life in thousands of images (<0: auto, batch x 10/32 as StyleGAN2-ADA; 0: the fixed --ema decay)",
     "ema_rampup": "EMA ramp-up: the half-life is at most this x the images seen so far (0: none)",

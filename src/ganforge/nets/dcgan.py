@@ -110,7 +110,9 @@ def group_norm_discriminator(D: nn.Module) -> nn.Module:
         layers.append(m)
     D.main = nn.Sequential(*layers)
     old = D.head
-    D.head = ProjectionHead(old.linear.in_features - 16, 0 if old.embed is None else old.embed.num_embeddings)
+    text_dim = old.embed.in_features if isinstance(old.embed, nn.Linear) else 0
+    classes = old.embed.num_embeddings if isinstance(old.embed, nn.Embedding) else 0
+    D.head = ProjectionHead(old.linear.in_features - 16, classes, text_dim=text_dim)
     nn.init.normal_(D.head.linear.weight, 0.0, 0.02)
     nn.init.zeros_(D.head.linear.bias)
     D.minibatch_std = False

@@ -140,8 +140,6 @@ class DFGANDiscriminator(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         ch = channels_at(spec, 4)
         self.text_proj = nn.Linear(self.text_dim, ch // 2)  # the sentence, narrowed before the joint conv
-        import os
-        self.proj = nn.Linear(self.text_dim, ch, bias=False) if os.environ.get("GF_PROJ") else None
         self.joint = nn.Sequential(nn.Conv2d(ch + ch // 2, ch, 3, 1, 1, bias=False),
                                    nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(ch, 1, 4, 1, 0, bias=False))
 
@@ -151,10 +149,7 @@ class DFGANDiscriminator(nn.Module):
 
     def logits(self, h: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         c = self.text_proj(text.to(h.dtype))[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
-        out = self.joint(torch.cat([h, c], dim=1)).flatten(1).squeeze(1)
-        if self.proj is not None:
-            out = out + (h.sum((2, 3)) * self.proj(text.to(h.dtype))).sum(1)
-        return out
+        return self.joint(torch.cat([h, c], dim=1)).flatten(1).squeeze(1)
 
     def forward(self, x: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
         if text is None:

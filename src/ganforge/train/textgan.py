@@ -21,7 +21,7 @@ scaled to unit variance per element (:func:`ganforge.generator.sentence_embeddin
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from ..errors import DataError, GanforgeError
 from ..generator import sentence_embeddings
 from ..nets import GanNetSpec
 from ..nets.gradfix import double_backward_convs
-from .gan import GanTask
+from .gan import GanTask, mode_seeking_penalty
 from .task import StepContext
 from .textfiles import encoder_files, load_run_encoder, save_captions, save_encoder
 
@@ -105,6 +105,20 @@ class CaptionTable:
         return out
 
 
+def mismatched_embeddings(table: CaptionTable, embeddings: torch.Tensor, index: torch.Tensor, text: torch.Tensor,
+                          generator: torch.Generator, k: int = 1) -> torch.Tensor:
+    """Sentence embeddings of mismatched captions for images ``index`` (whose matching captions'
+    embeddings are ``text``): one drawn at random (k = 1, DF-GAN), or the most similar to the
+    matching caption of ``k`` drawn (``--hard-negatives``, VSE++'s hardest negative), so D must
+    tell apart captions that differ in one word, not only the easy ones."""
+    cand = torch.stack([table.mismatched(index, generator) for _ in range(k)])  # k x N caption ids
+    emb = embeddings[cand]
+    if k == 1:
+        return emb[0]
+    pick = (emb * text[None]).sum(-1).argmax(0)
+    return emb[pick, torch.arange(len(index), device=emb.device)]
+
+
 def image_captions(dataset: Any) -> list[list[str]]:
     """The captions of each image of a prepared dataset, in the dataset's order: read from the
     source folder while it is there (its captions as they are now), else the ones the prepared
@@ -140,6 +154,18 @@ def run_encoder(cfg: GanConfig, run_dir: Path, resuming: bool, images_fn, captio
     return encoder
 
 
+def damsm_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: float) -> torch.Tensor:
+    """AttnGAN's DAMSM sentence loss on generated images: the symmetric softmax over the batch's
+    cosine similarities between the frozen image encoder's embeddings of the fakes and their
+    captions' embeddings, x the encoder's learned temperature. (Fakes of one caption — the
+    mode-seeking pairs — have equal text columns: their gradients cancel, nothing pushes them apart.)"""
+    import torch.nn.functional as F
+
+    logits = logit_scale * F.normalize(image_emb.float(), dim=1) @ F.normalize(text_emb.float(), dim=1).T
+    target = torch.arange(len(logits), device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
 def matching_aware_gp(D, real: torch.Tensor, text: torch.Tensor, text_mis: torch.Tensor,
                       gradfix: bool | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(D(real, text), D(real, text_mis), MA-GP) in fp32 outside autocast: DF-GAN's
@@ -168,7 +194,6 @@ class TextGanTask(GanTask):
         self.table = table.to(device)
         self.embeddings = embeddings.to(device)  # one row per distinct caption text (table.texts)
         self.image_encoder, self.logit_scale = None, 10.0
-        self.mode_seeking = cfg.mode_seeking if cfg.mode_seeking is not None else 0.0
         # snapshots: one row per fixed caption (spread over the sorted texts), the same z in each column
         picks = torch.linspace(0, len(table.texts) - 1, min(SNAPSHOT_PROMPTS, len(table.texts))).round().long()
         self.snapshot_prompts = [table.texts[int(i)] for i in picks]
@@ -187,14 +212,12 @@ class TextGanTask(GanTask):
             real, index = batch["image"], batch["label"]
             if cfg.channels_last:
                 real = real.contiguous(memory_format=torch.channels_last)
-            cap = self.table.matching(index, ctx.generator)
-            text_real = text = self.embeddings[cap]
+            text_real = text = self.embeddings[self.table.matching(index, ctx.generator)]
             text_mis = self._negatives(index, text, ctx.generator)
             z = ctx.randn(real.shape[0], self.spec.z_dim)
             if self.mode_seeking > 0:  # fakes in pairs (z1, s), (z2, s) for the mode-seeking term
                 half = text.shape[0] // 2
                 text = torch.cat([text[:half], text[:half], text[2 * half:]])
-                cap = torch.cat([cap[:half], cap[:half], cap[2 * half:]])
             last = i == cfg.n_critic - 1
             r1_now = cfg.ma_gp <= 0 and cfg.r1_gamma > 0 and ctx.step % cfg.r1_interval == 0
             with ctx.autocast():
@@ -230,13 +253,9 @@ class TextGanTask(GanTask):
         try:
             with ctx.autocast():
                 loss_g = adversarial_g = self.loss.g_loss(D(self._aug(fake, ctx), text).float())
-                import os
-                w = float(os.environ.get("GF_DAMSM", "0"))
-                if w > 0 and self.image_encoder is not None:
-                    loss_g = loss_g + w * self._matching(fake, text, cap)
+                if cfg.damsm > 0 and self.image_encoder is not None:
+                    loss_g = loss_g + cfg.damsm * damsm_loss(self.image_encoder(fake.float()), text, self.logit_scale)
                 if self.mode_seeking > 0:
-                    from .gan import mode_seeking_penalty
-
                     loss_g = loss_g + self.mode_seeking * mode_seeking_penalty(fake, z)
             pl = None
             if self.style_based and cfg.pl_weight > 0 and ctx.step % cfg.pl_every == 0:
@@ -258,24 +277,8 @@ class TextGanTask(GanTask):
             scalars["pl_penalty"] = pl.detach()
         return scalars
 
-    def _matching(self, fake, text, cap):
-        import torch.nn.functional as F
-        img = F.normalize(self.image_encoder(fake.float()), dim=1)
-        txt = F.normalize(text.float(), dim=1)
-        logits = self.logit_scale * img @ txt.T
-        pos = (cap[:, None] == cap[None, :]).float()
-        target = pos / pos.sum(1, keepdim=True)
-        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-
-    def _negatives(self, index, text, generator):
-        import os
-        k = int(os.environ.get("GF_HARDNEG", "1"))
-        cand = torch.stack([self.table.mismatched(index, generator) for _ in range(k)])  # k x N
-        if k == 1:
-            return self.embeddings[cand[0]]
-        emb = self.embeddings[cand]  # k x N x d
-        pick = (emb * text[None]).sum(-1).argmax(0)
-        return emb[pick, torch.arange(len(index), device=emb.device)]
+    def _negatives(self, index: torch.Tensor, text: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return mismatched_embeddings(self.table, self.embeddings, index, text, generator, self.cfg.hard_negatives)
 
     def eval_condition(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Sentence embeddings of ``n`` captions, each of a random training image (in-training FID)."""
@@ -327,8 +330,9 @@ def prepare_text_run(cfg: GanConfig, accelerator, run_dir: Path, resuming: bool,
     spec = GanNetSpec(resolution=cfg.resolution, channels=dataset.channels, z_dim=cfg.z_dim, num_classes=0,
                       width=cfg.width, text_dim=int(embeddings.shape[1]))
     task = TextGanTask(cfg, spec, device, table, embeddings)
-    task.image_encoder = getattr(encoder, "image_encoder", None)
-    task.logit_scale = float(encoder.logit_scale.clamp(max=4.6052).exp()) if hasattr(encoder, "logit_scale") else 10.0
+    if hasattr(encoder, "image_encoder") and hasattr(encoder, "logit_scale"):  # builtin: --damsm's image tower
+        task.image_encoder = encoder.image_encoder
+        task.logit_scale = float(encoder.logit_scale.clamp(max=math.log(100.0)).exp())
     batches = MemmapBatches(dataset, torch.arange(len(dataset)), cfg.batch_size, cfg.seed, cfg.hflip)
     t_data = time.perf_counter() - t0
     return Prepared(
