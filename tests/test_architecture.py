@@ -53,6 +53,7 @@ LAYERS: dict[str, int] = {
     "ganforge.video": 5, "ganforge.export": 5,
     # 6 entry points: Python API, any run, the demo report, the server, the CLI
     "ganforge": 6, "ganforge.api": 6, "ganforge.runs": 6, "ganforge.report": 6, "ganforge.export.run": 6, "ganforge.server": 7,
+    "ganforge.report.textdemo": 6,  # the demo's prompts → images: trains through the API, so above ganforge.text
     "ganforge.cli": 8, "ganforge.__main__": 8,
 }
 

@@ -34,7 +34,7 @@ def test_tiny_demo_writes_the_restoration_section_with_its_images_and_numbers(tm
 
     out = tmp_path / "demo"
     logs: list[str] = []
-    index = run_demo(out, steps=8, data="digits", style=False, translate=False, precision="fp32", device="cpu",
+    index = run_demo(out, steps=8, data="digits", style=False, translate=False, text=False, precision="fp32", device="cpu",
                      progress=False, log=logs.append)
     page = index.read_text()
     section = page[page.index("<h2>Restoration</h2>"):page.index("<h2>Timings</h2>")]

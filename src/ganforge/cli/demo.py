@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip the image-to-image (pix2pix) section")
     p.add_argument("--no-restore", dest="restore", action="store_false",
                    help="skip the restoration section (super-resolution and inpainting)")
+    p.add_argument("--no-text", dest="text", action="store_false",
+                   help="skip the text-to-image section (prompts → images on captioned digits)")
     p.set_defaults(func=_run)
 
 
@@ -26,6 +28,6 @@ def _run(args: argparse.Namespace) -> int:
     from ..report.demo import run_demo
 
     index = run_demo(args.out, steps=args.steps, data=args.data, style=args.style, translate=args.translate,
-                     restore=args.restore, precision=args.precision, device=args.device, progress=not args.quiet)
+                     restore=args.restore, text=args.text, precision=args.precision, device=args.device, progress=not args.quiet)
     print(f"open {index}")
     return 0

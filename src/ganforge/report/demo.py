@@ -1,7 +1,7 @@
 """``ganforge demo``: train a conditional GAN on handwritten digits offline in a few minutes and
 write a self-contained HTML page: samples per class, a latent walk, loss curves, timings, a
-style-transfer example, an image-to-image translation example and restoration examples
-(super-resolution and inpainting)."""
+style-transfer example, an image-to-image translation example, restoration examples
+(super-resolution and inpainting) and text-to-image (prompts → images)."""
 
 from __future__ import annotations
 
@@ -76,9 +76,10 @@ figure {{ margin: 0; }} figcaption {{ font-size: 0.85em; color: #555; }}
 
 
 def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str = "auto", style: bool = True,
-             translate: bool = True, restore: bool = True, precision: str = "auto", device: str = "auto",
-             progress: bool = True, log: Callable[[str], None] = print) -> Path:
-    """Train, sample, interpolate and (optionally) stylise, translate and restore; returns the path
+             translate: bool = True, restore: bool = True, text: bool = True, precision: str = "auto",
+             device: str = "auto", progress: bool = True, log: Callable[[str], None] = print) -> Path:
+    """Train, sample, interpolate and (optionally) stylise, translate, restore and draw from
+    prompts; returns the path
     of ``index.html``. The extra sections' training steps scale with ``steps``, so a small
     ``steps`` bounds the whole demo's time."""
     from ..version import __version__
@@ -145,6 +146,12 @@ def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str 
         t = time.perf_counter()
         sections.append(f"<section>{_restore_fragment(out, dataset, log, sr_steps=max(50, steps // 2), inpaint_steps=max(20, steps // 8), precision=precision, device=device, progress=progress)}</section>\n")
         timings["restoration (super-resolution + inpainting)"] = time.perf_counter() - t
+    if text:
+        t = time.perf_counter()
+        from .textdemo import budget
+
+        sections.append(f"<section>{_text_fragment(out, dataset, log, **budget(steps), precision=precision, device=device, progress=progress)}</section>\n")
+        timings["text to image (prompts → images)"] = time.perf_counter() - t
     sections.append(_section("Timings", _timing_table(timings)))
     (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     page = PAGE.format(summary=html.escape(f"{reason}. Conditional DCGAN at 32x32; run directory: run/"),
@@ -189,3 +196,13 @@ def _restore_fragment(out: Path, dataset: str, log: Callable[[str], None], **opt
     except GanforgeError as exc:
         log(f"restoration examples skipped: {exc}")
         return f"<h2>Restoration</h2><p>Skipped: {html.escape(str(exc))}</p>"
+
+
+def _text_fragment(out: Path, dataset: str, log: Callable[[str], None], **options) -> str:
+    from .textdemo import demo_section
+
+    try:
+        return demo_section(out, dataset, **options)
+    except GanforgeError as exc:
+        log(f"text-to-image example skipped: {exc}")
+        return f"<h2>Prompts → images</h2><p>Skipped: {html.escape(str(exc))}</p>"
