@@ -68,10 +68,12 @@ def test_the_demo_page_has_the_section_and_its_budget_follows_steps(tmp_path):
         assert (out / src).is_file(), src
     assert read_provenance(out / "text_prompts.png")["method"] == "sample"
     numbers = json.loads((out / "text_prompts.json").read_text())
-    assert numbers["steps"] == 20 and budget(4) == {"steps": 20, "encoder_steps": 20}  # the floor of 20
+    assert budget(4) == {"steps": 10, "encoder_steps": 10, "n_images": 500}  # the floors
+    assert numbers["steps"] == 10 and numbers["images"] == 500
     encoder = json.loads((out / "text-run" / "text_encoder.json").read_text())
-    assert encoder["trained"]["steps"] == 20
-    assert budget(2000)["steps"] == 1000 and 20 < budget(2000)["encoder_steps"] <= 2000 // 3
+    assert encoder["trained"]["steps"] == 10
+    full = budget(2000)  # the default demo: half its steps, the encoder's own default, 3000 images
+    assert full["steps"] == 1000 and full["n_images"] == 3000 and 10 < full["encoder_steps"] <= 2000 // 3
     assert json.loads((out / "timings.json").read_text())["text to image (prompts → images)"] > 0
 
 

@@ -32,14 +32,16 @@ SHOWN_SCALE = 2  # the page shows the 32² grid twice as large (pixelated)
 
 def budget(steps: int) -> dict[str, int]:
     """The section's training budget for the demo's ``steps`` (2000 by default): half of them as
-    GAN steps, and the builtin encoder's default steps at that budget, fewer (a third of ``steps``)
-    for a short demo; at least 20 of each, so a tiny ``--steps`` bounds the whole page's time."""
+    GAN steps on 3000 images, with the builtin encoder's default steps; a short demo gets fewer
+    (a third of ``steps`` for the encoder, 3 images a step, at least 10 steps and 500 images), so a
+    tiny ``--steps`` bounds the whole page's time."""
     import inspect
 
     from ..text.builtin import train_builtin_encoder
 
     full = inspect.signature(train_builtin_encoder).parameters["steps"].default
-    return {"steps": max(20, steps // 2), "encoder_steps": min(full, max(20, steps // 3))}
+    return {"steps": max(10, steps // 2), "encoder_steps": min(full, max(10, steps // 3)),
+            "n_images": min(3000, max(500, 3 * steps))}
 
 
 def shape_source(dataset: str) -> str:
