@@ -28,6 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..report.demo import run_demo
 
     index = run_demo(args.out, steps=args.steps, data=args.data, style=args.style, translate=args.translate,
-                     restore=args.restore, text=args.text, precision=args.precision, device=args.device, progress=not args.quiet)
+                     restore=args.restore, text=args.text, precision=args.precision, device=args.device,
+                     progress=not args.quiet)
     print(f"open {index}")
     return 0

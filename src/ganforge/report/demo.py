@@ -79,9 +79,8 @@ def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str 
              translate: bool = True, restore: bool = True, text: bool = True, precision: str = "auto",
              device: str = "auto", progress: bool = True, log: Callable[[str], None] = print) -> Path:
     """Train, sample, interpolate and (optionally) stylise, translate, restore and draw from
-    prompts; returns the path
-    of ``index.html``. The extra sections' training steps scale with ``steps``, so a small
-    ``steps`` bounds the whole demo's time."""
+    prompts; returns the path of ``index.html``. The extra sections' training steps scale with
+    ``steps``, so a small ``steps`` bounds the whole demo's time."""
     from ..version import __version__
     from ..api import train_gan
     from ..config import GanConfig
@@ -148,9 +147,7 @@ def run_demo(out: str | Path = "ganforge-demo", *, steps: int = 2000, data: str 
         timings["restoration (super-resolution + inpainting)"] = time.perf_counter() - t
     if text:
         t = time.perf_counter()
-        from .textdemo import budget
-
-        sections.append(f"<section>{_text_fragment(out, dataset, log, **budget(steps), precision=precision, device=device, progress=progress)}</section>\n")
+        sections.append(f"<section>{_text_fragment(out, dataset, log, steps, precision=precision, device=device, progress=progress)}</section>\n")
         timings["text to image (prompts → images)"] = time.perf_counter() - t
     sections.append(_section("Timings", _timing_table(timings)))
     (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
@@ -198,11 +195,11 @@ def _restore_fragment(out: Path, dataset: str, log: Callable[[str], None], **opt
         return f"<h2>Restoration</h2><p>Skipped: {html.escape(str(exc))}</p>"
 
 
-def _text_fragment(out: Path, dataset: str, log: Callable[[str], None], **options) -> str:
-    from .textdemo import demo_section
+def _text_fragment(out: Path, dataset: str, log: Callable[[str], None], steps: int, **options) -> str:
+    from .textdemo import budget, demo_section
 
     try:
-        return demo_section(out, dataset, **options)
+        return demo_section(out, dataset, **budget(steps), **options)
     except GanforgeError as exc:
         log(f"text-to-image example skipped: {exc}")
         return f"<h2>Prompts → images</h2><p>Skipped: {html.escape(str(exc))}</p>"
