@@ -29,7 +29,7 @@ STYLE_ARCHS = ("stylegan2", "stylegan2-official")  # mapping/synthesis: style mi
 
 # What an option added after a run was made means for that run: a config.json without the key
 # was written before the option existed, so the run keeps the behaviour it was trained with.
-LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "ema_kimg": 0.0, "watchdog": "off"}
+LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "ema_kimg": 0.0, "watchdog": "off", "damsm": 0.0}
 D_NORMS = ("auto", "batch", "spectral", "group")  # group: GroupNorm, no minibatch stddev (per-example D, DP runs)
 TEXT_ARCHS = ("dfgan", "dcgan", "stylegan2")
 TEXT_ENCODERS = ("builtin", "clip")
@@ -223,7 +223,7 @@ class GanConfig(LoopOptions):
     def mode_seeking_weight(self) -> float:
         if self.mode_seeking is not None:
             return self.mode_seeking
-        return 1.0 if self.conditional or self.text else 0.0
+        return 1.0 if self.conditional or (self.text and self.arch == "dcgan") else 0.0
 
     @property
     def r1_interval(self) -> int:

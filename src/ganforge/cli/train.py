@@ -53,7 +53,7 @@ HELP = {
     "dp_delta": "--dp-epsilon: the delta of the (epsilon, delta) guarantee (keep it below 1 / the number of images)",
     "dp_max_grad_norm": "--dp-epsilon: per-example gradient clipping norm C",
     "dp_accountant": "--dp-epsilon: privacy accountant, rdp or prv (Opacus')",
-    "mode_seeking": "mode-seeking weight (Mao et al. 2019) against per-class collapse; default 1 if --conditional or --text, else 0",
+    "mode_seeking": "mode-seeking weight (Mao et al. 2019) against per-class collapse; default 1 if --conditional or --text (dcgan), else 0",
     "ema": "fixed EMA decay of G weights, used with --ema-kimg 0 (0: no EMA at all)",
     "ema_kimg": "EMA half-life in thousands of images (<0: auto, batch x 10/32 as StyleGAN2-ADA; 0: the fixed --ema decay)",
     "ema_rampup": "EMA ramp-up: the half-life is at most this x the images seen so far (0: none)",

@@ -8,12 +8,15 @@
   ``ganforge.text.builtin``), then frozen and written into the run (``text_encoder.json`` +
   ``text_encoder.safetensors``), so ``ganforge sample RUN --prompt ...`` needs nothing else; a
   resumed run loads it instead of training it again. ``clip`` is loaded by name.
-- **The game** (DF-GAN, Tao et al. 2022): D's loss is the run's adversarial loss (hinge by default)
-  on (real, matching text) vs the mean of (fake, text) and (real, *mismatched* text) — a caption
-  of another image whose text differs from every caption of this one (:meth:`CaptionTable.mismatched`)
-  — plus the matching-aware gradient penalty ``ma_gp x mean(|grad_(x, s) D(x, s)|^6)`` on real
-  images with their matching text. G's loss: the adversarial one on (fake, text).
-  ``--arch stylegan2`` uses the same game with its own lazy R1 instead of MA-GP when ``--ma-gp 0``.
+- **The game** (DF-GAN, Tao et al. 2022): D's loss is the run's adversarial loss on (real, matching
+  text) vs the mean of (fake, text) and (real, *mismatched* text) — a caption of another image whose
+  text differs from every caption of this one (:meth:`CaptionTable.mismatched`; the hardest of K
+  with ``--hard-negatives K``, :func:`mismatched_embeddings`) — plus, for dfgan and stylegan2, the
+  matching-aware gradient penalty ``ma_gp x mean(|grad_(x, s) D(x, s)|^6)`` on real images with
+  their matching text. G's loss: the adversarial one on (fake, text), + AttnGAN's DAMSM sentence
+  loss through the builtin encoder's frozen image tower (``--damsm``, :func:`damsm_loss`), + the
+  mode-seeking term for the default dcgan. ``--arch stylegan2`` uses its own lazy R1 instead of
+  MA-GP when ``--ma-gp 0``.
 
 Sentence embeddings enter G and D where class generators take labels (``G(z, s)``, ``D(x, s)``),
 scaled to unit variance per element (:func:`ganforge.generator.sentence_embeddings`).
