@@ -72,8 +72,8 @@ def test_the_demo_page_has_the_section_and_its_budget_follows_steps(tmp_path):
     assert numbers["steps"] == 10 and numbers["images"] == 500
     encoder = json.loads((out / "text-run" / "text_encoder.json").read_text())
     assert encoder["trained"]["steps"] == 10
-    full = budget(2000)  # the default demo: a quarter of its steps, a sixth for the encoder, 2000 images
-    assert full["steps"] == 500 and full["n_images"] == 2000 and 10 < full["encoder_steps"] <= 2000 // 6
+    full = budget(2000)  # the default demo: half its steps, a sixth for the encoder, 2000 images
+    assert full["steps"] == 1000 and full["n_images"] == 2000 and 10 < full["encoder_steps"] <= 2000 // 6
     assert json.loads((out / "timings.json").read_text())["text to image (prompts → images)"] > 0
 
 

@@ -31,7 +31,7 @@ SHOWN_SCALE = 2  # the page shows the 32² grid twice as large (pixelated)
 
 
 def budget(steps: int) -> dict[str, int]:
-    """The section's training budget for the demo's ``steps`` (2000 by default): a quarter of them
+    """The section's training budget for the demo's ``steps`` (2000 by default): half of them
     as GAN steps on 2000 images, a sixth for the builtin encoder (at most its default steps), at
     least 10 steps and 500 images, so the section adds a few minutes to the demo and a tiny
     ``--steps`` bounds the whole page's time. (Digit shapes need more: docs/text.md.)"""
@@ -40,7 +40,7 @@ def budget(steps: int) -> dict[str, int]:
     from ..text.builtin import train_builtin_encoder
 
     full = inspect.signature(train_builtin_encoder).parameters["steps"].default
-    return {"steps": max(10, steps // 4), "encoder_steps": min(full, max(10, steps // 6)),
+    return {"steps": max(10, steps // 2), "encoder_steps": min(full, max(10, steps // 6)),
             "n_images": min(2000, max(500, 2 * steps))}
 
 
