@@ -136,3 +136,12 @@ def test_scoring_real_digits_as_if_generated(tmp_path):
     assert result["digit_accuracy"] >= 0.9 and result["ink_accuracy"] >= 0.97, result
     wrong = [{"digit": (labels[n]["digit"] + 1) % 10, "ink": labels[n]["ink"]} for n in names]
     assert score_digit_images(_load(out, names), wrong)["digit_accuracy"] <= 0.1
+    # The noise floor: a clean image's mask is the raw one; per-pixel colour speckle (as an
+    # undertrained generator draws) leaves the digit readable, where the raw mask reads noise.
+    images, prompts = _load(out, names), [labels[n] for n in names]
+    raw = score_digit_images(images, prompts, noise_floor=False)
+    assert raw["digit_accuracy"] == result["digit_accuracy"] and "noise floor" in result["protocol"]["digit"]
+    speckle = (torch.rand(images.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1) * 30
+    noisy = (images.float() + speckle).clamp(0, 255).to(torch.uint8)
+    assert score_digit_images(noisy, prompts)["digit_accuracy"] >= 0.9
+    assert score_digit_images(noisy, prompts, noise_floor=False)["digit_accuracy"] <= 0.6
