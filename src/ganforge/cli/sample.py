@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import GanforgeError
+from ..text.captions import read_prompts_file
 from ._common import add_json, add_network_options, add_quiet, add_watermark, write_json
 
 
@@ -63,13 +64,7 @@ def read_prompts(args: argparse.Namespace, gen) -> list[str] | None:
     given to a run without text, or none given to a text run."""
     prompts = list(args.prompts or [])
     if args.prompts_file:
-        try:
-            lines = Path(args.prompts_file).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise GanforgeError(f"cannot read --prompts {args.prompts_file}: {exc}") from None
-        prompts += [line.strip() for line in lines if line.strip()]
-        if not prompts:
-            raise GanforgeError(f"--prompts {args.prompts_file} holds no prompt (one per line)")
+        prompts += read_prompts_file(args.prompts_file)
     if prompts and not gen.is_text:
         raise GanforgeError(f"{args.run} was not trained on text (train with --text); it takes no --prompt")
     if gen.is_text and not prompts:

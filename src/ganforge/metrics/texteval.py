@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..errors import GanforgeError
+from ..text.captions import read_prompts_file
 from .clipscore import ClipUnavailable, clip_score, load_clip
 from .rprecision import r_precision
 
@@ -33,18 +34,6 @@ def is_text_run(spec: str | Path) -> bool:
         return bool(json.loads(path.read_text())["options"].get("text"))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
-
-
-def read_prompts_file(path: str | Path) -> list[str]:
-    """The prompts of a file, one a line (blank lines skipped), as ``ganforge sample --prompts``."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GanforgeError(f"cannot read --prompts {path}: {exc}") from None
-    prompts = [line.strip() for line in lines if line.strip()]
-    if not prompts:
-        raise GanforgeError(f"--prompts {path} holds no prompt (one per line)")
-    return prompts
 
 
 def _training_captions(run_dir: Path) -> tuple[list[str], list[int], str] | None:

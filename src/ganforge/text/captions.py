@@ -28,7 +28,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..errors import CaptionError, DataError
+from ..errors import CaptionError, DataError, GanforgeError
 
 MAX_CAPTION_CHARS = 1000  # longer captions are truncated (at a word boundary) and counted
 CAPTIONS_FILE = "captions.json"  # a prepared dataset's captions, beside index.json
@@ -344,3 +344,15 @@ def format_caption_report(report: dict) -> str:
     if report["orphan_count"]:
         lines.append(f"  captions naming no image ({report['orphan_count']}): " + ", ".join(report["orphans"][:5]))
     return "\n".join(lines)
+
+
+def read_prompts_file(path: str | Path) -> list[str]:
+    """The prompts of a file, one a line (blank lines skipped), as ``ganforge sample --prompts``."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GanforgeError(f"cannot read --prompts {path}: {exc}") from None
+    prompts = [line.strip() for line in lines if line.strip()]
+    if not prompts:
+        raise GanforgeError(f"--prompts {path} holds no prompt (one per line)")
+    return prompts
