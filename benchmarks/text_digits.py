@@ -73,6 +73,9 @@ def score(run: Path, holdout, per_prompt: int, seed: int, device: str) -> dict:
     images = torch.cat([gen.sample(per_prompt, prompts=[p["prompt"] for p in prompts[i:i + 32]], seed=seed)
                         for i in range(0, len(prompts), 32)]).cpu() * 2 - 1
     per_image = [p for p in prompts for _ in range(per_prompt)]
+    # diversity: the per-pixel standard deviation over one prompt's latents, averaged (0 when G
+    # ignores z and draws one image per prompt, which a digit score alone would not show)
+    spread = images.view(len(prompts), per_prompt, *images.shape[1:]).std(dim=1).mean().item()
     floor = score_digit_images(images, per_image, classifier=clf)
     raw = score_digit_images(images, per_image, classifier=clf, noise_floor=False)
     hits = defaultdict(lambda: [0, 0, 0, 0])  # (split, phrasing) -> digit, raw-mask digit, ink hits, count
@@ -89,8 +92,28 @@ def score(run: Path, holdout, per_prompt: int, seed: int, device: str) -> dict:
         table[split] = {"digit": tot[0] / tot[3], "digit_raw": tot[1] / tot[3], "ink": tot[2] / tot[3], "n": tot[3],
                         "by_phrasing": {k[1]: {"digit": hits[k][0] / hits[k][3], "digit_raw": hits[k][1] / hits[k][3],
                                                "ink": hits[k][2] / hits[k][3]} for k in sorted(keys)}}
-    return {"step": gen.step, "per_prompt": per_prompt, "classifier_test_accuracy": clf.test_accuracy,
+    return {"step": gen.step, "per_prompt": per_prompt, "classifier_test_accuracy": clf.test_accuracy, "diversity": spread,
             "protocol": {**floor["protocol"], "digit_raw": raw["protocol"]["digit"]}, **table}
+
+
+def real_diversity(data: Path, per_group: int) -> float:
+    """The same spread over real images: groups of ``per_group`` images of one (digit, ink,
+    background), averaged over the groups the data has."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from ganforge.text.digits import load_digit_labels
+
+    groups = defaultdict(list)
+    for name, lab in sorted(load_digit_labels(data)["files"].items()):
+        groups[(lab["digit"], lab["ink"], lab["background"])].append(name)
+    spreads = []
+    for names in groups.values():
+        if len(names) >= per_group:
+            x = torch.stack([torch.from_numpy(np.asarray(Image.open(data / n).convert("RGB"))) for n in names[:per_group]])
+            spreads.append((x.float() / 127.5 - 1).std(dim=0).mean().item())
+    return sum(spreads) / max(len(spreads), 1)
 
 
 def by_digit(data: Path, folder: Path) -> Path:
@@ -190,8 +213,10 @@ def main() -> int:
         cmd, seconds = train(args.data, args.out, args.steps, args.threads, args.extra.split(), args.device)
         record.update(command=" ".join(cmd[1:]), train_seconds=round(seconds, 1), load_after=os.getloadavg()[0])
     record.update(score(args.out, holdout, args.per_prompt, seed=1234, device=args.device))
+    record["real_diversity"] = real_diversity(args.data, args.per_prompt)
     print(f"\nrun {args.out} (step {record['step']}), {record.get('train_seconds', '-')} s training, "
-          f"threads {args.threads}, CPU flags: {record['cpu_flags']}")
+          f"threads {args.threads}, CPU flags: {record['cpu_flags']}; diversity (per-prompt pixel std) "
+          f"{record['diversity']:.3f}, real images of one caption {record['real_diversity']:.3f}")
     print("| split | phrasing | digit acc | digit acc (raw mask) | ink acc |\n|---|---|---|---|---|")
     for split in ("seen", "unseen"):
         t = record[split]
