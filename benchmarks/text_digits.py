@@ -57,7 +57,7 @@ def train(data: Path, out: Path, steps: int, threads: int, extra: list[str], dev
     return cmd, time.perf_counter() - t0
 
 
-def score(run: Path, holdout, per_prompt: int, seed: int, device: str) -> dict:
+def score(run: Path, holdout, per_prompt: int, seed: int, device: str, unseen_per_prompt: int = 100) -> dict:
     """Every evaluation prompt's samples scored by ``text.digits.score_digit_images``: the digit on
     the ink mask with the border's noise floor subtracted (``digit``) and on the raw mask
     (``digit_raw``, this benchmark's figure before session 5), the ink colour."""
@@ -70,12 +70,19 @@ def score(run: Path, holdout, per_prompt: int, seed: int, device: str) -> dict:
     gen = ganforge.load_generator(run).to(device, "fp32")
     clf = load_classifier("mnist", progress=False).eval()
     prompts = evaluation_prompts(holdout)
-    images = torch.cat([gen.sample(per_prompt, prompts=[p["prompt"] for p in prompts[i:i + 32]], seed=seed)
-                        for i in range(0, len(prompts), 32)]).cpu() * 2 - 1
-    per_image = [p for p in prompts for _ in range(per_prompt)]
-    # diversity: the per-pixel standard deviation over one prompt's latents, averaged (0 when G
-    # ignores z and draws one image per prompt, which a digit score alone would not show)
-    spread = images.view(len(prompts), per_prompt, *images.shape[1:]).std(dim=1).mean().item()
+    images, per_image, spreads = [], [], []
+    for split, n in (("seen", per_prompt), ("unseen", unseen_per_prompt)):  # more of the few unseen prompts
+        group = [p for p in prompts if p["split"] == split]
+        for i in range(0, len(group), max(1, 320 // n)):
+            chunk = group[i:i + max(1, 320 // n)]
+            x = gen.sample(n, prompts=[p["prompt"] for p in chunk], seed=seed).cpu() * 2 - 1
+            images.append(x)
+            per_image += [p for p in chunk for _ in range(n)]
+            # diversity: the per-pixel standard deviation over one prompt's first 10 latents (0 when
+            # G ignores z and draws one image per prompt, which a digit score alone would not show)
+            spreads += x.view(len(chunk), n, *x.shape[1:])[:, :10].std(dim=1).flatten(1).mean(1).tolist()
+    images = torch.cat(images)
+    spread = sum(spreads) / len(spreads)
     floor = score_digit_images(images, per_image, classifier=clf)
     raw = score_digit_images(images, per_image, classifier=clf, noise_floor=False)
     hits = defaultdict(lambda: [0, 0, 0, 0])  # (split, phrasing) -> digit, raw-mask digit, ink hits, count
@@ -92,7 +99,8 @@ def score(run: Path, holdout, per_prompt: int, seed: int, device: str) -> dict:
         table[split] = {"digit": tot[0] / tot[3], "digit_raw": tot[1] / tot[3], "ink": tot[2] / tot[3], "n": tot[3],
                         "by_phrasing": {k[1]: {"digit": hits[k][0] / hits[k][3], "digit_raw": hits[k][1] / hits[k][3],
                                                "ink": hits[k][2] / hits[k][3]} for k in sorted(keys)}}
-    return {"step": gen.step, "per_prompt": per_prompt, "classifier_test_accuracy": clf.test_accuracy, "diversity": spread,
+    return {"step": gen.step, "per_prompt": per_prompt, "unseen_per_prompt": unseen_per_prompt,
+            "classifier_test_accuracy": clf.test_accuracy, "diversity": spread,
             "protocol": {**floor["protocol"], "digit_raw": raw["protocol"]["digit"]}, **table}
 
 
@@ -188,7 +196,9 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=10000, help="images to build")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--per-prompt", type=int, default=10)
+    ap.add_argument("--per-prompt", type=int, default=10, help="samples per seen prompt")
+    ap.add_argument("--unseen-per-prompt", type=int, default=100,
+                    help="samples per unseen prompt (9 prompts: 10 each would give 30 per phrasing)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--extra", default="", help="more 'ganforge train' options, one string")
@@ -212,8 +222,9 @@ def main() -> int:
     if not args.skip_train:
         cmd, seconds = train(args.data, args.out, args.steps, args.threads, args.extra.split(), args.device)
         record.update(command=" ".join(cmd[1:]), train_seconds=round(seconds, 1), load_after=os.getloadavg()[0])
-    record.update(score(args.out, holdout, args.per_prompt, seed=1234, device=args.device))
-    record["real_diversity"] = real_diversity(args.data, args.per_prompt)
+    record.update(score(args.out, holdout, args.per_prompt, seed=1234, device=args.device,
+                        unseen_per_prompt=args.unseen_per_prompt))
+    record["real_diversity"] = real_diversity(args.data, 10)
     print(f"\nrun {args.out} (step {record['step']}), {record.get('train_seconds', '-')} s training, "
           f"threads {args.threads}, CPU flags: {record['cpu_flags']}; diversity (per-prompt pixel std) "
           f"{record['diversity']:.3f}, real images of one caption {record['real_diversity']:.3f}")
