@@ -9,7 +9,8 @@ unseen combinations, and each phrasing ("seven" / "7" / "the digit seven") apart
 
 ``--extra`` passes more options to ``ganforge train`` (the issue's bar is with none). ``--skip-train``
 scores an existing run. ``--compare-conditional`` also trains the class-conditional model on the
-same images (one class folder per digit, linked, not copied) at the same steps, batch and width,
+same images (one class folder per digit, linked, not copied) at the same steps, batch, width and
+generator upsampling,
 and measures FID of both against the captioned images (``ganforge eval``, ``--fid-n`` samples):
 does text cost quality? Prints a table and writes ``--json``. Records the command, the torch
 threads and the CPU flags, so figures can be compared only where those match.
@@ -239,13 +240,15 @@ def main() -> int:
         cond = args.out.parent / (args.out.name + "-conditional")
         width = json.loads((args.out / "config.json").read_text())["options"]["width"]
         batch = json.loads((args.out / "config.json").read_text())["options"]["batch_size"]
+        spec = json.loads((args.out / "run.json").read_text())["spec"]
+        upsample = "nearest" if spec.get("resize_conv") else "transposed"
         if not (cond / "summary.json").is_file():
             classes = by_digit(args.data, args.data.parent / (args.data.name + "-by-digit"))
             env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-m", "ganforge", "train", "--data", str(classes), "--conditional",
                             "--resolution", "32", "--steps", str(args.steps), "--width", str(width),
-                            "--batch-size", str(batch), "--out", str(cond), "--quiet"], check=True, env=env)
+                            "--batch-size", str(batch), "--g-upsample", upsample, "--out", str(cond), "--quiet"], check=True, env=env)
             record["conditional_train_seconds"] = round(time.perf_counter() - t0, 1)
         record["fid"] = {"text": fid(args.out, args.data, args.fid_n, args.threads)["results"][0],
                          "conditional": fid(cond, args.data, args.fid_n, args.threads)["results"][0]}

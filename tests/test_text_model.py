@@ -58,6 +58,7 @@ def test_text_run_trains_and_samples_from_prompts(runs, capsys):
     assert meta["arch"] == "dcgan" and meta["spec"]["text_dim"] > 0 and meta["text"]["encoder"] == "builtin"
     config = json.loads((run / "config.json").read_text())["options"]
     assert config["text"] and config["loss"] == "non-saturating"
+    assert meta["spec"]["resize_conv"] == 1  # --g-upsample auto: resize-conv G for text runs
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     assert len(log) == 4 and all(np.isfinite(r["D_mismatch"]) for r in log)
     assert not any("gradient_penalty" in r for r in log)  # dcgan's BatchNorm D: no MA-GP by default
@@ -179,6 +180,36 @@ def test_text_dcgan_takes_the_sentence_everywhere():
     assert D(x, s).shape == (4,) and not torch.equal(D(x, s), D(x, other))  # the projection head reads the text
     with pytest.raises(ValueError):
         G(z)
+
+
+def test_resize_conv_generator_draws_flat_colour_flat(tmp_path):
+    """--g-upsample nearest (the text default): nearest-neighbour resizing + a 3x3 conv gives a
+    constant feature map a constant interior; the paper's stride-2 transposed conv gives it the
+    2-periodic pattern that showed as colour speckle on generated backgrounds."""
+    from ganforge.config import GanConfig
+    from ganforge.errors import GanforgeError
+    from ganforge.nets import GanNetSpec, build_gan
+    from ganforge.nets.dcgan import _upsample
+
+    torch.manual_seed(0)
+    flat = torch.ones(1, 4, 6, 6)
+    with torch.no_grad():
+        resized = _upsample(4, 3, True)(flat)[..., 1:-1, 1:-1]
+        transposed = _upsample(4, 3, False)(flat)[..., 1:-1, 1:-1]
+    assert resized.shape == transposed.shape == (1, 3, 10, 10)
+    assert float((resized - resized[..., :1, :1]).abs().max()) < 1e-6
+    assert float((transposed[..., 0::2, 0::2] - transposed[..., 1::2, 1::2]).abs().amin()) > 1e-4
+    G, _ = build_gan("dcgan", GanNetSpec(resolution=16, channels=3, z_dim=8, width=8, text_dim=12, resize_conv=1))
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) and m.stride == (2, 2) for m in G.modules())
+    assert G(torch.randn(2, 8), torch.randn(2, 12)).shape == (2, 3, 16, 16)
+    # auto: on for dcgan text runs only; old runs (no g_upsample stored) keep transposed convs
+    assert GanConfig(text=True).resize_conv == 1 and GanConfig().resize_conv == 0
+    assert GanConfig(g_upsample="nearest").resize_conv == 1
+    assert GanConfig(text=True).resolved().g_upsample == "nearest"
+    (tmp_path / "config.json").write_text(json.dumps({"options": {"text": True}}))  # a text run before the option
+    assert GanConfig.load(tmp_path / "config.json").resize_conv == 0
+    with pytest.raises(GanforgeError, match="applies to --arch dcgan"):
+        GanConfig(arch="stylegan2", g_upsample="nearest").validate()
 
 
 def test_damsm_loss_prefers_matching_pairs():

@@ -14,7 +14,7 @@ from .errors import GanforgeError
 RUN_FILE = "run.json"  # kept for callers; defined in train.run
 CONFIG_FILE = "config.json"
 # Options whose default ("auto") depends on the run (architecture, batch): run.json says what they were.
-RESOLVED_KEYS = ("d_norm", "ema_kimg", "ema_rampup", "watchdog")
+RESOLVED_KEYS = ("d_norm", "ema_kimg", "ema_rampup", "watchdog", "g_upsample")
 
 
 def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str = "auto",
@@ -74,7 +74,8 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
         if cfg.conditional and dataset.num_classes < 2:
             raise GanforgeError(f"--conditional needs labelled data (2+ classes); {dataset.source} has {dataset.num_classes}")
         spec = GanNetSpec(resolution=cfg.resolution, channels=dataset.channels, z_dim=cfg.z_dim,
-                          num_classes=dataset.num_classes if cfg.conditional else 0, width=cfg.width)
+                          num_classes=dataset.num_classes if cfg.conditional else 0, width=cfg.width,
+                          resize_conv=cfg.resize_conv)
         private = _private_training(cfg, accelerator, dataset) if cfg.dp_epsilon > 0 else {}
         if private:
             batches = private["batches"]

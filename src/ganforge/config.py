@@ -29,7 +29,9 @@ STYLE_ARCHS = ("stylegan2", "stylegan2-official")  # mapping/synthesis: style mi
 
 # What an option added after a run was made means for that run: a config.json without the key
 # was written before the option existed, so the run keeps the behaviour it was trained with.
-LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "ema_kimg": 0.0, "watchdog": "off", "damsm": 0.0}
+LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "ema_kimg": 0.0, "watchdog": "off", "damsm": 0.0,
+                                  "g_upsample": "transposed"}
+G_UPSAMPLES = ("auto", "transposed", "nearest")  # dcgan G: the paper's transposed convs or resize-conv
 D_NORMS = ("auto", "batch", "spectral", "group")  # group: GroupNorm, no minibatch stddev (per-example D, DP runs)
 TEXT_ARCHS = ("dfgan", "dcgan", "stylegan2")
 TEXT_ENCODERS = ("builtin", "clip")
@@ -55,6 +57,7 @@ class GanConfig(LoopOptions):
     z_dim: int = 100
     width: int = 64
     weight_init: str = "auto"  # auto: DCGAN init for dcgan, PyTorch defaults otherwise
+    g_upsample: str = "auto"  # dcgan G: transposed (the paper's) or nearest (resize + 3x3 conv); auto: nearest for --text
     d_norm: str = "auto"  # dcgan D: batch (BatchNorm, the paper's) or spectral (SN, no BN); auto: spectral unconditional
     # game
     loss: str = "non-saturating"
@@ -138,6 +141,10 @@ class GanConfig(LoopOptions):
             raise GanforgeError("--grow-steps must be >= 0 (0: spread the growth over --steps)")
         if self.weight_init not in ("auto", "dcgan", "default"):
             raise GanforgeError("--weight-init must be auto, dcgan or default")
+        if self.g_upsample not in G_UPSAMPLES:
+            raise GanforgeError(f"--g-upsample must be one of {', '.join(G_UPSAMPLES)}, got {self.g_upsample!r}")
+        if self.g_upsample == "nearest" and self.arch != "dcgan":
+            raise GanforgeError(f"--g-upsample applies to --arch dcgan, not {self.arch}")
         if self.d_norm not in D_NORMS:
             raise GanforgeError(f"--d-norm must be one of {', '.join(D_NORMS)}, got {self.d_norm!r}")
         if self.watchdog not in WATCHDOG_POLICIES:
@@ -180,6 +187,7 @@ class GanConfig(LoopOptions):
             from .train.dp import DP_D_STEPS
 
             out.n_critic = DP_D_STEPS if private else 1
+        out.g_upsample = "nearest" if self.resize_conv else "transposed"
         if self.ema_kimg < 0:  # StyleGAN2-ADA's auto config: a half-life of 10 images per 32 of batch
             out.ema_kimg = self.batch_size * 10 / 32
         if self.watchdog == "auto":
@@ -218,6 +226,15 @@ class GanConfig(LoopOptions):
             if name not in given and getattr(self, name) == getattr(GanConfig, name):
                 setattr(out, name, getattr(stored, name))
         return out
+
+    @property
+    def resize_conv(self) -> int:
+        """1 where dcgan's G upsamples by nearest-neighbour resizing and a 3x3 conv (Odena et al.
+        2016) instead of stride-2 transposed convs: ``--g-upsample nearest``, and auto for ``--text``
+        (the transposed convs' per-pixel colour speckle read as noise strokes; docs/text.md)."""
+        if self.g_upsample == "auto":
+            return int(self.text and self.arch == "dcgan")
+        return int(self.g_upsample == "nearest")
 
     @property
     def mode_seeking_weight(self) -> float:

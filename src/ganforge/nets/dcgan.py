@@ -1,4 +1,5 @@
-"""DCGAN (Radford et al. 2016): transposed-conv generator with BatchNorm, strided-conv
+"""DCGAN (Radford et al. 2016): transposed-conv generator with BatchNorm (or, with
+``spec.resize_conv``, nearest-neighbour upsampling + 3x3 convs: the text default), strided-conv
 discriminator with LeakyReLU and a minibatch-stddev channel. The conditional variant feeds a
 learned label embedding to G (joined to z, and driving class-conditional BatchNorm) and uses a
 projection head in D. On its own such a G tends to ignore z within a class; the GAN task's
@@ -23,6 +24,15 @@ def _levels(resolution: int) -> int:
     return levels
 
 
+def _upsample(c_in: int, c_out: int, resize_conv: bool) -> nn.Module:
+    """x2 upsampling: the paper's stride-2 transposed conv, or nearest-neighbour resizing then a 3x3
+    conv (Odena et al. 2016, "Deconvolution and checkerboard artifacts": every output pixel gets
+    the same number of kernel taps, so flat colours come out flat)."""
+    if resize_conv:
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False))
+    return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
+
+
 class DCGANGenerator(nn.Module):
     def __init__(self, spec: GanNetSpec) -> None:
         super().__init__()
@@ -35,11 +45,11 @@ class DCGANGenerator(nn.Module):
         convs = [nn.ConvTranspose2d(in_dim, ch, 4, 1, 0, bias=False)]
         norms = [make_norm(ch, conditions, spec.z_dim)]
         for _ in range(levels - 1):
-            convs.append(nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False))
+            convs.append(_upsample(ch, ch // 2, bool(spec.resize_conv)))
             norms.append(make_norm(ch // 2, conditions, spec.z_dim))
             ch //= 2
         self.convs, self.norms = nn.ModuleList(convs), nn.ModuleList(norms)
-        self.to_rgb = nn.ConvTranspose2d(ch, spec.channels, 4, 2, 1, bias=False)
+        self.to_rgb = _upsample(ch, spec.channels, bool(spec.resize_conv))
         dcgan_init(self)
         if spec.text_dim > 0:  # the sentence projection keeps its own scale (N(0, 1) out, as z)
             self.embed = class_embedding(0, spec.z_dim, spec.text_dim)

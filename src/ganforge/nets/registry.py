@@ -19,6 +19,7 @@ class GanNetSpec:
     num_classes: int = 0  # 0: unconditional
     width: int = 64  # base channel count (ngf/ndf)
     text_dim: int = 0  # > 0: conditioned on a sentence embedding of this size (text-to-image)
+    resize_conv: int = 0  # dcgan G: 1 = nearest-neighbour upsampling + 3x3 conv instead of transposed convs
 
 
 ARCHITECTURES: Registry = Registry("architecture")

@@ -331,7 +331,7 @@ def prepare_text_run(cfg: GanConfig, accelerator, run_dir: Path, resuming: bool,
     embeddings = torch.cat([sentence_embeddings(encoder, table.texts[i:i + 512])
                             for i in range(0, len(table.texts), 512)])
     spec = GanNetSpec(resolution=cfg.resolution, channels=dataset.channels, z_dim=cfg.z_dim, num_classes=0,
-                      width=cfg.width, text_dim=int(embeddings.shape[1]))
+                      width=cfg.width, text_dim=int(embeddings.shape[1]), resize_conv=cfg.resize_conv)
     task = TextGanTask(cfg, spec, device, table, embeddings)
     if hasattr(encoder, "image_encoder") and hasattr(encoder, "logit_scale"):  # builtin: --damsm's image tower
         task.image_encoder = encoder.image_encoder
