@@ -73,10 +73,11 @@ def test_every_registered_architecture_round_trips(tmp_path):
     g = torch.Generator().manual_seed(0)
     from ganforge.nets.registry import TEXT_ONLY_ARCHITECTURES
 
-    for arch in ARCHITECTURES.names():
+    for arch in [*ARCHITECTURES.names(), "dcgan-resize-conv"]:
         if arch in TEXT_ONLY_ARCHITECTURES:  # text-to-image (issue 20): no class spec, not exported to one file yet
             continue
-        spec = GanNetSpec(16, 3, z_dim=8, num_classes=2, width=8)
+        spec = GanNetSpec(16, 3, z_dim=8, num_classes=2, width=8, resize_conv=int(arch == "dcgan-resize-conv"))
+        arch = arch.replace("-resize-conv", "")  # dcgan with --g-upsample nearest: the spec carries it
         G, _ = build_gan(arch, spec)
         with torch.no_grad():  # non-default values everywhere, buffers included (running stats, w_avg)
             for v in G.state_dict().values():
@@ -98,7 +99,7 @@ def test_metadata_and_keys_are_as_documented(runs, exported):
     assert set(meta) == DOCUMENTED_KEYS
     run_meta = json.loads((runs["stylegan2-cond"] / "run.json").read_text())
     assert meta["format"] == "ganforge.generator" and meta["format_version"] == "1" and meta["arch"] == "stylegan2"
-    assert {k: json.loads(meta[k]) for k in run_meta["spec"]} == run_meta["spec"]
+    assert {k: json.loads(meta.get(k, "0")) for k in run_meta["spec"]} == run_meta["spec"]  # absent: 0
     assert json.loads(meta["class_names"]) == run_meta["class_names"] == [str(i) for i in range(10)]
     assert (meta["ganforge_version"], meta["step"], meta["weights"]) == (ganforge.__version__, "2", "ema")
     assert re.fullmatch(r"[0-9a-f]{64}", meta["data_sha256"])
