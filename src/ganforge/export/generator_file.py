@@ -36,6 +36,13 @@ SUFFIX = ".safetensors"
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(GanNetSpec) if f.name != "text_dim")
 # written only where not 0 (a file without it reads back as 0): exports of the paper's nets are unchanged
 OPTIONAL_SPEC_FIELDS = ("resize_conv",)
+
+
+def spec_values(spec: GanNetSpec) -> dict[str, int]:
+    """The spec fields an export writes (both layouts): every SPEC_FIELDS entry, the optional ones
+    only where not 0."""
+    return {name: getattr(spec, name) for name in SPEC_FIELDS
+            if name not in OPTIONAL_SPEC_FIELDS or getattr(spec, name)}
 # published networks (ganforge.published): not a registered architecture; the file also holds the
 # official Generator's init kwargs (JSON) under this key (``spec`` key in the ganforge.model layout)
 OFFICIAL_ARCH, OFFICIAL_KEY = "stylegan2-official", "official_kwargs"
@@ -48,8 +55,7 @@ def export_metadata(gen, *, ema: bool = True) -> dict[str, str]:
         raise GanforgeError("this generator does not know its architecture; load it with ganforge.load_generator")
     official = {OFFICIAL_KEY: json.dumps(gen.G_ema.init_kwargs)} if gen.arch == OFFICIAL_ARCH else {}
     return {"format": FORMAT, "format_version": str(FORMAT_VERSION), "arch": gen.arch,
-            **{name: json.dumps(getattr(gen.spec, name)) for name in SPEC_FIELDS
-               if name not in OPTIONAL_SPEC_FIELDS or getattr(gen.spec, name)},
+            **{name: json.dumps(value) for name, value in spec_values(gen.spec).items()},
             "class_names": json.dumps(list(gen.class_names)), "ganforge_version": __version__,
             "step": str(int(gen.step)), "weights": "ema" if ema else "raw", **official}
 
@@ -175,8 +181,7 @@ def _parts(gen) -> tuple[str, dict[str, Any], torch.nn.Module]:
         raise GanforgeError("a text-to-image generator cannot be saved to one file yet (its text encoder stays in the "
                             "run); use the run directory")
     official = {OFFICIAL_KEY: gen.G_ema.init_kwargs} if gen.arch == OFFICIAL_ARCH else {}
-    spec = {k: v for k, v in dataclasses.asdict(gen.spec).items()
-            if k in SPEC_FIELDS and (k not in OPTIONAL_SPEC_FIELDS or v)}
+    spec = spec_values(gen.spec)
     return gen.arch, {**spec, **official}, gen.G_ema
 
 
