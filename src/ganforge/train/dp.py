@@ -311,21 +311,17 @@ def private_step(task, ctx, mode_seeking_penalty) -> dict[str, Any]:
     if task.conditional:  # halves with the same labels: the mode-seeking pairs (z1, y), (z2, y)
         draw = torch.randint(0, task.spec.num_classes, (m - m // 2,), device=ctx.device, generator=ctx.generator)
         y = torch.cat([draw[:m // 2], draw])  # y[:m//2] == y[m//2:2(m//2)]
-    for p in priv.params:
-        p.requires_grad_(False)
-    try:
+    terms: dict[str, torch.Tensor] = {}
+
+    def g_loss() -> torch.Tensor:
         fake = task.G_fwd(z, y)
-        d_gen = D(task._aug(fake, ctx), y).float()
-        loss_g = adversarial_g = task.loss.g_loss(d_gen)
+        loss_g = terms["adversarial"] = task.loss.g_loss(D(task._aug(fake, ctx), y).float())
         if task.mode_seeking > 0 and y is not None:
             loss_g = loss_g + task.mode_seeking * mode_seeking_penalty(fake, z)
-        ok = ctx.optimize(loss_g, "G", [task.G])
-    finally:
-        for p in priv.params:
-            p.requires_grad_(True)
-    if ok:
-        task._update_ema(ctx.step)
-    scalars: dict[str, Any] = {"loss_G": adversarial_g.detach()}
+        return loss_g
+
+    task._generator_step(ctx, g_loss, priv.params)
+    scalars: dict[str, Any] = {"loss_G": terms["adversarial"].detach()}
     if stats:
         d_real = torch.cat([s["d_real"] for s in stats])
         d_fake = torch.cat([s["d_fake"] for s in stats])

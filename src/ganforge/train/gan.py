@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -275,40 +275,53 @@ class GanTask:
                     loss_d = loss_d + 0.5 * cfg.r1_gamma * cfg.r1_interval * r1
             self.ada.observe(d_real, getattr(ctx, "all_reduce_sum", None))  # summed over ranks: one p
             ctx.optimize(loss_d, "D", [self.D])
-        for p in self._d_params:  # D frozen for G's step (a list: no module walk per step)
-            p.requires_grad_(False)
-        try:
+        terms: dict[str, torch.Tensor] = {}
+
+        def g_loss() -> torch.Tensor:
             with ctx.autocast():
                 d_gen = D(self._aug(fake, ctx), y).float()
-                loss_g = adversarial_g = self.loss.g_loss(d_gen)
+                loss_g = terms["adversarial"] = self.loss.g_loss(d_gen)
                 if self.mode_seeking > 0:
                     loss_g = loss_g + self.mode_seeking * mode_seeking_penalty(fake, z)
-            ms_term = loss_g - adversarial_g
-            pl = None
+            terms["mode_seeking"] = loss_g - terms["adversarial"]
             if self.style_based and cfg.pl_weight > 0 and ctx.step % cfg.pl_every == 0:
-                pl = self._path_length_penalty(ctx, z.shape[0], y)  # lazy: weight x interval
-                loss_g = loss_g + cfg.pl_weight * cfg.pl_every * pl
-            ok = ctx.optimize(loss_g, "G", [self.G])
-        finally:
-            for p in self._d_params:
-                p.requires_grad_(True)
-        if ok:
-            self._update_ema(ctx.step)
+                terms["pl"] = self._path_length_penalty(ctx, z.shape[0], y)  # lazy: weight x interval
+                loss_g = loss_g + cfg.pl_weight * cfg.pl_every * terms["pl"]
+            return loss_g
+
+        self._generator_step(ctx, g_loss)
         self.ada.update(ctx.step, real.shape[0])
         as_prob = self.loss.name in PROBABILITY_LOSSES
         show = (lambda t: torch.sigmoid(t).mean()) if as_prob else (lambda t: t.mean())
         # 0-d tensors left on the device: the loop averages them there and reads them when it logs
-        scalars = {"loss_G": adversarial_g.detach(), "loss_D": loss_d.detach(),
+        scalars = {"loss_G": terms["adversarial"].detach(), "loss_D": loss_d.detach(),
                    "D_real": show(d_real.detach()), "D_fake": show(d_fake.detach()), "augment_p": self.ada.p}
         if self.mode_seeking > 0:
-            scalars["mode_seeking"] = ms_term.detach()
-        if pl is not None:
-            scalars["pl_penalty"] = pl.detach()
+            scalars["mode_seeking"] = terms["mode_seeking"].detach()
+        if "pl" in terms:
+            scalars["pl_penalty"] = terms["pl"].detach()
         if self.style_based and cfg.pl_weight > 0:
             scalars["pl_mean"] = self.pl_mean.detach()
         if stage is not None:
             scalars["level"], scalars["alpha"] = float(stage[0]), stage[1]
         return scalars
+
+    def _generator_step(self, ctx: StepContext, g_loss: Callable[[], torch.Tensor],
+                        d_params: list[torch.Tensor] | None = None) -> bool:
+        """G's update through a frozen D (``d_params``, default all of D's: a list, no module walk
+        per step): ``g_loss()`` builds G's loss while D's parameters take no gradient; the EMA
+        follows an applied step. Returns whether the step was applied (not skipped as non-finite)."""
+        d_params = self._d_params if d_params is None else d_params
+        for p in d_params:
+            p.requires_grad_(False)
+        try:
+            ok = ctx.optimize(g_loss(), "G", [self.G])
+        finally:
+            for p in d_params:
+                p.requires_grad_(True)
+        if ok:
+            self._update_ema(ctx.step)
+        return ok
 
     @torch.no_grad()
     def _update_ema(self, step: int) -> None:

@@ -251,33 +251,29 @@ class TextGanTask(GanTask):
                     loss_d = loss_d + weight * penalty
             self.ada.observe(d_real, getattr(ctx, "all_reduce_sum", None))
             ctx.optimize(loss_d, "D", [self.D])
-        for p in self._d_params:
-            p.requires_grad_(False)
-        try:
+        terms: dict[str, torch.Tensor] = {}
+
+        def g_loss() -> torch.Tensor:
             with ctx.autocast():
-                loss_g = adversarial_g = self.loss.g_loss(D(self._aug(fake, ctx), text).float())
+                loss_g = terms["adversarial"] = self.loss.g_loss(D(self._aug(fake, ctx), text).float())
                 if cfg.damsm > 0 and self.image_encoder is not None:
                     loss_g = loss_g + cfg.damsm * damsm_loss(self.image_encoder(fake.float()), text, self.logit_scale)
                 if self.mode_seeking > 0:
                     loss_g = loss_g + self.mode_seeking * mode_seeking_penalty(fake, z)
-            pl = None
             if self.style_based and cfg.pl_weight > 0 and ctx.step % cfg.pl_every == 0:
-                pl = self._path_length_penalty(ctx, z.shape[0], text)
-                loss_g = loss_g + cfg.pl_weight * cfg.pl_every * pl
-            ok = ctx.optimize(loss_g, "G", [self.G])
-        finally:
-            for p in self._d_params:
-                p.requires_grad_(True)
-        if ok:
-            self._update_ema(ctx.step)
+                terms["pl"] = self._path_length_penalty(ctx, z.shape[0], text)
+                loss_g = loss_g + cfg.pl_weight * cfg.pl_every * terms["pl"]
+            return loss_g
+
+        self._generator_step(ctx, g_loss)
         self.ada.update(ctx.step, real.shape[0])
         show = (lambda t: torch.sigmoid(t).mean()) if self.loss.name in ("minimax", "non-saturating") else (lambda t: t.mean())
-        scalars = {"loss_G": adversarial_g.detach(), "loss_D": loss_d.detach(), "D_real": show(d_real.detach()),
+        scalars = {"loss_G": terms["adversarial"].detach(), "loss_D": loss_d.detach(), "D_real": show(d_real.detach()),
                    "D_fake": show(d_fake.detach()), "D_mismatch": show(d_mis.detach()), "augment_p": self.ada.p}
         if penalty is not None:
             scalars["gradient_penalty"] = penalty.detach()
-        if pl is not None:
-            scalars["pl_penalty"] = pl.detach()
+        if "pl" in terms:
+            scalars["pl_penalty"] = terms["pl"].detach()
         return scalars
 
     def _negatives(self, index: torch.Tensor, text: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
