@@ -4,6 +4,7 @@ recorded in the run's files, while older runs keep their stored behaviour."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -13,7 +14,7 @@ from torch import nn
 
 import ganforge
 from conftest import assert_same_run, read_log
-from ganforge.train.ema import ema_beta, ema_update
+from ganforge.train.ema import ema_beta, ema_update, recalibrate_batchnorm
 from ganforge.train.watchdog import LostGameWatchdog
 
 TINY = dict(data="digits", max_images=512, resolution=16, width=8, batch_size=16, sample_every=0,
@@ -45,6 +46,42 @@ def test_ema_update_lerps_by_one_minus_beta_and_copies_buffers():
     ema_update(ema, model, decay=0.999, step=10_000, beta=0.9)
     assert torch.allclose(ema.weight, 0.9 * old + 0.1 * model.weight.detach())
     assert torch.equal(ema.running_mean, model.running_mean)
+
+
+def test_recalibrate_batchnorm_gives_the_net_its_own_statistics():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3, momentum=0.3))
+    net[1].running_mean.fill_(5.0), net[1].running_var.fill_(9.0)  # someone else's statistics
+    gen = torch.Generator().manual_seed(1)
+    xs = [torch.randn(50, 4, generator=gen) * 2 + 1 for _ in range(4)]
+    feed = iter(xs)
+    rng = torch.get_rng_state()
+    recalibrate_batchnorm(net, lambda n: (next(feed),), n=200, batch=50)
+    with torch.no_grad():
+        h = [net[0](x) for x in xs]
+    # exact averages over the four passes (momentum None), not a momentum-weighted trail
+    assert torch.allclose(net[1].running_mean, torch.stack([a.mean(0) for a in h]).mean(0), atol=1e-6)
+    assert torch.allclose(net[1].running_var, torch.stack([a.var(0) for a in h]).mean(0), atol=1e-5)
+    assert not net.training and net[1].momentum == 0.3 and torch.equal(torch.get_rng_state(), rng)
+
+
+def test_the_ema_generator_is_saved_with_its_own_batchnorm_statistics(tmp_path):
+    # The EMA update copies G's BatchNorm statistics, which describe G's activations; the saved G_ema
+    # has statistics of its own weights' activations: in eval mode it draws what it draws with the
+    # statistics of a large batch of its own, far closer than with G's.
+    ganforge.train_gan(ganforge.GanConfig(**dict(TINY, conditional=True, steps=60, log_every=20)), out=tmp_path / "r")
+    gen = ganforge.load_generator(tmp_path / "r")
+    g = torch.Generator().manual_seed(5)
+    z, y = torch.randn(2048, gen.spec.z_dim, generator=g), torch.randint(0, 10, (2048,), generator=g)
+    with torch.no_grad():
+        batch_stats = copy.deepcopy(gen.G_ema).train()(z, y)
+        own = gen.G_ema(z, y)
+        copied = copy.deepcopy(gen.G_ema)
+        for a, b in zip(copied.buffers(), gen.G.buffers()):
+            a.copy_(b)
+        gs = copied(z, y)
+    err_own, err_copied = (own - batch_stats).abs().mean().item(), (gs - batch_stats).abs().mean().item()
+    assert err_own < 0.02 and err_own < err_copied / 3, (err_own, err_copied)
 
 
 def _feed(dog: LostGameWatchdog, values: list[tuple[float, float, float]], every: int = 10, **aug):

@@ -159,12 +159,11 @@ def _make_eval_fn(cfg: GanConfig, task, spec):
     def sample_fn(n: int) -> torch.Tensor:
         device = task.fixed_z.device
         z = torch.randn(n, spec.z_dim, generator=gen).to(device)
-        y = torch.randint(0, spec.num_classes, (n,), generator=gen).to(device) if spec.num_classes else None
-        if hasattr(task, "eval_condition"):  # a text run: captions of random training images
-            y = task.eval_condition(n, gen)
+        y = task.eval_condition(n, gen)  # labels, or a text run's captions of random training images
         return task.G_ema(z, y).float().add(1).div(2).clamp(0, 1).cpu()
 
     def eval_fn() -> float:
+        task.settle()  # G_ema's own BatchNorm statistics
         gen.manual_seed(cfg.seed + 999)  # the same latents at every evaluation
         return evaluator(sample_fn)
 

@@ -20,7 +20,7 @@ from ..nets import GanNetSpec, build_gan
 from ..nets.gradfix import double_backward_convs
 from ..nets.layers import ConditionalBatchNorm2d, ProjectionHead, dcgan_init
 from ..nets.progan import num_levels, reals_at_stage, stage_at
-from .ema import ema_beta, ema_update
+from .ema import ema_beta, ema_update, has_batchnorm, recalibrate_batchnorm
 from .task import StepContext
 from .watchdog import Action, LostGameWatchdog
 
@@ -97,6 +97,8 @@ class GanTask:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         if ema_init is not None:  # --init: the source's EMA generator (a resume restores the checkpoint's)
             self.G_ema.load_state_dict(ema_init, strict=True)
+        self._ema_bn = cfg.ema > 0 and has_batchnorm(self.G_ema)  # settle(): its own BatchNorm statistics
+        self._ema_step: int | None = None  # the step of an EMA update not settled yet
         self.G_fwd = torch.compile(self.G) if cfg.compile else self.G
         self.D_fwd = torch.compile(self.D) if cfg.compile else self.D
         self._d_params = list(self.D.parameters())
@@ -323,8 +325,33 @@ class GanTask:
             self._update_ema(ctx.step)
         return ok
 
+    def eval_condition(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
+        """G's condition for ``n`` samples drawn with ``generator``: uniform labels (None when
+        unconditional); a text run's :class:`TextGanTask` draws training captions."""
+        if not self.conditional:
+            return None
+        return torch.randint(0, self.spec.num_classes, (n,), generator=generator).to(self.fixed_z.device)
+
+    def settle(self) -> None:
+        """Before a checkpoint, a snapshot or an evaluation reads G_ema: its BatchNorm statistics
+        recomputed for its own weights (:func:`recalibrate_batchnorm`; the EMA update copies G's),
+        once per EMA update, from a generator seeded by the run's seed and step (no global RNG).
+        Training never reads them (the next update copies G's again), so a resumed run goes on
+        exactly; networks without BatchNorm (StyleGAN2, ProGAN) have nothing to settle."""
+        if not self._ema_bn or self._ema_step is None:
+            return
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self._ema_step)
+        device = self.fixed_z.device
+
+        def inputs(n: int) -> tuple:
+            return torch.randn(n, self.spec.z_dim, generator=gen).to(device), self.eval_condition(n, gen)
+
+        recalibrate_batchnorm(self.G_ema, inputs, batch=self.cfg.batch_size)
+        self._ema_step = None
+
     @torch.no_grad()
     def _update_ema(self, step: int) -> None:
+        self._ema_step = step
         if self.cfg.ema <= 0:
             self.G_ema.load_state_dict(self.G.state_dict())
             return
@@ -336,5 +363,6 @@ class GanTask:
 
     @torch.no_grad()
     def snapshot(self, ctx: StepContext) -> torch.Tensor:
+        self.settle()
         images = self.G_ema(self.fixed_z, self.fixed_labels).float()
         return make_grid(images.add(1).div(2).clamp(0, 1).cpu(), nrow=self.per_row, padding=2, pad_value=1.0)

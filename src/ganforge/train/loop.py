@@ -149,6 +149,7 @@ class TrainingLoop:
         if name is None:  # a new point to go back to: reloads start counting again
             self.reload_streak = 0
         rng = self._gather_rng_states()  # every rank's streams, so each resumes its own
+        getattr(self.task, "settle", lambda: None)()  # e.g. an EMA G's own BatchNorm statistics
         if self.is_main:
             path = checkpoint.save(self.ckpt_root, self.step, self.task.modules(), self.state(rng),
                                    keep=self.cfg.keep_ckpts, name=name)

@@ -287,6 +287,7 @@ class TextGanTask(GanTask):
 
     @torch.no_grad()
     def snapshot(self, ctx: StepContext) -> torch.Tensor:
+        self.settle()
         images = self.G_ema(self.fixed_z, self.fixed_text).float()
         return make_grid(images.add(1).div(2).clamp(0, 1).cpu(), nrow=self.per_row, padding=2, pad_value=1.0)
 
