@@ -58,7 +58,6 @@ def test_text_run_trains_and_samples_from_prompts(runs, capsys):
     assert meta["arch"] == "dcgan" and meta["spec"]["text_dim"] > 0 and meta["text"]["encoder"] == "builtin"
     config = json.loads((run / "config.json").read_text())["options"]
     assert config["text"] and config["loss"] == "non-saturating"
-    assert config["lr_g"] == config["lr_d"] == 3e-4  # the text dcgan's rates (TEXT_DCGAN_LR)
     assert meta["spec"]["resize_conv"] == 1  # --g-upsample auto: resize-conv G for text runs
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     assert len(log) == 4 and all(np.isfinite(r["D_mismatch"]) for r in log)
@@ -153,20 +152,6 @@ def test_text_resume_is_bit_exact(runs):
     strip = lambda p: [{k: v for k, v in json.loads(x).items() if k != "img_per_s"}  # noqa: E731
                        for x in (p / "log.jsonl").read_text().splitlines()]
     assert strip(runs / "runs" / "text") == strip(split)
-
-
-def test_a_text_run_from_before_the_text_rate_resumes_with_its_own(runs):
-    # A text run made before TEXT_DCGAN_LR stored its rates as auto (0): the same command resumes
-    # it at the architecture's 2e-4, not refused and not silently at the new rate.
-    data, run = runs / "shapes", runs / "runs" / "old-rate"
-    assert main(["train", "--data", str(data), "--text", "--steps", "2", "--out", str(run), *TINY,
-                 "--lr-g", "2e-4", "--lr-d", "2e-4"]) == 0
-    stored = json.loads((run / "config.json").read_text())  # as such a run stored them
-    stored["options"].update(lr_g=0.0, lr_d=0.0)
-    (run / "config.json").write_text(json.dumps(stored))
-    assert main(["train", "--data", str(data), "--text", "--steps", "4", "--out", str(run), *TINY]) == 0
-    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
-    assert len(log) == 4 and all(r["lr_G"] == r["lr_D"] == 2e-4 for r in log)
 
 
 def test_dfgan_text_run(runs):

@@ -37,7 +37,7 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
         from .published.finetune import apply_init
 
         cfg = apply_init(cfg)
-    cfg = _keep_stored_behaviour(cfg, Path(out), resume)
+    cfg = _keep_stored_behaviour(cfg.with_text_defaults(), Path(out), resume)
     cfg.validate()
 
     def prepare(accelerator) -> Prepared:
@@ -132,19 +132,17 @@ def _init_info(cfg: GanConfig) -> dict:
 
 
 def _keep_stored_behaviour(cfg: GanConfig, out: Path, resume: str) -> GanConfig:
-    """``cfg`` with a text run's defaults; a run being resumed keeps its stored setting of the
-    options added since it was made (a run from before the EMA ramp-up keeps its fixed decay, a
-    text run from before the text learning rate its rate, ...) unless they are given explicitly."""
+    """A run being resumed keeps its stored setting of the options added since it was made (a
+    run from before the EMA ramp-up keeps its fixed decay, ...) unless they are given explicitly."""
     from .train import checkpoint
 
-    path = out / CONFIG_FILE
-    if resume != "auto" or not path.is_file() or not checkpoint.list_checkpoints(out / "checkpoints"):
-        return cfg.with_text_defaults()
+    stored = out / CONFIG_FILE
+    if resume != "auto" or not stored.is_file() or not checkpoint.list_checkpoints(out / "checkpoints"):
+        return cfg
     try:
-        stored = GanConfig.load(path)
+        return cfg.adopt_stored(GanConfig.load(stored))
     except GanforgeError:  # unreadable: the resume check reports it
-        return cfg.with_text_defaults()
-    return cfg.with_text_defaults(stored).adopt_stored(stored)
+        return cfg
 
 
 def _make_eval_fn(cfg: GanConfig, task, spec):

@@ -38,9 +38,6 @@ TEXT_ENCODERS = ("builtin", "clip")
 # --text defaults: dcgan at width 32 (the conditional recipe's), dfgan at width 16 and batch 24 (its
 # paper's width costs as much per step as dcgan's whole run; see docs/text.md)
 TEXT_DCGAN_WIDTH, TEXT_DFGAN_WIDTH, TEXT_DFGAN_BATCH = 32, 16, 24
-# --text dcgan: Adam at 3e-4 for G and D (the paper's 2e-4 left the seed-0 run of the issue's
-# 3000-step budget at 96.7 % requested digits, 3e-4 at 98.9 %; docs/benchmarks.md, issue 20)
-TEXT_DCGAN_LR = 3e-4
 TEXT_DAMSM = 5.0  # AttnGAN's lambda for the DAMSM sentence loss on G (builtin encoder)
 WATCHDOG_POLICIES = ("auto", "off", "warn", "act")
 
@@ -201,21 +198,16 @@ class GanConfig(LoopOptions):
             out.damsm = TEXT_DAMSM if self.text_encoder == "builtin" else 0.0
         return out
 
-    def with_text_defaults(self, stored: "GanConfig | None" = None) -> "GanConfig":
-        """A ``--text`` run's defaults where the options are at the GAN's: width 32 and learning
-        rates 3e-4 for dcgan; for ``--arch dfgan`` DF-GAN's hinge loss, width 16 and batch 24 (the
+    def with_text_defaults(self) -> "GanConfig":
+        """A ``--text`` run's defaults where the options are at the GAN's: width 32 for dcgan (the
+        conditional recipe's); for ``--arch dfgan`` DF-GAN's hinge loss, width 16 and batch 24 (the
         CLI cannot tell a default from the same value given: ask for another value than these to
-        change them). ``stored``: the config of a run being resumed; a text run stored with
-        automatic learning rates was made before the text rate and keeps the architecture's."""
+        change them)."""
         if not self.text:
             return self
         out = replace(self)
         if self.arch == "dcgan" and self.width == GanConfig.width:
             out.width = TEXT_DCGAN_WIDTH
-        if self.arch == "dcgan":
-            for name in ("lr_g", "lr_d"):  # a rate stored as auto (0) in a text run: made before TEXT_DCGAN_LR
-                old = stored is not None and stored.text and getattr(stored, name) == 0
-                setattr(out, name, getattr(self, name) or (0.0 if old else TEXT_DCGAN_LR))
         if self.arch == "dfgan":
             if self.loss == GanConfig.loss:
                 out.loss = "hinge"
