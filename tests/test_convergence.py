@@ -48,6 +48,24 @@ def test_ema_update_lerps_by_one_minus_beta_and_copies_buffers():
     assert torch.equal(ema.running_mean, model.running_mean)
 
 
+def test_ema_pair_reused_across_updates_follows_replaced_buffers():
+    """The cached lists (EmaPair) give what fresh ones give, also after ``.to()`` replaced every
+    buffer tensor of both modules; a pair of other modules is not reused."""
+    torch.manual_seed(0)
+    model, ema = nn.BatchNorm1d(3), nn.BatchNorm1d(3)
+    nn.init.normal_(model.weight)
+    pair = ema_update(ema, model, decay=0.999, step=10_000, beta=0.5)
+    model.double(), ema.double()  # new buffer tensors (and new parameter data) in both
+    model.running_var.fill_(7.0)
+    old = ema.weight.detach().clone()
+    assert ema_update(ema, model, decay=0.999, step=10_000, beta=0.5, pair=pair) is pair
+    assert torch.equal(ema.running_var, model.running_var)
+    assert torch.allclose(ema.weight, 0.5 * old + 0.5 * model.weight.detach())
+    other = nn.BatchNorm1d(3).double()
+    assert ema_update(other, model, decay=0.999, step=10_000, beta=0.5, pair=pair) is not pair
+    assert torch.equal(other.running_var, model.running_var)
+
+
 def test_recalibrate_batchnorm_gives_the_net_its_own_statistics():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3, momentum=0.3))

@@ -29,15 +29,44 @@ def ema_beta(batch: int, cur_nimg: int, ema_kimg: float, rampup: float = 0.05) -
     return 0.5 ** (batch / max(ema_nimg, 1e-8))
 
 
-@torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int, beta: float | None = None) -> None:
+class EmaPair:
+    """An EMA network and the network it follows, with their parameter lists and buffer-holding
+    modules gathered once (walking the module trees every step made a tiny generator's update
+    ~90 us instead of ~17 us on the CPU: per-step overhead, issue 25). Parameters are the same objects for the
+    modules' lives (``.to()`` swaps their data in place); buffers are read from their modules at
+    each update, since ``.to()`` replaces buffer tensors."""
+
+    def __init__(self, ema: nn.Module, model: nn.Module) -> None:
+        self.ema, self.model = ema, model
+        self.ema_params, self.params = list(ema.parameters()), list(model.parameters())
+        if len(self.ema_params) != len(self.params):
+            raise ValueError(f"EMA: {len(self.ema_params)} parameters in the copy, {len(self.params)} in the network")
+        self.ema_holders = [m for m in ema.modules() if m._buffers]
+        self.holders = [m for m in model.modules() if m._buffers]
+
+    @staticmethod
+    def _buffers(holders: list[nn.Module]) -> list[torch.Tensor]:
+        return [b for m in holders for b in m._buffers.values() if b is not None]
+
+    @torch.no_grad()
+    def update(self, beta: float) -> None:
+        """Parameters lerp towards the network's by 1 - beta; buffers (BatchNorm statistics, ...) copied."""
+        torch._foreach_lerp_(self.ema_params, self.params, 1.0 - beta)
+        buffers = self._buffers(self.ema_holders)
+        if buffers:  # one op, not one per buffer (an empty list is an error for foreach ops)
+            torch._foreach_copy_(buffers, self._buffers(self.holders))
+
+
+def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int, beta: float | None = None,
+               pair: EmaPair | None = None) -> EmaPair:
     """``ema``'s parameters move towards ``model``'s (lerp by 1 - beta; ``beta`` defaults to the
-    fixed-decay warm-up :func:`ema_decay`); its buffers (BatchNorm statistics, ...) are copied."""
-    beta = ema_decay(decay, step) if beta is None else beta
-    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - beta)
-    buffers = list(ema.buffers())
-    if buffers:  # one op, not one per buffer (an empty list is an error for foreach ops)
-        torch._foreach_copy_(buffers, list(model.buffers()))
+    fixed-decay warm-up :func:`ema_decay`); its buffers (BatchNorm statistics, ...) are copied.
+    Returns the :class:`EmaPair` used; pass it back as ``pair`` to skip gathering the lists again
+    (a ``pair`` of other modules is not used)."""
+    if pair is None or pair.ema is not ema or pair.model is not model:
+        pair = EmaPair(ema, model)
+    pair.update(ema_decay(decay, step) if beta is None else beta)
+    return pair
 
 
 def has_batchnorm(net: nn.Module) -> bool:
@@ -71,9 +100,9 @@ class EmaCopy:
     """An EMA copy of a generator (off when decay is 0)."""
 
     def __init__(self, G: nn.Module, decay: float) -> None:
-        self.decay = decay
+        self.decay, self._pair = decay, None
         self.copy = copy.deepcopy(G).eval().requires_grad_(False) if decay > 0 else None
 
     def update(self, G: nn.Module, step: int) -> None:
         if self.copy is not None:
-            ema_update(self.copy, G, self.decay, step)
+            self._pair = ema_update(self.copy, G, self.decay, step, pair=self._pair)
