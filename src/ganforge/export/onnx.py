@@ -174,7 +174,7 @@ def onnx_graph(obj: Any, *, encoder: str | nn.Module | None = None, size: Any = 
     if family == "generator":
         gen = obj
         G = copy.deepcopy(gen.G_ema).float().cpu().eval()
-        for m in G.modules():  # published networks: the non-fused modulated conv (shared-weight convs)
+        for m in G.modules():  # StyleGAN2: the non-fused modulated conv (shared-weight convs; ONNX needs known kernel shapes)
             if hasattr(m, "fused_modconv"):
                 m.fused_modconv = False
         cond = bool(gen.num_classes)

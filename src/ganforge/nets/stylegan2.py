@@ -9,8 +9,9 @@ Differences from the official code, on purpose: the [1, 3, 3, 1] up/down-samplin
 depthwise (transposed) convolutions rather than upfirdn2d, so R1 and path-length double backward
 work everywhere with stock ops (the upsampling conv is a stride-2 transposed conv then the blur,
 as in the official code; the downsampling one a blur then a stride-2 conv); the
-modulated convolution is always the "non-fused" form (scale input channels, convolve, scale
-output channels), which is the same maths; no fp16 clamping; ``w_avg`` is kept per class in
+modulated convolution (``nets/modconv.py``) trains in the "non-fused" form (scale input channels,
+convolve, scale output channels), as the official code does, and samples in the form measured
+faster per device and layer; no fp16 clamping; ``w_avg`` is kept per class in
 conditional networks, so truncation toward it keeps the class.
 
 ``G(z, y)`` works like every other architecture's generator. The parts the StyleGAN trainer and
@@ -30,6 +31,7 @@ from torch import nn
 
 from .registry import ARCHITECTURES, GanNetSpec
 from .layers import minibatch_stddev
+from .modconv import modulated_conv2d
 
 SQRT2 = math.sqrt(2.0)
 FIR = (1.0, 3.0, 3.0, 1.0)
@@ -137,27 +139,6 @@ class EqualConv2d(nn.Module):
         return lrelu(x) if self.act else x
 
 
-def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
-                     padding: int = 0, up: nn.Module | None = None, eps: float = 1e-8) -> torch.Tensor:
-    """StyleGAN2's weight (de)modulation in its non-fused form: scale input channels by the
-    per-sample style, convolve with the shared weight, then divide each output channel by the
-    norm the modulated weight would have, ``sqrt(sum_{i,k} (w_oik s_i)^2)`` = ``sqrt(s^2 . sum_k w_oik^2)``.
-    For unit-variance i.i.d. input the output has unit variance whatever the style's scale.
-
-    ``up`` (a :class:`UpBlur`): 2x upsampling as a stride-2 transposed 3x3 convolution then the
-    [1, 3, 3, 1] blur, the same as upsample-then-convolve at a quarter of the multiply-adds."""
-    x = x * styles.to(x.dtype)[:, :, None, None]
-    if up is not None:
-        out = up(F.conv_transpose2d(x, weight.to(x.dtype).transpose(0, 1), stride=2))
-    else:
-        out = F.conv2d(x, weight.to(x.dtype), padding=padding)
-    if demodulate:
-        with torch.autocast(x.device.type, enabled=False):
-            dcoefs = (styles.float().square() @ weight.float().square().sum(dim=(2, 3)).t() + eps).rsqrt()
-        out = out * dcoefs.to(out.dtype)[:, :, None, None]
-    return out
-
-
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv (optionally after 2x upsampling) + noise + bias + lrelu."""
 
@@ -170,6 +151,7 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("noise_const", torch.randn(1, 1, resolution, resolution))
         self.up = UpBlur(cout) if up else None
         self.resolution = resolution
+        self.fused_modconv: bool | None = None  # None: per device and layer (nets.modconv); False: ONNX graphs
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
@@ -179,7 +161,8 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         styles = self.affine(w)
-        x = modulated_conv2d(x, self.weight, styles, demodulate=True, padding=1, up=self.up)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=True, padding=1, up=self.up, fused=self.fused_modconv,
+                             training=self.training)
         if self.training:
             noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device,
                                 generator=generator).to(x.dtype)
@@ -198,6 +181,7 @@ class ToRGB(nn.Module):
         self.weight = nn.Parameter(torch.randn(channels, cin, 1, 1))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.weight_gain = 1.0 / math.sqrt(cin)
+        self.fused_modconv: bool | None = None  # as SynthesisLayer's
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
@@ -206,7 +190,7 @@ class ToRGB(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=self.fused_modconv, training=self.training)
         return x + self.bias.to(x.dtype)[:, None, None]
 
 

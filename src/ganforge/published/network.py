@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WeightsError
+from ..nets.modconv import modulated_conv2d
 
 ACT_GAIN = {"linear": 1.0, "relu": math.sqrt(2.0), "lrelu": math.sqrt(2.0)}
 
@@ -78,39 +79,6 @@ def _upfir(x: torch.Tensor, f: torch.Tensor, padding: int, kw: int) -> torch.Ten
     fw = f.shape[0]
     p0, p1 = padding + (fw + 1) // 2 - (kw - 1), padding + (fw - 2) // 2 - (kw - 2)
     return _depthwise(F.pad(x, [p0, p1, p0, p1]), f, 4.0)
-
-
-def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool = True,
-                     up: bool = False, padding: int = 0, f: torch.Tensor | None = None,
-                     fused: bool = True) -> torch.Tensor:
-    """One grouped convolution per sample with weights scaled by its styles (and demodulated);
-    ``fused=False``: the official non-fused form (scale the input by the styles, one shared-weight
-    convolution, demodulate the output), equal to float rounding, which ONNX graphs use (a
-    per-sample weight is a kernel of unknown shape there)."""
-    n = x.shape[0]
-    cout, cin, kh, kw = weight.shape
-    if not fused:
-        w = weight.to(x.dtype)
-        y = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
-        if up:
-            y = _upfir(F.conv_transpose2d(y, w.transpose(0, 1), stride=2), f, padding, kw)
-        else:
-            y = F.conv2d(y, w, padding=padding)
-        if demodulate:
-            d = (weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)).square().sum(dim=[2, 3, 4]).add(1e-8).rsqrt()
-            y = y * d.to(y.dtype).reshape(n, -1, 1, 1)
-        return y
-    w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
-    if demodulate:
-        w = w * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(n, -1, 1, 1, 1)
-    x = x.reshape(1, -1, *x.shape[2:])
-    w = w.to(x.dtype)
-    if up:  # stride-2 transposed conv (2H + 1), then the FIR filter, gain 4, pad 1 -> 2H
-        w = w.transpose(1, 2).reshape(n * cin, cout, kh, kw)
-        x = _upfir(F.conv_transpose2d(x, w, stride=2, groups=n), f, padding, kw)
-    else:
-        x = F.conv2d(x, w.reshape(-1, cin, kh, kw), padding=padding, groups=n)
-    return x.reshape(n, -1, *x.shape[2:])
 
 
 class FullyConnectedLayer(nn.Module):
@@ -191,7 +159,7 @@ class SynthesisLayer(nn.Module):
                  conv_clamp: float | None = None, use_noise: bool = True, kernel_size: int = 3) -> None:
         super().__init__()
         self.resolution, self.up, self.use_noise, self.conv_clamp = resolution, up, use_noise, conv_clamp
-        self.fused_modconv = True  # False: the non-fused form (ONNX graphs)
+        self.fused_modconv: bool | None = None  # None: per device and layer (nets.modconv); False: ONNX graphs
         self.padding = kernel_size // 2
         self.register_buffer("resample_filter", fir_filter())
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
@@ -201,10 +169,13 @@ class SynthesisLayer(nn.Module):
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
 
+    def _upfir(self, y: torch.Tensor) -> torch.Tensor:  # after the stride-2 transposed conv (2H + 1) -> 2H
+        return _upfir(y, self.resample_filter, self.padding, self.weight.shape[-1])
+
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         styles = self.affine(w)
-        x = modulated_conv2d(x, self.weight, styles, up=self.up == 2, padding=self.padding, f=self.resample_filter,
-                             fused=self.fused_modconv)
+        x = modulated_conv2d(x, self.weight, styles, up=self._upfir if self.up == 2 else None, padding=self.padding, fused=self.fused_modconv,
+                             training=self.training)
         if self.use_noise and not (isinstance(noise_mode, str) and noise_mode == "none"):
             if isinstance(noise_mode, torch.Generator) or noise_mode == "random":  # a Generator: training's draws
                 gen = noise_mode if isinstance(noise_mode, torch.Generator) else None
@@ -218,7 +189,7 @@ class SynthesisLayer(nn.Module):
 class ToRGBLayer(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, conv_clamp: float | None = None) -> None:
         super().__init__()
-        self.conv_clamp, self.fused_modconv = conv_clamp, True
+        self.conv_clamp, self.fused_modconv = conv_clamp, None  # as SynthesisLayer's
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, 1, 1]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
@@ -226,8 +197,8 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
-        return bias_act(modulated_conv2d(x, self.weight, styles, demodulate=False, fused=self.fused_modconv), self.bias,
-                        "linear", self.conv_clamp)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=self.fused_modconv, training=self.training)
+        return bias_act(x, self.bias, "linear", self.conv_clamp)
 
 
 class SynthesisBlock(nn.Module):
