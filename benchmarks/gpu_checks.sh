@@ -4,6 +4,7 @@
 #   gradfix numerics on CUDA (R1 and its D gradients, custom double backward vs stock autograd);
 #   StyleGAN2 256x256 paper256 shape (width 64, batch 32) training images/s, fp32 vs bf16/fp16 autocast;
 #   the official StyleGAN2-ADA code on the same card in the same run, when SG2ADA names a checkout;
+#   StyleGAN2's modulated convolution fused / non-fused / auto when sampling (256x256, batch 8);
 #   DCGAN 64x64 vs the reference loop; upscale of a 512x512 image vs a bare forward (fp32 and auto).
 # Optional assets for FULL=1: WEIGHTS (a folder with vgg19_imagenet_caffe_conv1_1-conv5_1_rgb_fp16.pth),
 # VIDEO (cutBunny.mp4), STYLE (an image); PyAV. Everything is printed; LOG collects it.
@@ -55,6 +56,7 @@ PY
   else
     echo "== official-256: skipped (set SG2ADA to an NVlabs/stylegan2-ada-pytorch checkout)"
   fi
+  step modconv-256 40 python benchmarks/bench_modconv.py --device cuda --resolution 256 --batch 8 --rounds 5
   step dcgan-64 70 python benchmarks/bench_train_speed.py --iters 100 --rounds 3 --variants fp32,auto,fp16
   step upscale-512-fp32 50 python benchmarks/bench_upscale.py --device cuda --precision fp32 --repeats 5 --threads 8
   step upscale-512-auto 50 python benchmarks/bench_upscale.py --device cuda --precision auto --repeats 5 --threads 8
