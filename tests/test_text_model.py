@@ -154,6 +154,25 @@ def test_text_resume_is_bit_exact(runs):
     assert strip(runs / "runs" / "text") == strip(split)
 
 
+def test_text_run_made_at_an_older_default_width_resumes_at_it(runs, monkeypatch):
+    """The text dcgan's default width changed (32 -> 48): a run made at the old default resumes at
+    its own width without being told; a new run takes today's."""
+    import ganforge.config as config
+
+    i = TINY.index("--width")
+    tiny = TINY[:i] + TINY[i + 2:]
+    old = runs / "runs" / "old-width"
+    monkeypatch.setattr(config, "TEXT_DCGAN_WIDTH", 6)  # the default when the run was made
+    assert main(["train", "--data", str(runs / "shapes"), "--text", "--steps", "1", "--out", str(old), *tiny]) == 0
+    monkeypatch.undo()
+    assert main(["train", "--data", str(runs / "shapes"), "--text", "--steps", "2", "--out", str(old), *tiny,
+                 "--json", str(runs / "old-width.json")]) == 0
+    assert json.loads((runs / "old-width.json").read_text())["resumed_from"] == 1
+    assert json.loads((old / "config.json").read_text())["options"]["width"] == 6
+    fresh = ganforge.GanConfig(text=True).with_text_defaults()
+    assert fresh.width == config.TEXT_DCGAN_WIDTH == 48
+
+
 def test_dfgan_text_run(runs):
     run = runs / "runs" / "df"
     assert main(["train", "--data", str(runs / "shapes"), "--text", "--arch", "dfgan", "--steps", "4",

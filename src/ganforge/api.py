@@ -37,7 +37,10 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
         from .published.finetune import apply_init
 
         cfg = apply_init(cfg)
-    cfg = _keep_stored_behaviour(cfg.with_text_defaults(), Path(out), resume)
+    stored = _stored_config(Path(out), resume)
+    cfg = cfg.with_text_defaults(stored)
+    if stored is not None:  # a run being resumed keeps its behaviour for options added since it was made
+        cfg = cfg.adopt_stored(stored)
     cfg.validate()
 
     def prepare(accelerator) -> Prepared:
@@ -131,18 +134,18 @@ def _init_info(cfg: GanConfig) -> dict:
     return run_info(cfg)
 
 
-def _keep_stored_behaviour(cfg: GanConfig, out: Path, resume: str) -> GanConfig:
-    """A run being resumed keeps its stored setting of the options added since it was made (a
-    run from before the EMA ramp-up keeps its fixed decay, ...) unless they are given explicitly."""
+def _stored_config(out: Path, resume: str) -> GanConfig | None:
+    """The stored options of the run being resumed in ``out`` (None: nothing to resume, or
+    unreadable, which the resume check reports)."""
     from .train import checkpoint
 
     stored = out / CONFIG_FILE
     if resume != "auto" or not stored.is_file() or not checkpoint.list_checkpoints(out / "checkpoints"):
-        return cfg
+        return None
     try:
-        return cfg.adopt_stored(GanConfig.load(stored))
-    except GanforgeError:  # unreadable: the resume check reports it
-        return cfg
+        return GanConfig.load(stored)
+    except GanforgeError:
+        return None
 
 
 def _make_eval_fn(cfg: GanConfig, task, spec):

@@ -35,7 +35,7 @@ G_UPSAMPLES = ("auto", "transposed", "nearest")  # dcgan G: the paper's transpos
 D_NORMS = ("auto", "batch", "spectral", "group")  # group: GroupNorm, no minibatch stddev (per-example D, DP runs)
 TEXT_ARCHS = ("dfgan", "dcgan", "stylegan2")
 TEXT_ENCODERS = ("builtin", "clip")
-# --text defaults: dcgan at width 32 (the conditional recipe's), dfgan at width 16 and batch 24 (its
+# --text defaults: dcgan at width 48 (32 before 2026-12-07; stored runs resume at theirs), dfgan at width 16 and batch 24 (its
 # paper's width costs as much per step as dcgan's whole run; see docs/text.md)
 TEXT_DCGAN_WIDTH, TEXT_DFGAN_WIDTH, TEXT_DFGAN_BATCH = 48, 16, 24
 TEXT_DAMSM = 5.0  # AttnGAN's lambda for the DAMSM sentence loss on G (builtin encoder)
@@ -198,17 +198,18 @@ class GanConfig(LoopOptions):
             out.damsm = TEXT_DAMSM if self.text_encoder == "builtin" else 0.0
         return out
 
-    def with_text_defaults(self) -> "GanConfig":
-        """A ``--text`` run's defaults where the options are at the GAN's: width 48 for dcgan (32,
-        the conditional recipe's, drew the requested digit 96.7-99.1 % of the time over three seeds;
-        docs/benchmarks.md, issue 20 session 7); for ``--arch dfgan`` DF-GAN's hinge loss, width 16 and batch 24 (the
-        CLI cannot tell a default from the same value given: ask for another value than these to
-        change them)."""
+    def with_text_defaults(self, stored: "GanConfig | None" = None) -> "GanConfig":
+        """A ``--text`` run's defaults where the options are at the GAN's: width 48 for dcgan (at 32,
+        the conditional recipe's, seeds drew the requested digit 96.7-99.1 % of the time; docs/text.md),
+        or ``stored``'s width when resuming a text dcgan run (``stored``: its options); for ``--arch
+        dfgan`` DF-GAN's hinge loss, width 16 and batch 24 (the CLI cannot tell a default from the
+        same value given: ask for another value than these to change them)."""
         if not self.text:
             return self
         out = replace(self)
-        if self.arch == "dcgan" and self.width == GanConfig.width:
-            out.width = TEXT_DCGAN_WIDTH
+        if self.arch == "dcgan" and self.width == GanConfig.width:  # a resumed text dcgan keeps its width
+            resumed = stored is not None and stored.text and stored.arch == "dcgan"
+            out.width = stored.width if resumed else TEXT_DCGAN_WIDTH
         if self.arch == "dfgan":
             if self.loss == GanConfig.loss:
                 out.loss = "hinge"
