@@ -169,12 +169,12 @@ class SynthesisLayer(nn.Module):
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
 
-    def _upfir(self, y: torch.Tensor) -> torch.Tensor:  # after the stride-2 transposed conv (2H + 1) -> 2H
+    def _up_filter(self, y: torch.Tensor) -> torch.Tensor:  # after the stride-2 transposed conv (2H + 1) -> 2H
         return _upfir(y, self.resample_filter, self.padding, self.weight.shape[-1])
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         styles = self.affine(w)
-        x = modulated_conv2d(x, self.weight, styles, up=self._upfir if self.up == 2 else None, padding=self.padding, fused=self.fused_modconv,
+        x = modulated_conv2d(x, self.weight, styles, up=self._up_filter if self.up == 2 else None, padding=self.padding, fused=self.fused_modconv,
                              training=self.training)
         if self.use_noise and not (isinstance(noise_mode, str) and noise_mode == "none"):
             if isinstance(noise_mode, torch.Generator) or noise_mode == "random":  # a Generator: training's draws
