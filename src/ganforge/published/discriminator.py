@@ -28,9 +28,8 @@ from .network import ACT_GAIN, FullyConnectedLayer, MappingNetwork, _act, fir_fi
 
 def _fir_down(x: torch.Tensor, f: torch.Tensor, pad: int, down: int) -> torch.Tensor:
     """The FIR low-pass (gain 1) with ``pad`` on every side, then every ``down``-th pixel."""
-    n, c, h, w = x.shape
-    y = F.conv2d(F.pad(x, [pad] * 4).reshape(-1, 1, h + 2 * pad, w + 2 * pad), f.flip([0, 1]).to(x.dtype)[None, None])
-    y = y.reshape(n, c, y.shape[2], y.shape[3])
+    c = x.shape[1]  # depthwise (published.network._depthwise says why)
+    y = F.conv2d(F.pad(x, [pad] * 4), f.flip([0, 1]).to(x.dtype)[None, None].expand(c, 1, -1, -1), groups=c)
     return y[:, :, ::down, ::down] if down > 1 else y
 
 

@@ -59,9 +59,13 @@ def fir_filter(taps=(1, 3, 3, 1)) -> torch.Tensor:
 
 def _depthwise(x: torch.Tensor, f: torch.Tensor, gain: float) -> torch.Tensor:
     k = (f * gain).to(x.dtype).flip([0, 1])  # a true convolution (symmetric filters: the same)
-    n, c, h, w = x.shape  # every channel as its own image: one 1-channel kernel (a fixed shape, for ONNX)
-    y = F.conv2d(x.reshape(-1, 1, h, w), k[None, None])
-    return y.reshape(n, c, y.shape[2], y.shape[3])
+    n, c, h, w = x.shape
+    if torch.onnx.is_in_onnx_export():  # every channel as its own image: one 1-channel kernel (a fixed shape)
+        y = F.conv2d(x.reshape(-1, 1, h, w), k[None, None])
+        return y.reshape(n, c, y.shape[2], y.shape[3])
+    # a depthwise convolution, as the official code's reference upfirdn2d: the 1-channel form's
+    # backward measured 6x slower on the CPU at 256² (docs/benchmarks.md, projection speed)
+    return F.conv2d(x, k[None, None].expand(c, 1, -1, -1), groups=c)
 
 
 def upsample_image(img: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -144,13 +148,13 @@ class MappingNetwork(nn.Module):
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
         if self.w_avg_beta is not None and update_w_avg:  # when asked (ganforge's training loop), as nets/stylegan2
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+            self.w_avg.copy_(x.detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))  # (bf16 under autocast)
         if not self.num_ws:  # the discriminator's class embedding (cmap): one vector per sample
             return x
         x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         if truncation_psi != 1:
             cut = self.num_ws if truncation_cutoff is None else truncation_cutoff
-            x[:, :cut] = self.w_avg.lerp(x[:, :cut], truncation_psi)
+            x[:, :cut] = self.w_avg.lerp(x[:, :cut].float(), truncation_psi).to(x.dtype)  # (bf16 under autocast)
         return x
 
 
