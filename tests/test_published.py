@@ -238,3 +238,27 @@ def test_discriminator_loads_strictly_and_scores(official_modules, tmp_path):
                 assert (D(img, (labels + 1) % 4) - scores).abs().max() > 1e-4
                 onehot = torch.nn.functional.one_hot(labels, 4).float()
                 assert torch.equal(D(img, onehot), scores)
+
+
+def test_published_networks_run_in_fp32_unless_asked(official_modules, tmp_path, monkeypatch):
+    """'auto' is fp32 for a published network even on a CPU whose 'auto' is bf16 (its images must
+    match the official code's); an explicit precision is kept, and ganforge's own runs keep 'auto'."""
+    import ganforge.device as device
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)  # as on an AVX512-BF16 CPU
+    write_pkl(tmp_path / "net.pkl", official_modules, UNCOND)
+    gen = ganforge.load_generator(tmp_path / "net.pkl").to("cpu", "auto")
+    assert gen.precision == "fp32"
+    assert gen.precision_for("bf16", torch.device("cpu")) == "bf16"
+    assert device.resolve_precision("auto", torch.device("cpu")) == "bf16"
+
+
+def test_fir_filter_is_depthwise_and_equals_the_per_channel_form():
+    import torch.nn.functional as F
+
+    from ganforge.published.network import _depthwise, fir_filter
+
+    x = torch.randn(2, 5, 11, 11, generator=torch.Generator().manual_seed(0))
+    f = fir_filter()
+    want = F.conv2d(x.reshape(-1, 1, 11, 11), (f * 4).flip([0, 1])[None, None]).reshape(2, 5, 8, 8)
+    assert torch.allclose(_depthwise(x, f, 4.0), want, atol=1e-6)

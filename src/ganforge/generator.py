@@ -24,6 +24,9 @@ def sentence_embeddings(encoder, texts: list[str]) -> torch.Tensor:
     return encoder.encode(list(texts)).float() * float(encoder.dim) ** 0.5
 
 
+# published networks (ganforge.published): run in fp32 unless a precision is asked for
+EXACT_ARCHS = ("stylegan2-official",)
+
 class Generator:
     """A trained generator (EMA weights by default) with its metadata."""
 
@@ -41,12 +44,19 @@ class Generator:
         images anywhere up to float rounding; :meth:`generate` and :meth:`synthesize` return float32
         images on the CPU. Returns ``self``."""
         self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
+        self.precision = self.precision_for(precision, self.device)
         self.G_ema.to(self.device)
         self.G.to(self.device)
         if self.text_encoder is not None:
             self.text_encoder.to(self.device, "fp32")
         return self
+
+    def precision_for(self, precision: str, device: torch.device) -> str:
+        """``precision`` resolved for this generator on ``device``: 'auto' is fp32 for the published
+        networks (their images match the official code's; bf16 would not), else the device's choice."""
+        if precision == "auto" and self.arch in EXACT_ARCHS:
+            return "fp32"
+        return resolve_precision(precision, device)
 
     @property
     def is_text(self) -> bool:

@@ -225,7 +225,8 @@ def run_generate(service: Service, job: Job, spec: GenerateSpec) -> Result:
     else:
         labels = gen.labels(spec.n, spec.label, spec.seed)
     chunks = []
-    with entry.lock, torch.inference_mode(), autocast(service.precision, service.device):
+    precision = gen.precision_for(service.config.precision, service.device)  # published networks: fp32 by default
+    with entry.lock, torch.inference_mode(), autocast(precision, service.device):
         for i in range(0, spec.n, CHUNK):
             job.report(0.1 + 0.8 * i / spec.n, "generating")
             y = labels[i:i + CHUNK].to(service.device) if labels is not None else None
