@@ -13,9 +13,9 @@ Parts (``--parts``, comma list; all by default):
   before and after pivotal tuning (``--pti-steps``).
 - ``sefa``: SeFa directions 0..2 of the trained model on 8 seeds: is the LPIPS-style distance to the
   unedited image monotonic in |strength| (0.5, 1, 2, 3, both signs)?
-- ``boundary``: class boundaries of the trained model (target class against one source class): the
-  rate at which ganforge's Fashion-MNIST domain classifier calls the edited images the target class,
-  for strengths 0..3 (chance at strength 0 is the source class's own rate).
+- ``boundary``: class boundaries of the trained model (target class against one source class,
+  ``--pairs``): the rate at which ganforge's domain classifier for ``--data`` calls the edited images
+  the target class, for strengths 0..3 (chance at strength 0 is the source class's own rate).
 - ``speed``: seconds per projection step at 256² (random-weight network shaped like the official
   FFHQ "paper256" config), CPU fp32, for ``--speed-steps`` steps; 500 steps = 500 × that.
 """
@@ -50,8 +50,8 @@ def random_gen(res: int = 32, channels: int = 3, width: int = 16, seed: int = 0)
     return Generator(G, G, spec, [], 0, Path("random"), arch="stylegan2")
 
 
-def train(run: Path, steps: int) -> None:
-    ganforge.train_gan(ganforge.GanConfig(data="fashion-mnist", resolution=32, arch="stylegan2", conditional=True,
+def train(run: Path, steps: int, data: str = "fashion-mnist") -> None:
+    ganforge.train_gan(ganforge.GanConfig(data=data, resolution=32, arch="stylegan2", conditional=True,
                                           width=16, z_dim=64, batch_size=32, steps=steps, pl_weight=0.0,
                                           sample_every=500, ckpt_every=500, progress=False, tensorboard=False),
                        out=run)
@@ -112,11 +112,12 @@ def sefa_monotonic(gen: Generator, dist: Distance, seeds: int = 8) -> dict:
     return result
 
 
-def boundary_rates(gen: Generator, pairs=((0, 1), (7, 5), (9, 7), (1, 3)), n: int = 200) -> dict:
+def boundary_rates(gen: Generator, pairs=((0, 1), (7, 5), (9, 7), (1, 3)), n: int = 200,
+                   data: str = "fashion-mnist") -> dict:
     from ganforge.editing.directions import sample_w
     from ganforge.metrics.classifier import load_classifier
 
-    clf = load_classifier("fashion-mnist", progress=False)
+    clf = load_classifier(data, progress=False)
     out = {}
     for source, target in pairs:
         dirs = boundary_from_classes(gen, target=target, source=source, n=1000)
@@ -161,6 +162,8 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--run", default="/tmp/edit-bench/fmnist-run")
     p.add_argument("--train-steps", type=int, default=1500)
+    p.add_argument("--data", default="fashion-mnist", help="the trained model's dataset (training, classifier)")
+    p.add_argument("--pairs", default="0-1,7-5,9-7,1-3", help="boundary source-target class pairs")
     p.add_argument("--checkpoint", default="latest")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--pti-steps", type=int, default=200)
@@ -190,7 +193,7 @@ def main() -> None:
     if parts & {"trained", "real", "sefa", "boundary"}:
         run = Path(args.run)
         if not run.exists():
-            train(run, args.train_steps)
+            train(run, args.train_steps, args.data)
         gen = ganforge.load_generator(run, checkpoint_name=args.checkpoint)
         results["trained_step"] = gen.step
         if "trained" in parts:
@@ -214,7 +217,8 @@ def main() -> None:
                     save_image(im.resize((im.width * 3, im.height * 3), Image.NEAREST), grid)
             dump()
         if "boundary" in parts:
-            results["boundary"] = boundary_rates(gen)
+            pairs = [tuple(int(c) for c in pair.split("-")) for pair in args.pairs.split(",")]
+            results["boundary"] = boundary_rates(gen, pairs, data=args.data)
             dump()
     if "speed" in parts:
         results["speed_256"] = speed(args)

@@ -103,7 +103,7 @@ class Ganforge:
         from ganforge.train.loop import TensorBatches, TrainingLoop, make_accelerator
 
         acc = make_accelerator(cpu=True)
-        cfg = GanConfig(arch="dcgan", d_norm="batch", resolution=RES, width=WIDTH, batch_size=batch, steps=0, loss="non-saturating",
+        cfg = GanConfig(arch="dcgan", d_norm="batch", precision="fp32", resolution=RES, width=WIDTH, batch_size=batch, steps=0, loss="non-saturating",
                         sample_every=0, ckpt_every=0, progress=False, tensorboard=False)
         task = GanTask(cfg, GanNetSpec(RES, CHANNELS, width=WIDTH), acc.device)
         self.batches = Interleaved(TensorBatches(images, torch.zeros(len(images), dtype=torch.long), batch, 0), plain)
