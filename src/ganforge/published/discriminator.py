@@ -23,13 +23,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WeightsError
-from .network import ACT_GAIN, FullyConnectedLayer, MappingNetwork, _act, fir_filter
+from .network import ACT_GAIN, FullyConnectedLayer, MappingNetwork, _act, _depthwise, fir_filter
 
 
 def _fir_down(x: torch.Tensor, f: torch.Tensor, pad: int, down: int) -> torch.Tensor:
     """The FIR low-pass (gain 1) with ``pad`` on every side, then every ``down``-th pixel."""
-    c = x.shape[1]  # depthwise (published.network._depthwise says why)
-    y = F.conv2d(F.pad(x, [pad] * 4), f.flip([0, 1]).to(x.dtype)[None, None].expand(c, 1, -1, -1), groups=c)
+    y = _depthwise(F.pad(x, [pad] * 4), f, 1.0)
     return y[:, :, ::down, ::down] if down > 1 else y
 
 
