@@ -9,7 +9,7 @@ Parts (``--parts``, comma list; all by default):
   W+ (``--steps``); PSNR and the LPIPS-style distance of each reconstruction.
 - ``trained``: the same on images drawn by a conditional StyleGAN2 trained on Fashion-MNIST (``--run``;
   trained here first with ``--train-steps`` if the folder does not exist).
-- ``real``: held-out *real* Fashion-MNIST test items projected into that model: PSNR/distance
+- ``real``: held-out *real* test items of ``--data`` projected into that model: PSNR/distance
   before and after pivotal tuning (``--pti-steps``).
 - ``sefa``: SeFa directions 0..2 of the trained model on 8 seeds: is the LPIPS-style distance to the
   unedited image monotonic in |strength| (0.5, 1, 2, 3, both signs)?
@@ -77,7 +77,7 @@ def generated(gen: Generator, args, dist: Distance, n: int = 2) -> dict:
 def real(gen: Generator, args, dist: Distance, n: int = 3, figure: Path | None = None) -> list[dict]:
     from ganforge.data import load_dataset
 
-    data = load_dataset("fashion-mnist:test", resolution=gen.resolution, channels=gen.channels, max_images=n)
+    data = load_dataset(f"{args.data}:test", resolution=gen.resolution, channels=gen.channels, max_images=n)
     rows, tiles = [], []
     for i in range(n):
         image = data.images[i].float() / 255.0
