@@ -95,7 +95,7 @@ def reference(images: torch.Tensor, iters: int, batch: int, device: torch.device
 
 
 def ganforge_rate(images: torch.Tensor, iters: int, batch: int, precision: str, channels_last: bool,
-                  arch: str = "dcgan", width: int = 64) -> float:
+                  arch: str = "dcgan", width: int = 64, g_upsample: str = "transposed") -> float:
     from ganforge.config import GanConfig
     from ganforge.nets import GanNetSpec
     from ganforge.train.gan import GanTask
@@ -105,8 +105,8 @@ def ganforge_rate(images: torch.Tensor, iters: int, batch: int, precision: str, 
     res = images.shape[-1]
     cfg = GanConfig(arch=arch, resolution=res, width=width, batch_size=batch, precision=precision,
                     channels_last=channels_last, steps=iters + 3, sample_every=0, ckpt_every=0, log_every=10**9,
-                    progress=False, tensorboard=False)
-    task = GanTask(cfg, GanNetSpec(res, NC, width=width), acc.device)
+                    progress=False, tensorboard=False, g_upsample=g_upsample if arch == "dcgan" else "auto")
+    task = GanTask(cfg, GanNetSpec(res, NC, width=width, resize_conv=cfg.resize_conv), acc.device)
     batches = TensorBatches(images, torch.zeros(len(images), dtype=torch.long), batch, 0)
     with tempfile.TemporaryDirectory() as tmp:
         loop = TrainingLoop(task, batches, cfg.loop_config(), tmp, acc)
@@ -142,6 +142,9 @@ def main() -> None:
     p.add_argument("--arch", default="dcgan", help="a registered architecture (the reference runs for dcgan at 64 only)")
     p.add_argument("--resolution", type=int, default=RES)
     p.add_argument("--width", type=int, default=64)
+    p.add_argument("--g-upsample", default="transposed", choices=["transposed", "nearest"],
+                   help="dcgan G: transposed (the reference's architecture, for the ratio) or nearest "
+                        "(the unconditional default since 2026-12-07: what that default costs)")
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median rate of each is reported")
     p.add_argument("--batch-size", type=int, default=64)
@@ -158,7 +161,7 @@ def main() -> None:
     with_reference = args.arch == "dcgan" and args.resolution == RES and args.width == NGF
     results = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
                "cpu": cpu_flags(), "torch": torch.__version__, "arch": args.arch, "resolution": args.resolution,
-               "width": args.width, "batch": args.batch_size, "iters": args.iters,
+               "width": args.width, "g_upsample": args.g_upsample, "batch": args.batch_size, "iters": args.iters,
                "rounds": args.rounds, "clock": args.clock}
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     rates: dict[str, list[float]] = {"reference_fp32": []} if with_reference else {}
@@ -170,7 +173,7 @@ def main() -> None:
         for v in variants:
             precision, _, fmt = v.partition("-")
             rates[f"ganforge_{v}"].append(ganforge_rate(images, args.iters, args.batch_size, precision, fmt != "nchw",
-                                                        args.arch, args.width))
+                                                        args.arch, args.width, args.g_upsample))
             print(f"  {v}: {rates[f'ganforge_{v}'][-1]:.2f} img/s", file=sys.stderr, flush=True)
     # ratios against the reference loop (dcgan 64) or else against ganforge's first variant
     base_key = "reference_fp32" if with_reference else f"ganforge_{variants[0]}"

@@ -163,24 +163,74 @@ def test_resume_is_exact_across_watchdog_actions(tmp_path):
 def test_defaults_are_recorded_and_old_runs_keep_their_stored_behaviour(tmp_path):
     ganforge.train_gan(ganforge.GanConfig(**dict(TINY, steps=2, log_every=1)), out=tmp_path / "new")
     info = json.loads((tmp_path / "new" / "run.json").read_text())
-    assert info["resolved"] == {"d_norm": "spectral", "ema_kimg": 16 * 10 / 32, "ema_rampup": 0.05,
-                                "watchdog": "act", "g_upsample": "transposed"}
+    assert info["resolved"] == {"d_norm": "batch", "d_mbstd": "off", "ema_kimg": 16 * 10 / 32, "ema_rampup": 0.05,
+                                "watchdog": "act", "g_upsample": "nearest"}
     saved = ganforge.GanConfig.load(tmp_path / "new" / "config.json")
-    assert saved.resolved().d_norm == "spectral"
-    assert ganforge.GanConfig(conditional=True).resolved().d_norm == "batch"  # the conditional recipe's own
+    assert (saved.resolved().d_mbstd, saved.resolved().g_upsample) == ("off", "nearest")
+    conditional = ganforge.GanConfig(conditional=True).resolved()  # the conditional recipe's own
+    assert (conditional.d_norm, conditional.d_mbstd, conditional.g_upsample) == ("batch", "on", "transposed")
     # a run from before these options: its config.json lacks them -> the old behaviour
     config = tmp_path / "new" / "config.json"
     raw = json.loads(config.read_text())
-    for key in ("d_norm", "ema_kimg", "ema_rampup", "watchdog"):
+    for key in ("d_norm", "d_mbstd", "ema_kimg", "ema_rampup", "watchdog", "g_upsample"):
         raw["options"].pop(key)
     old = tmp_path / "old"
-    ganforge.train_gan(ganforge.GanConfig(**dict(TINY, steps=2, log_every=1, d_norm="batch", ema_kimg=0.0,
-                                                  watchdog="off")), out=old)
+    ganforge.train_gan(ganforge.GanConfig(**dict(TINY, steps=2, log_every=1, d_norm="batch", d_mbstd="on",
+                                                  ema_kimg=0.0, watchdog="off", g_upsample="transposed")), out=old)
     (old / "config.json").write_text(json.dumps(raw))
     legacy = ganforge.GanConfig.load(old / "config.json").resolved()
-    assert (legacy.d_norm, legacy.ema_kimg, legacy.watchdog) == ("batch", 0.0, "off")
+    assert (legacy.d_norm, legacy.d_mbstd, legacy.ema_kimg, legacy.watchdog, legacy.g_upsample) == \
+        ("batch", "on", 0.0, "off", "transposed")
     # resuming it with today's command (no new flags) goes on with the old behaviour
     summary = ganforge.train_gan(ganforge.GanConfig(**dict(TINY, steps=4, log_every=1)), out=old)
     assert summary["resumed_from"] == 2
     assert json.loads((old / "run.json").read_text())["resolved"]["d_norm"] == "batch"
     assert not math.isnan(read_log(old)[-1]["loss_G"])
+
+
+def test_a_run_keeps_what_its_auto_options_meant_when_it_was_made(tmp_path):
+    # A run made while "auto" meant another D layout (an older default): its config.json says
+    # auto, its run.json what that resolved to. Today's command resumes it with that layout.
+    today = ganforge.GanConfig(**TINY).resolved()
+    then = dict(d_norm="spectral" if today.d_norm != "spectral" else "batch",
+                d_mbstd="on" if today.d_mbstd == "off" else "off",
+                g_upsample="transposed" if today.g_upsample == "nearest" else "nearest")
+    run = tmp_path / "run"
+    ganforge.train_gan(ganforge.GanConfig(**dict(TINY, steps=2, log_every=1, **then)), out=run)
+    raw = json.loads((run / "config.json").read_text())
+    raw["options"].update(d_norm="auto", d_mbstd="auto", g_upsample="auto")  # as that older version wrote it
+    (run / "config.json").write_text(json.dumps(raw))
+    assert json.loads((run / "run.json").read_text())["resolved"]["d_norm"] == then["d_norm"]
+    loaded = ganforge.GanConfig.load(run / "config.json")
+    assert (loaded.d_norm, loaded.d_mbstd, loaded.g_upsample) == tuple(then.values())
+    summary = ganforge.train_gan(ganforge.GanConfig(**dict(TINY, steps=4, log_every=1)), out=run)
+    assert summary["resumed_from"] == 2  # the stored weights fit the network it built
+    resolved = json.loads((run / "run.json").read_text())["resolved"]
+    assert (resolved["d_norm"], resolved["d_mbstd"], resolved["g_upsample"]) == tuple(then.values())
+    assert not math.isnan(read_log(run)[-1]["loss_G"])
+
+
+def test_the_unconditional_dcgan_d_has_no_minibatch_stddev_and_init_keeps_its_layout(tmp_path):
+    from ganforge.train.gan import GanTask
+    from ganforge.nets import GanNetSpec
+
+    spec = GanNetSpec(resolution=16, channels=1, z_dim=100, width=8, num_classes=0)
+    D = GanTask(ganforge.GanConfig(**TINY), spec, torch.device("cpu")).D
+    assert not D.minibatch_std and D.head.linear.in_features == 16 * 16  # 16 channels at 4x4, no extra one
+    x = torch.randn(8, 1, 16, 16)
+    D.eval()
+    alone = D(x[:1])  # a per-example D in eval mode: an image's score does not depend on its batch
+    assert torch.allclose(D(x)[:1], alone, atol=1e-6)
+    on = GanTask(ganforge.GanConfig(**TINY, d_mbstd="on"), spec, torch.device("cpu")).D
+    assert on.minibatch_std and on.head.linear.in_features == 17 * 16
+    cond = ganforge.GanConfig(**TINY, conditional=True).resolved()
+    assert cond.d_mbstd == "on" and ganforge.GanConfig(**TINY, arch="stylegan2").resolved().d_mbstd == "auto"
+    with pytest.raises(ganforge.GanforgeError, match="--d-mbstd applies to --arch dcgan"):
+        ganforge.GanConfig(**TINY, arch="stylegan2", d_mbstd="off").validate()
+    # --init from runs of either layout: the source's D is rebuilt as it was and loads strictly
+    for mbstd in ("off", "on"):
+        src = tmp_path / f"src-{mbstd}"
+        ganforge.train_gan(ganforge.GanConfig(**dict(TINY, steps=2, log_every=1, d_mbstd=mbstd)), out=src)
+        dst = tmp_path / f"dst-{mbstd}"
+        ganforge.train_gan(ganforge.GanConfig(**dict(TINY, steps=2, log_every=1, init=str(src))), out=dst)
+        assert json.loads((dst / "run.json").read_text())["resolved"]["d_mbstd"] == mbstd

@@ -29,10 +29,11 @@ STYLE_ARCHS = ("stylegan2", "stylegan2-official")  # mapping/synthesis: style mi
 
 # What an option added after a run was made means for that run: a config.json without the key
 # was written before the option existed, so the run keeps the behaviour it was trained with.
-LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "ema_kimg": 0.0, "watchdog": "off", "damsm": 0.0,
+LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "d_mbstd": "on", "ema_kimg": 0.0, "watchdog": "off", "damsm": 0.0,
                                   "g_upsample": "transposed"}
 G_UPSAMPLES = ("auto", "transposed", "nearest")  # dcgan G: the paper's transposed convs or resize-conv
 D_NORMS = ("auto", "batch", "spectral", "group")  # group: GroupNorm, no minibatch stddev (per-example D, DP runs)
+D_MBSTD = ("auto", "on", "off")
 TEXT_ARCHS = ("dfgan", "dcgan", "stylegan2")
 TEXT_ENCODERS = ("builtin", "clip")
 # --text defaults: dcgan at width 48 (32 before 2026-12-07; stored runs resume at theirs), dfgan at width 16 and batch 24 (its
@@ -57,8 +58,9 @@ class GanConfig(LoopOptions):
     z_dim: int = 100
     width: int = 64
     weight_init: str = "auto"  # auto: DCGAN init for dcgan, PyTorch defaults otherwise
-    g_upsample: str = "auto"  # dcgan G: transposed (the paper's) or nearest (resize + 3x3 conv); auto: nearest for --text
-    d_norm: str = "auto"  # dcgan D: batch (BatchNorm, the paper's) or spectral (SN, no BN); auto: spectral unconditional
+    g_upsample: str = "auto"  # dcgan G: transposed (the paper's) or nearest (resize + 3x3 conv); auto: see resize_conv
+    d_norm: str = "auto"  # dcgan D: batch (BatchNorm, the paper's), spectral (SN, no BN) or group; auto: see resolved()
+    d_mbstd: str = "auto"  # dcgan D's minibatch-stddev channel: on or off; auto: off unconditional (docs/gans.md)
     # game
     loss: str = "non-saturating"
     r1_gamma: float = -1.0  # <0: the architecture's own (0; stylegan2: 0.0002 x resolution^2 / batch size)
@@ -147,6 +149,10 @@ class GanConfig(LoopOptions):
             raise GanforgeError(f"--g-upsample applies to --arch dcgan, not {self.arch}")
         if self.d_norm not in D_NORMS:
             raise GanforgeError(f"--d-norm must be one of {', '.join(D_NORMS)}, got {self.d_norm!r}")
+        if self.d_mbstd not in D_MBSTD:
+            raise GanforgeError(f"--d-mbstd must be one of {', '.join(D_MBSTD)}, got {self.d_mbstd!r}")
+        if self.d_mbstd != "auto" and self.arch != "dcgan":
+            raise GanforgeError(f"--d-mbstd applies to --arch dcgan, not {self.arch}")
         if self.watchdog not in WATCHDOG_POLICIES:
             raise GanforgeError(f"--watchdog must be one of {', '.join(WATCHDOG_POLICIES)}, got {self.watchdog!r}")
         if self.ema_rampup < 0:
@@ -178,9 +184,10 @@ class GanConfig(LoopOptions):
             gamma = d["r1_gamma"]
             out.r1_gamma = 0.0002 * self.resolution ** 2 / self.batch_size if gamma < 0 else gamma
         private = self.dp_epsilon > 0  # DP: a per-example D, more D steps, no watchdog (train/dp.py)
-        if self.d_norm == "auto":  # only dcgan's D has the choice; the conditional recipe keeps BatchNorm
-            out.d_norm = ("group" if private else "spectral" if self.arch == "dcgan" and not (self.conditional or self.text)
-                          else "batch")
+        if self.d_norm == "auto":  # only dcgan's D has the choice (docs/gans.md: spectral norm measured slower)
+            out.d_norm = "group" if private else "batch"
+        if self.d_mbstd == "auto" and self.arch == "dcgan":  # other architectures: their own D (auto)
+            out.d_mbstd = "off" if private or not (self.conditional or self.text) else "on"
         if private:  # Opacus' per-sample conv gradients are wrong on channels-last tensors (tests/test_dp.py)
             out.channels_last = False
         if self.n_critic == 0:
@@ -233,9 +240,10 @@ class GanConfig(LoopOptions):
     def resize_conv(self) -> int:
         """1 where dcgan's G upsamples by nearest-neighbour resizing and a 3x3 conv (Odena et al.
         2016) instead of stride-2 transposed convs: ``--g-upsample nearest``, and auto for ``--text``
-        (the transposed convs' per-pixel colour speckle read as noise strokes; docs/text.md)."""
-        if self.g_upsample == "auto":
-            return int(self.text and self.arch == "dcgan")
+        (the transposed convs' per-pixel colour speckle read as noise strokes; docs/text.md) and for
+        unconditional runs (their checkerboard let D win at 64²; docs/gans.md)."""
+        if self.g_upsample == "auto":  # unconditional: the transposed convs' checkerboard lost the game at 64²
+            return int(self.arch == "dcgan" and (self.text or not (self.conditional or self.dp_epsilon > 0)))
         return int(self.g_upsample == "nearest")
 
     @property
@@ -300,9 +308,24 @@ class GanConfig(LoopOptions):
         if not isinstance(raw, dict):
             raise CheckpointError(f"cannot read run config {path}: not a JSON object")
         known = {f.name for f in fields(cls)}
-        options = raw.get("options", raw)
+        options = {k: v for k, v in raw.get("options", raw).items() if k in known}
         legacy = {k: v for k, v in LEGACY_VALUES.items() if k not in options}  # an older run's behaviour
-        return cls(**{**legacy, **{k: v for k, v in options.items() if k in known}})
+        return cls(**{**legacy, **options, **cls._resolved_then(Path(path).with_name("run.json"), options)})
+
+    @classmethod
+    def _resolved_then(cls, run_json: Path, options: dict[str, Any]) -> dict[str, Any]:
+        """The values the run's "auto" options had when it was made (``run.json``'s ``resolved``),
+        for the options it left at auto: an "auto" whose meaning changed since (a new default)
+        keeps its old meaning for that run, so it resumes, loads and audits with the networks it
+        has. Empty when there is no readable run.json."""
+        try:
+            resolved = json.loads(run_json.read_text()).get("resolved", {})
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            return {}
+        if not isinstance(resolved, dict):
+            return {}
+        return {k: v for k, v in resolved.items()
+                if k in options and k in LEGACY_VALUES and options[k] == getattr(cls, k)}
 
     def differences(self, other: "GanConfig") -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]

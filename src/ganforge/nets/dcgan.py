@@ -105,6 +105,29 @@ def spectral_discriminator(D: nn.Module) -> nn.Module:
     return D
 
 
+def without_minibatch_stddev(D: nn.Module) -> nn.Module:
+    """``D`` (a :class:`DCGANDiscriminator`) without its minibatch-stddev channel: a fresh head
+    (DCGAN's N(0, 0.02) init) for the features alone. Changes ``D`` in place; a no-op when the
+    channel is already off."""
+    if not D.minibatch_std:
+        return D
+    old = D.head
+    text_dim = old.embed.in_features if isinstance(old.embed, nn.Linear) else 0
+    classes = old.embed.num_embeddings if isinstance(old.embed, nn.Embedding) else 0
+    D.head = ProjectionHead(old.linear.in_features - 16, classes, text_dim=text_dim)
+    nn.init.normal_(D.head.linear.weight, 0.0, 0.02)
+    nn.init.zeros_(D.head.linear.bias)
+    D.minibatch_std = False
+    return D
+
+
+def head_has_minibatch_stddev(D_state: dict, spec: GanNetSpec) -> bool:
+    """Whether a stored DCGAN discriminator's state (``D_state``) was built with the channel: its
+    head reads (channels + 1) x 16 features with it, channels x 16 without."""
+    weight = D_state.get("head.linear.weight", D_state.get("head.linear.parametrizations.weight.original"))  # (SN)
+    return weight.shape[1] == (spec.width * 2 ** (_levels(spec.resolution) - 1) + 1) * 16
+
+
 def group_norm_discriminator(D: nn.Module) -> nn.Module:
     """``D`` (a :class:`DCGANDiscriminator`) as a per-example network, for differentially private
     training (per-sample gradient clipping): GroupNorm in place of BatchNorm (whose statistics mix
@@ -119,11 +142,4 @@ def group_norm_discriminator(D: nn.Module) -> nn.Module:
             m = nn.LeakyReLU(m.negative_slope)
         layers.append(m)
     D.main = nn.Sequential(*layers)
-    old = D.head
-    text_dim = old.embed.in_features if isinstance(old.embed, nn.Linear) else 0
-    classes = old.embed.num_embeddings if isinstance(old.embed, nn.Embedding) else 0
-    D.head = ProjectionHead(old.linear.in_features - 16, classes, text_dim=text_dim)
-    nn.init.normal_(D.head.linear.weight, 0.0, 0.02)
-    nn.init.zeros_(D.head.linear.bias)
-    D.minibatch_std = False
-    return D
+    return without_minibatch_stddev(D)

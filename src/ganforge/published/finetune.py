@@ -106,6 +106,9 @@ def apply_init(cfg: Any) -> Any:
     if src.D_state is not None and src.arch == "dcgan":  # the source run's D normalisation (its weights' layout)
         extra["d_norm"] = ("spectral" if any("parametrizations" in k for k in src.D_state) else
                            "batch" if any("running_mean" in k for k in src.D_state) else "group")  # group: a DP run's
+        from ..nets.dcgan import head_has_minibatch_stddev
+
+        extra["d_mbstd"] = "on" if head_has_minibatch_stddev(src.D_state, src.spec) else "off"
     return dataclasses.replace(cfg, arch=src.arch, resolution=src.spec.resolution, z_dim=src.spec.z_dim,
                                channels=src.spec.channels, conditional=src.spec.num_classes > 0,
                                width=cfg.width if src.arch == OFFICIAL else src.spec.width, **extra)
@@ -134,6 +137,11 @@ def init_networks(cfg: Any, spec: GanNetSpec) -> tuple[nn.Module, nn.Module, dic
     else:
         _, D = build_gan(src.arch, spec)
         if src.D_state is not None:
+            if src.arch == "dcgan":
+                from ..nets.dcgan import head_has_minibatch_stddev, without_minibatch_stddev
+
+                if not head_has_minibatch_stddev(src.D_state, src.spec):  # --d-mbstd off (or a DP run's)
+                    D = without_minibatch_stddev(D)
             if any("parametrizations" in k for k in src.D_state):  # a spectral-norm DCGAN D (--d-norm)
                 from ..nets.dcgan import spectral_discriminator
 

@@ -71,6 +71,10 @@ def _is_spectral(D: torch.nn.Module) -> bool:
     return any(torch.nn.utils.parametrize.is_parametrized(m) for m in D.modules())
 
 
+def _has_batchnorm(D: torch.nn.Module) -> bool:
+    return any(isinstance(m, nn.BatchNorm2d) for m in D.modules())
+
+
 class GanTask:
     name = "gan"
 
@@ -83,11 +87,15 @@ class GanTask:
         if init in ("dcgan", "default") and not cfg.init:
             _reinit(G, init)
             _reinit(D, init)
+        if cfg.arch == "dcgan" and cfg.d_mbstd == "off" and cfg.d_norm != "group":  # (--init: already as its source)
+            from ..nets.dcgan import without_minibatch_stddev
+
+            D = without_minibatch_stddev(D)
         if cfg.arch == "dcgan" and cfg.d_norm == "spectral" and not _is_spectral(D):  # (--init: already)
             from ..nets.dcgan import spectral_discriminator
 
             D = spectral_discriminator(D)
-        if cfg.arch == "dcgan" and cfg.d_norm == "group" and D.minibatch_std:  # per-example D (DP runs; --init: already)
+        if cfg.arch == "dcgan" and cfg.d_norm == "group" and _has_batchnorm(D):  # per-example D (DP runs; --init: already)
             from ..nets.dcgan import group_norm_discriminator
 
             D = group_norm_discriminator(D)
