@@ -44,7 +44,7 @@ CASES = {
 TORCHVISION_DIRS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 
 
-def ganforge_run(case: dict, seed: int, out: Path, steps: int) -> Path:
+def ganforge_run(case: dict, seed: int, out: Path, steps: int, overrides: dict | None = None) -> Path:
     import ganforge
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,6 +55,7 @@ def ganforge_run(case: dict, seed: int, out: Path, steps: int) -> Path:
     else:  # the plain command: every other option at its default
         options = dict(data=case["data"], resolution=case["resolution"], steps=steps,
                        batch_size=case["batch_size"], seed=seed, ckpt_every=100)
+    options.update(overrides or {})  # --set: a variant of the defaults
     ganforge.train_gan(ganforge.GanConfig(**options, progress=False), out=out, resume="auto")
     return out
 
@@ -161,6 +162,9 @@ def main() -> None:
                    help="path of pytorch/examples dcgan/main.py (or GANFORGE_REFERENCE_DCGAN)")
     p.add_argument("--only", choices=("both", "ganforge", "reference"), default="both")
     p.add_argument("--eval-only", action="store_true", help="evaluate the runs in --out as they are")
+    p.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                   help="a GanConfig option for the ganforge runs, e.g. --set g_upsample=transposed "
+                        "(a variant of the defaults; repeatable; values parsed as JSON, else text)")
     args = p.parse_args()
     import torch
 
@@ -170,6 +174,13 @@ def main() -> None:
     if args.only != "ganforge" and (script is None or not script.is_file()):
         print(f"reference loop: skipped (no dcgan/main.py at {args.reference or '$GANFORGE_REFERENCE_DCGAN'})")
         script = None
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
     rows = []
     for name in [c for c in args.cases.split(",") if c]:
         case = CASES[name]
@@ -181,8 +192,8 @@ def main() -> None:
                 run = out / f"{name}-ganforge-s{seed}"
                 t0 = time.perf_counter()
                 if not args.eval_only:
-                    ganforge_run(case, seed, run, steps)
-                row = {"case": name, "loop": "ganforge defaults", "seed": seed, "train_s": round(time.perf_counter() - t0)}
+                    ganforge_run(case, seed, run, steps, overrides)
+                row = {"case": name, "loop": "ganforge defaults", "set": overrides, "seed": seed, "train_s": round(time.perf_counter() - t0)}
                 if (run / "run.json").is_file():
                     from ganforge.sample import load_generator
 

@@ -221,8 +221,10 @@ def test_resize_conv_generator_draws_flat_colour_flat(tmp_path):
     G, _ = build_gan("dcgan", GanNetSpec(resolution=16, channels=3, z_dim=8, width=8, text_dim=12, resize_conv=1))
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) and m.stride == (2, 2) for m in G.modules())
     assert G(torch.randn(2, 8), torch.randn(2, 12)).shape == (2, 3, 16, 16)
-    # auto: on for dcgan text runs only; old runs (no g_upsample stored) keep transposed convs
-    assert GanConfig(text=True).resize_conv == 1 and GanConfig().resize_conv == 0
+    # auto: on for dcgan text and unconditional runs, off for class-conditional ones; old runs (no
+    # g_upsample stored) keep transposed convs
+    assert GanConfig(text=True).resize_conv == 1 and GanConfig().resize_conv == 1
+    assert GanConfig(conditional=True).resize_conv == 0 and GanConfig(dp_epsilon=10.0).resize_conv == 0
     assert GanConfig(g_upsample="nearest").resize_conv == 1
     assert GanConfig(text=True).resolved().g_upsample == "nearest"
     (tmp_path / "config.json").write_text(json.dumps({"options": {"text": True}}))  # a text run before the option
