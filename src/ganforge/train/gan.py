@@ -71,10 +71,6 @@ def _is_spectral(D: torch.nn.Module) -> bool:
     return any(torch.nn.utils.parametrize.is_parametrized(m) for m in D.modules())
 
 
-def _has_batchnorm(D: torch.nn.Module) -> bool:
-    return any(isinstance(m, nn.BatchNorm2d) for m in D.modules())
-
-
 class GanTask:
     name = "gan"
 
@@ -95,7 +91,7 @@ class GanTask:
             from ..nets.dcgan import spectral_discriminator
 
             D = spectral_discriminator(D)
-        if cfg.arch == "dcgan" and cfg.d_norm == "group" and _has_batchnorm(D):  # per-example D (DP runs; --init: already)
+        if cfg.arch == "dcgan" and cfg.d_norm == "group" and has_batchnorm(D):  # per-example D (DP runs; --init: already)
             from ..nets.dcgan import group_norm_discriminator
 
             D = group_norm_discriminator(D)
