@@ -272,3 +272,36 @@ def test_ssim_equals_known_values():
         expected = _ssim_reference(x[0, 0].double().numpy(), y[0, 0].double().numpy())
         assert float(ssim(x, y)[0]) == pytest.approx(expected, abs=1e-4)
     assert float(ssim(x, 1 - x)[0]) < 0  # anti-correlated structure
+
+
+def test_eval_of_a_run_measures_it_against_the_reference_prepared_as_its_training_data(tmp_path, monkeypatch, domain):
+    """A run trained above a dataset's native size learnt resized images: ``eval RUN split`` loads
+    the split at the run's resolution, as training did (and as the in-training evaluator does).
+    Against native-size digits the same samples were penalised for the resize alone."""
+    import ganforge.sample
+    from ganforge.data import load_dataset
+    from ganforge.metrics.evaluation import EvalWarning, evaluate
+
+    name, _, size, native, _ = domain
+    n = min(size, 1000)  # less small-n bias where the split allows
+    res = {28: 32, 8: 16}[native]  # the next power of two, as a user would train at
+    resized = load_dataset(f"{name}:test", resolution=res, progress=False)  # what a run at res trains on
+    real = resized.images[:n].float() / 255  # a generator that draws its data exactly
+
+    class FakeGenerator:
+        num_classes, channels, resolution, step = 0, 1, res, 7
+
+        def sample(self, n, labels=None, seed=0, truncation=1.0, ema=True):
+            return real[seed:seed + n]
+
+    monkeypatch.setattr(ganforge.sample, "load_generator", lambda run_dir: FakeGenerator())
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    with pytest.warns(EvalWarning):
+        default = evaluate(str(run), f"{name}:test", metrics="fid", n=n, progress=False)[0]
+        native_b = evaluate(str(run), f"{name}:test", metrics="fid", n=n, resolution=native, progress=False)[0]
+    assert default.protocol["b"]["size"] == f"{res}x{res}"
+    assert f"to {res}" in default.protocol["b"]["resize"]
+    assert native_b.protocol["b"]["size"] == f"{native}x{native}"
+    assert default.value < 0.7 * native_b.value, (default.value, native_b.value)

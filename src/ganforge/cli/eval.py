@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from ..metrics.evaluation import EvalWarning, evaluate, load_source
+    from ..metrics.evaluation import EvalWarning, evaluate, load_source, reference_resolution
     from ..metrics.evaluation import write_json as write_eval_json
     from ..metrics.extractors import auto_extractor, get_extractor
 
@@ -115,13 +115,14 @@ def _eval(args: argparse.Namespace) -> int:
         name = auto_extractor(args.source_b, args.source_a) if args.extractor == "auto" else args.extractor
         gen = load_source(args.source_a, n=args.n, seed=args.seed, resolution=args.resolution,
                           truncation=args.truncation, progress=progress, prompts=args.prompts_file)
-        train = load_source(args.source_b, resolution=args.resolution, progress=progress)
+        at = reference_resolution(gen, args.resolution)  # B as the run's training data was
+        train = load_source(args.source_b, resolution=at, progress=progress)
         held = None
         base, _, split = args.source_b.partition(":")
         if split == "train" or (not split and base.lower() in ("mnist", "fashion-mnist")):
             try:
                 held = load_source(f"{base}:test", n=min(len(gen.images), 2000), seed=args.seed,
-                                   resolution=args.resolution, progress=progress)
+                                   resolution=at, progress=progress)
             except Exception:
                 held = None
         report = nearest_report(gen, train, get_extractor(name, device=args.device), args.out, k=args.nearest, held_out=held,
