@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "ganforge.nets": 2, "ganforge.weights": 2, "ganforge.data": 2, "ganforge.losses": 2, "ganforge.augment": 2,
     "ganforge.metrics": 2,
     "ganforge.text": 2,  # captions, text encoders (builtin, clip), captioned digits (issue 20)
+    "ganforge.fingerprint": 2,  # fingerprinted training: the encoder/decoder pair, its training, a batch wrapper
     "ganforge.nets.gradfix": 2,  # convolutions with first-order-convolution derivatives (R1, GP, path length)
     # 3 the training engine: loop, batches, checkpoints, the run-directory protocol, run_task; the
     #   checked safetensors container every saved model uses, and the save/load contract

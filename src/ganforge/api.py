@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from dataclasses import replace
@@ -83,6 +84,9 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
         if private:
             batches = private["batches"]
         task = GanTask(cfg, spec, accelerator.device, dp_plan=private.get("plan"))
+        marked = _fingerprinted(cfg, accelerator, dataset, Path(out)) if cfg.fingerprint else {}
+        if marked:
+            batches = marked["batches_of"](batches)
         prepared = Prepared(
             task=task,
             batches=batches,
@@ -95,9 +99,11 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
                       "optimizer": {k: getattr(task.cfg, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "r1_gamma")},
                       "resolved": {k: getattr(task.cfg, k) for k in RESOLVED_KEYS},  # the autos as used
                       "data_source": dataset.source, "skipped_files": len(dataset.skipped),
-                      **_init_info(cfg)},
+                      **_init_info(cfg), **marked.get("run_info", {})},
             summary={"data_seconds": t_data, "data_source": dataset.source},
         )
+        if marked:
+            prepared.final_summary = marked["final_summary"](task)
         if private:
             from .train.dp import attach_to_run
 
@@ -123,6 +129,61 @@ def _private_training(cfg: GanConfig, accelerator, dataset) -> dict:
     plan = dp.plan(cfg.resolved(), len(dataset.labels))
     images = dataset.images if getattr(dataset, "images", None) is not None else dataset
     return {"plan": plan, "batches": dp.PoissonBatches(images, dataset.labels, plan.sample_rate, cfg.seed, cfg.hflip)}
+
+
+def _fingerprinted(cfg: GanConfig, accelerator, dataset, out: Path) -> dict:
+    """``--fingerprint``: the run's encoder/decoder pair (trained on the training images by the main
+    process and kept in the run directory, or the run's own when resuming), a wrapper that
+    fingerprints every batch, run.json's record and a summary field: the code's bit accuracy on
+    the EMA generator's samples."""
+    import torch
+
+    from . import fingerprint
+    from .fingerprint.pair import FILE
+
+    from .fingerprint.train import DEFAULT_STEPS
+    from .train.checkpoint import write_text_atomic
+
+    path, check_path = out / FILE, out / (FILE + ".json")
+    code = fingerprint.parse_code(cfg.fingerprint)
+
+    def stored() -> "fingerprint.Fingerprint | None":  # the run's own pair (resuming), if it has one for this code
+        if not path.is_file():
+            return None
+        fp = fingerprint.load(path)
+        return fp if fp.code.tolist() == code else None
+
+    with accelerator.main_process_first():
+        fp = stored()
+        if fp is None:
+            if getattr(dataset, "images", None) is not None:
+                images = dataset.images
+            else:  # a prepared dataset on disk: the pair learns from its first images
+                images = torch.from_numpy(dataset.read(list(range(min(len(dataset.labels), 20000)))))
+            fp, check = fingerprint.train_fingerprint(images, code, steps=cfg.fingerprint_steps or DEFAULT_STEPS,
+                                                      seed=cfg.seed, progress=cfg.progress and accelerator.is_main_process)
+            if accelerator.is_main_process:
+                out.mkdir(parents=True, exist_ok=True)
+                fp.save(path)
+                write_text_atomic(check_path, json.dumps(check, indent=2) + "\n")
+    try:
+        check = json.loads(check_path.read_text())
+    except (OSError, ValueError):
+        check = {}
+
+    def final_summary(task):
+        def measure(loop) -> dict:
+            task.settle()
+            g = torch.Generator().manual_seed(cfg.seed + 4242)
+            with torch.no_grad():
+                z = torch.randn(512, task.spec.z_dim, generator=g).to(task.fixed_z.device)
+                y = (torch.arange(512) % task.spec.num_classes).to(z.device) if task.conditional else None
+                samples = task.G_ema(z, y).float().cpu()
+            return {"fingerprint": {**check, "code": fp.code_text, "samples_bit_accuracy": round(fp.bit_accuracy(samples), 4)}}
+        return measure
+
+    return {"batches_of": lambda batches: fingerprint.FingerprintedBatches(batches, fp),
+            "run_info": {"fingerprint": {"code": fp.code_text, "file": FILE}}, "final_summary": final_summary}
 
 
 def _init_info(cfg: GanConfig) -> dict:

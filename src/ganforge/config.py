@@ -98,6 +98,9 @@ class GanConfig(LoopOptions):
     dp_delta: float = 1e-5
     dp_max_grad_norm: float = 1.0  # per-example clipping norm C
     dp_accountant: str = "rdp"  # rdp or prv (Opacus' accountants)
+    # fingerprinted training (ganforge.fingerprint): this code is written into every training image
+    fingerprint: str = ""  # bits (1011...) or hex (0x...); "": none
+    fingerprint_steps: int = 0  # the encoder/decoder pair's training steps (0: auto)
     # loop (the rest: train/options.py)
     steps: int = 1000
     batch_size: int = 64
@@ -135,6 +138,17 @@ class GanConfig(LoopOptions):
         from .train.dp import check_options
 
         check_options(self)
+        if self.fingerprint:
+            from .fingerprint import parse_code
+
+            parse_code(self.fingerprint)
+            if self.dp_epsilon > 0:
+                raise GanforgeError("--fingerprint would break the differential-privacy guarantee: its encoder is "
+                                    "trained on the private images without noise")
+            if self.text:
+                raise GanforgeError("--fingerprint applies to image runs (unconditional or --conditional), not --text yet")
+        if self.fingerprint_steps < 0:
+            raise GanforgeError("--fingerprint-steps must be >= 0 (0: auto)")
         if self.r1_every < 0 or self.pl_every < 1:
             raise GanforgeError("--r1-every must be >= 0 (0: auto) and --pl-every >= 1")
         if not 0 <= self.style_mixing <= 1 or self.pl_weight < 0:

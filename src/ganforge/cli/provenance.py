@@ -16,7 +16,11 @@ from ._common import add_json, add_quiet, write_json
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("provenance", help="report the provenance metadata (AI-generated mark) of images and videos")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image or video files, or folders of images")
-    add_json(parser, "one object per image: path, metadata, watermark (detected, bit_accuracy, p_value)")
+    parser.add_argument("--fingerprint", metavar="RUN", default=None,
+                        help="also read the fingerprint of a run trained with --fingerprint (its run directory or "
+                             "its fingerprint.safetensors) from each image")
+    add_json(parser, "one object per image: path, metadata, watermark (detected, bit_accuracy, p_value) "
+                     "[, fingerprint (the same)]")
     add_quiet(parser)
     parser.set_defaults(func=_provenance)
 
@@ -31,20 +35,34 @@ def _provenance(args: argparse.Namespace) -> int:
 
     human = sys.stderr if args.json_path == "-" else sys.stdout
     rows, failed = [], 0
+    fingerprint = None
+    if args.fingerprint:
+        from ..fingerprint import load
+
+        fingerprint = load(args.fingerprint)
     for path in image_inputs(args.images):
         try:
             if is_video(str(path)):
                 meta, mark = _video(path)
             else:
                 meta = read_provenance(path)
-                mark = detect(np.asarray(open_image(path, "RGB"))).as_dict()
+                pixels = np.asarray(open_image(path, "RGB"))
+                mark = detect(pixels).as_dict()
         except GanforgeError as exc:  # one unreadable file does not hide the others
             print(f"ganforge: {exc}", file=sys.stderr)
             failed += 1
             continue
-        rows.append({"path": str(path), "metadata": meta, "watermark": mark})
+        row = {"path": str(path), "metadata": meta, "watermark": mark}
         seen = (f"watermark found (bits {mark['bit_accuracy']:.2f}, p = {mark['p_value']:.1e})" if mark["detected"]
                 else "no watermark")
+        if fingerprint is not None and not is_video(str(path)):
+            import torch
+
+            x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+            found = row["fingerprint"] = fingerprint.detect(x)[0]
+            seen += (f"; the run's fingerprint found (bits {found['bit_accuracy']:.2f}, p = {found['p_value']:.1e})"
+                     if found["detected"] else f"; not the run's fingerprint (bits {found['bit_accuracy']:.2f})")
+        rows.append(row)
         if meta["ai_generated"]:
             model = f", model {meta['model']}" if meta.get("model") else ""
             print(f"{path}: AI-generated ({meta.get('method', '?')}{model}; {meta.get('software', '?')}); {seen}",

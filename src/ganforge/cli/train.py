@@ -52,6 +52,10 @@ HELP = {
                   "the run stops when it is spent (0: off; docs/privacy.md)",
     "dp_delta": "--dp-epsilon: the delta of the (epsilon, delta) guarantee (keep it below 1 / the number of images)",
     "dp_max_grad_norm": "--dp-epsilon: per-example gradient clipping norm C",
+    "fingerprint": "fingerprinted training (Yu et al. 2021): write this code, bits (1011...) or hex (0x...), 16-256 "
+                   "bits, into every training image with an encoder/decoder pair trained for it first (kept in the "
+                   "run); the generator's samples then carry it: 'ganforge provenance IMAGE --fingerprint RUN' reads it",
+    "fingerprint_steps": "--fingerprint: training steps of the encoder/decoder pair (0: auto)",
     "dp_accountant": "--dp-epsilon: privacy accountant, rdp or prv (Opacus')",
     "mode_seeking": "mode-seeking weight (Mao et al. 2019) against per-class collapse; default 1 if --conditional or --text (dcgan), else 0",
     "ema": "fixed EMA decay of G weights, used with --ema-kimg 0 (0: no EMA at all)",
