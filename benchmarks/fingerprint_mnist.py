@@ -8,7 +8,7 @@ the same recipe and budget with and without a fingerprint (benchmarks/quality_de
 - the FID cost: domain FID / precision / recall of both runs (n samples vs ``mnist:test``);
 - the pair's own check (held-out bit accuracy, PSNR of the fingerprint).
 
-    OMP_NUM_THREADS=1 python benchmarks/fingerprint_mnist.py --out runs/fingerprint [--plain DIR]
+    OMP_NUM_THREADS=1 python benchmarks/fingerprint_mnist.py --out runs/fingerprint [--plain DIR] [--strength S]
 
 ``--plain DIR``: an existing plain run of the same recipe and seed (e.g. quality_defaults.py's
 ``cmnist32-ganforge-s0``) instead of training one.
@@ -21,6 +21,8 @@ import json
 import os
 import sys
 import time
+
+import numpy as np
 from pathlib import Path
 
 CODE = "0xa5c3a5c3a5c3"  # 48 bits
@@ -32,6 +34,7 @@ def main() -> None:
     p.add_argument("--plain", default="", help="an existing plain cmnist32 run (else one is trained)")
     p.add_argument("--code", default=CODE)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--strength", type=float, default=0.0, help="--fingerprint-strength (0: the default)")
     p.add_argument("--steps", type=int, default=0, help="override the case's 2,000 steps (a quick check)")
     p.add_argument("--n", type=int, default=10_000, help="samples per FID/PR evaluation")
     p.add_argument("--n-bits", type=int, default=2000, help="samples the bit accuracy is measured on")
@@ -49,12 +52,15 @@ def main() -> None:
 
     case, out = CASES["cmnist32"], Path(args.out)
     steps = args.steps or case["steps"]
-    runs = {"fingerprinted": out / "fingerprinted", "plain": Path(args.plain) if args.plain else out / "plain"}
+    from ganforge.config import GanConfig
+
+    strength = args.strength or GanConfig.fingerprint_strength
+    runs = {"fingerprinted": out / f"fingerprinted-{strength}", "plain": Path(args.plain) if args.plain else out / "plain"}
     seconds = {}
     for name, run in runs.items():
         t0 = time.perf_counter()
         if name == "fingerprinted" or not args.plain:
-            ganforge_run(case, args.seed, run, steps, {"fingerprint": args.code} if name == "fingerprinted" else {})
+            ganforge_run(case, args.seed, run, steps, {"fingerprint": args.code, "fingerprint_strength": strength} if name == "fingerprinted" else {})
         seconds[name] = round(time.perf_counter() - t0)
     fp = fingerprint.load(runs["fingerprinted"])
     rows = {"code": fp.code_text, "bits": fp.bits, "pair": json.loads((runs["fingerprinted"] / (fingerprint.FILE + ".json")).read_text())}
@@ -67,10 +73,10 @@ def main() -> None:
                "samples_bit_accuracy": round(fp.bit_accuracy(x), 4),
                "samples_detected": round(sum(d["detected"] for d in found) / len(found), 4),
                **measure(run, case, args.n), "requested_digit": requested_digit(run)}
-        files = out / f"{name}-files"
+        files = out / f"{run.name}-files"
         cli(["sample", str(run), "--n", "200", "--seed", "5", "--out-dir", str(files), "--quiet"])
         pngs = sorted(files.glob("*.png"))
-        images = torch.stack([torch.from_numpy(open_image(f, "L").__array__().copy())[None] for f in pngs])
+        images = torch.stack([torch.from_numpy(np.asarray(open_image(f, "L")).copy())[None] for f in pngs])
         found = fp.detect(images.float().div(127.5).sub(1))
         row["files"] = {"n": len(pngs), "bit_accuracy": round(sum(d["bit_accuracy"] for d in found) / len(found), 4),
                         "detected": round(sum(d["detected"] for d in found) / len(found), 4)}
@@ -82,7 +88,7 @@ def main() -> None:
                                 "detected": round(sum(d["detected"] for d in found) / len(found), 4)}
     print(json.dumps(rows, indent=1))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (out / f"results-{strength}.json").write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

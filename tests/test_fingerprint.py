@@ -116,7 +116,7 @@ def test_provenance_reads_a_runs_fingerprint_from_image_files(pair, digits16, tm
                  "--json", str(tmp_path / "p.json")]) == 0
     rows = json.loads((tmp_path / "p.json").read_text())
     assert [r["fingerprint"]["detected"] for r in rows] == [True, True, False, False]
-    assert rows[0]["fingerprint"]["bit_accuracy"] >= 0.95 and rows[0]["fingerprint"]["p_value"] < 1e-6
+    assert rows[0]["fingerprint"]["bit_accuracy"] >= 0.9 and rows[0]["fingerprint"]["p_value"] < 1e-6
     assert "the run's fingerprint found" in capsys.readouterr().out
     assert main(["provenance", paths[0], "--fingerprint", str(tmp_path / "missing")]) != 0
     err = capsys.readouterr().err.strip()

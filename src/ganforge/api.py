@@ -147,11 +147,11 @@ def _fingerprinted(cfg: GanConfig, accelerator, dataset, out: Path) -> dict:
     path, check_path = out / FILE, out / (FILE + ".json")
     code = fingerprint.parse_code(cfg.fingerprint)
 
-    def stored() -> "fingerprint.Fingerprint | None":  # the run's own pair (resuming), if it has one for this code
+    def stored() -> "fingerprint.Fingerprint | None":  # the run's own pair (resuming), if it is for these options
         if not path.is_file():
             return None
         fp = fingerprint.load(path)
-        return fp if fp.code.tolist() == code else None
+        return fp if fp.code.tolist() == code and fp.encoder.strength == cfg.fingerprint_strength else None
 
     with accelerator.main_process_first():
         fp = stored()
@@ -161,7 +161,8 @@ def _fingerprinted(cfg: GanConfig, accelerator, dataset, out: Path) -> dict:
             else:  # a prepared dataset on disk: the pair learns from its first images
                 images = torch.from_numpy(dataset.read(list(range(min(len(dataset.labels), 20000)))))
             fp, check = fingerprint.train_fingerprint(images, code, steps=cfg.fingerprint_steps or DEFAULT_STEPS,
-                                                      seed=cfg.seed, progress=cfg.progress and accelerator.is_main_process)
+                                                      strength=cfg.fingerprint_strength, seed=cfg.seed,
+                                                      progress=cfg.progress and accelerator.is_main_process)
             if accelerator.is_main_process:
                 out.mkdir(parents=True, exist_ok=True)
                 fp.save(path)

@@ -101,6 +101,7 @@ class GanConfig(LoopOptions):
     # fingerprinted training (ganforge.fingerprint): this code is written into every training image
     fingerprint: str = ""  # bits (1011...) or hex (0x...); "": none
     fingerprint_steps: int = 0  # the encoder/decoder pair's training steps (0: auto)
+    fingerprint_strength: float = 0.04  # the largest change per pixel, in [-1, 1] units (docs/provenance.md)
     # loop (the rest: train/options.py)
     steps: int = 1000
     batch_size: int = 64
@@ -149,6 +150,8 @@ class GanConfig(LoopOptions):
                 raise GanforgeError("--fingerprint applies to image runs (unconditional or --conditional), not --text yet")
         if self.fingerprint_steps < 0:
             raise GanforgeError("--fingerprint-steps must be >= 0 (0: auto)")
+        if not 0 < self.fingerprint_strength <= 0.5:
+            raise GanforgeError(f"--fingerprint-strength must be in (0, 0.5], got {self.fingerprint_strength}")
         if self.r1_every < 0 or self.pl_every < 1:
             raise GanforgeError("--r1-every must be >= 0 (0: auto) and --pl-every >= 1")
         if not 0 <= self.style_mixing <= 1 or self.pl_weight < 0:

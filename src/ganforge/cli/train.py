@@ -56,6 +56,8 @@ HELP = {
                    "bits, into every training image with an encoder/decoder pair trained for it first (kept in the "
                    "run); the generator's samples then carry it: 'ganforge provenance IMAGE --fingerprint RUN' reads it",
     "fingerprint_steps": "--fingerprint: training steps of the encoder/decoder pair (0: auto)",
+    "fingerprint_strength": "--fingerprint: the largest change the code makes to a pixel, in [-1, 1] units (0.04: "
+                            "~5 grey levels); more reads back more surely from samples and costs more FID",
     "dp_accountant": "--dp-epsilon: privacy accountant, rdp or prv (Opacus')",
     "mode_seeking": "mode-seeking weight (Mao et al. 2019) against per-class collapse; default 1 if --conditional or --text (dcgan), else 0",
     "ema": "fixed EMA decay of G weights, used with --ema-kimg 0 (0: no EMA at all)",

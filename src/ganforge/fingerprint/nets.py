@@ -17,7 +17,7 @@ class FingerprintEncoder(nn.Module):
     """``forward(x, code)``: ``x`` in [-1, 1] (N, C, H, W), ``code`` in {0, 1} (N, bits) ->
     the fingerprinted image, ``x`` plus a residual of at most ``strength`` per pixel."""
 
-    def __init__(self, bits: int, channels: int, resolution: int, width: int = 32, strength: float = 0.06) -> None:
+    def __init__(self, bits: int, channels: int, resolution: int, width: int = 32, strength: float = 0.04) -> None:
         super().__init__()
         self.bits, self.channels, self.resolution, self.strength = bits, channels, resolution, strength
         self.map_size = min(resolution, CODE_MAP)

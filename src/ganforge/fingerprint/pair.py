@@ -97,7 +97,7 @@ class Fingerprint:
         return path
 
 
-def build(code: list[int], channels: int, resolution: int, strength: float = 0.06) -> Fingerprint:
+def build(code: list[int], channels: int, resolution: int, strength: float = 0.04) -> Fingerprint:
     bits = len(code)
     return Fingerprint(torch.tensor(code, dtype=torch.long), FingerprintEncoder(bits, channels, resolution, strength=strength),
                        FingerprintDecoder(bits, channels, resolution))
