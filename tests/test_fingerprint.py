@@ -130,3 +130,21 @@ def test_fingerprint_refusals_are_one_line(extra, why):
     with pytest.raises(GanforgeError, match=why) as info:
         ganforge.GanConfig(**{**TINY, **extra}).validate()
     assert "\n" not in str(info.value)
+
+
+def test_provenance_reads_a_runs_fingerprint_from_a_video(pair, digits16, tmp_path, capsys):
+    from ganforge.video.io import VideoWriter
+
+    fp, _ = pair
+    fp.save(tmp_path / "fp.safetensors")
+    x = digits16[1500:1508].float().div(127.5).sub(1)
+    for name, frames in (("marked", fp.embed(x)), ("plain", x)):
+        writer = VideoWriter(tmp_path / f"{name}.mp4", 8)  # H.264, crf 18: lossy
+        for img in frames:
+            grey = np.kron(((img[0] + 1) * 127.5).round().clamp(0, 255).byte().numpy(), np.ones((4, 4), np.uint8))
+            writer.write(np.stack([grey] * 3, -1))
+        writer.close()
+    assert main(["provenance", str(tmp_path / "marked.mp4"), str(tmp_path / "plain.mp4"),
+                 "--fingerprint", str(tmp_path / "fp.safetensors"), "--json", str(tmp_path / "v.json")]) == 0
+    rows = json.loads((tmp_path / "v.json").read_text())
+    assert [r["fingerprint"]["detected"] for r in rows] == [True, False]

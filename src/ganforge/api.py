@@ -140,7 +140,6 @@ def _fingerprinted(cfg: GanConfig, accelerator, dataset, out: Path) -> dict:
 
     from . import fingerprint
     from .fingerprint.pair import FILE
-
     from .fingerprint.train import DEFAULT_STEPS
     from .train.checkpoint import write_text_atomic
 

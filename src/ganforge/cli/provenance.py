@@ -43,23 +43,22 @@ def _provenance(args: argparse.Namespace) -> int:
     for path in image_inputs(args.images):
         try:
             if is_video(str(path)):
-                meta, mark = _video(path)
+                meta, frames = _video(path)
             else:
-                meta = read_provenance(path)
-                pixels = np.asarray(open_image(path, "RGB"))
-                mark = detect(pixels).as_dict()
+                meta, frames = read_provenance(path), [np.asarray(open_image(path, "RGB"))]
         except GanforgeError as exc:  # one unreadable file does not hide the others
             print(f"ganforge: {exc}", file=sys.stderr)
             failed += 1
             continue
+        mark = _best([detect(frame).as_dict() for frame in frames])  # a video: the best of its first frames
         row = {"path": str(path), "metadata": meta, "watermark": mark}
         seen = (f"watermark found (bits {mark['bit_accuracy']:.2f}, p = {mark['p_value']:.1e})" if mark["detected"]
                 else "no watermark")
-        if fingerprint is not None and not is_video(str(path)):
+        if fingerprint is not None:
             import torch
 
-            x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float().div(127.5).sub(1)
-            found = row["fingerprint"] = fingerprint.detect(x)[0]
+            x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+            found = row["fingerprint"] = _best(fingerprint.detect(x))
             seen += (f"; the run's fingerprint found (bits {found['bit_accuracy']:.2f}, p = {found['p_value']:.1e})"
                      if found["detected"] else f"; not the run's fingerprint (bits {found['bit_accuracy']:.2f})")
         rows.append(row)
@@ -73,18 +72,25 @@ def _provenance(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-VIDEO_FRAMES = 8  # frames a video's watermark is detected on (the best of them is reported)
+VIDEO_FRAMES = 8  # frames a video's watermark (and fingerprint) is detected on (the best of them is reported)
 
 
-def _video(path) -> tuple[dict, dict]:
-    """A video's provenance: its container tags, and the watermark found on its first frames."""
+def _best(found: list[dict]) -> dict:
+    return max(found, key=lambda m: (m["detected"], m["bit_accuracy"]))
+
+
+def _video(path) -> tuple[dict, list[np.ndarray]]:
+    """A video's provenance: its container tags, and its first frames (RGB uint8) to look for marks on."""
     from itertools import islice
 
     from ..provenance import parse_video_metadata
     from ..video.io import iter_frames, probe
-    from ..watermark import detect
 
     info = probe(path)
     meta = {"format": info.codec, **parse_video_metadata(info.tags)}
-    marks = [detect(frame).as_dict() for frame in islice(iter_frames(path), VIDEO_FRAMES)]
-    return meta, max(marks, key=lambda m: (m["detected"], m["bit_accuracy"]))
+    frames = list(islice(iter_frames(path), VIDEO_FRAMES))
+    if not frames:
+        from ..errors import GanforgeError
+
+        raise GanforgeError(f"{path.name}: no video frames to look for a watermark on")
+    return meta, frames
