@@ -172,8 +172,8 @@ def _features(y: np.ndarray, ys: np.ndarray, xs: np.ndarray, vertical: np.ndarra
     return np.where(ok, num / np.maximum(den, 1e-9), 0.0), ok
 
 
-def _binom_tail(k: int, n: int) -> float:
-    """P(X >= k) for X ~ Binomial(n, 1/2)."""
+def binomial_tail(k: int, n: int) -> float:
+    """P(X >= k) for X ~ Binomial(n, 1/2): the chance of k or more of n bits right by luck."""
     return float(sum(math.comb(n, i) for i in range(k, n + 1)) / 2.0 ** n)
 
 
@@ -258,7 +258,7 @@ def _detect_step(y: np.ndarray, keyed, search: bool) -> tuple[int, int, int]:
 
     right, n = decode(0, 0, 0, 0)
     tried = 1
-    if search and _binom_tail(right, max(n, 1)) >= THRESHOLD:
+    if search and binomial_tail(right, max(n, 1)) >= THRESHOLD:
         cut = (0.0, 0.0, 0.0, 0.0)  # top, bottom, left, right in pixels
         for _ in range(3):  # alternate: columns with the rows' grid fixed, then rows
             ry = _axis(h, grid(h, cut[0], cut[1]))[0]
@@ -269,7 +269,7 @@ def _detect_step(y: np.ndarray, keyed, search: bool) -> tuple[int, int, int]:
             cut = max(((t, b, l, r) for t, b in ys for l, r in xs), key=lambda c: soft(*c))
             tried += k + k2 + len(xs) * len(ys)
         right2, n2 = decode(*cut)
-        if n2 and _binom_tail(right2, n2) < _binom_tail(right, max(n, 1)):
+        if n2 and binomial_tail(right2, n2) < binomial_tail(right, max(n, 1)):
             right, n = right2, n2
     return right, n, tried
 
@@ -286,12 +286,12 @@ def detect(image: np.ndarray, key: str = KEY, search: bool = True) -> Detection:
     for step in (first, *(s for s in STEPS if s != first)):
         right, n, k = _detect_step(y, _keyed(key, step), search)
         tried += k
-        if n and (best[1] == 0 or _binom_tail(right, n) < _binom_tail(*best)):
+        if n and (best[1] == 0 or binomial_tail(right, n) < binomial_tail(*best)):
             best = (right, n)
-        if n and _binom_tail(right, n) * tried < THRESHOLD / 100:
+        if n and binomial_tail(right, n) * tried < THRESHOLD / 100:
             break  # already certain: the other step need not be searched
     right, n = best
     if n == 0:
         return Detection(False, 0.0, 1.0)
-    p = min(1.0, _binom_tail(right, n) * max(tried, len(STEPS)))
+    p = min(1.0, binomial_tail(right, n) * max(tried, len(STEPS)))
     return Detection(p < THRESHOLD, right / n, p)

@@ -11,22 +11,14 @@ all (offline, no files) the loss is pixel MSE + (1 - SSIM), and every result say
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-from ..metrics.imagesim import ssim
+from ..metrics.imagesim import psnr, ssim  # psnr: re-exported (callers import it from here)
 
 LPIPS_LAYERS = ("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_1")
 MIN_SIDE = 64  # VGG sees at least 64 px (tiny models' images are upsampled for it)
 MAX_SIDE = 256  # and at most 256 px, as the official projector (area downsampling)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of images in [0, 1] (both clamped), over the whole batch."""
-    mse = F.mse_loss(a.detach().float().clamp(0, 1), b.detach().float().clamp(0, 1)).item()
-    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
 class Distance(torch.nn.Module):

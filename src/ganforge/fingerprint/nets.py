@@ -11,13 +11,15 @@ import torch
 from torch import nn
 
 CODE_MAP = 32  # the code's spatial map is learnt at most this size and resized to the image's
+DEFAULT_STRENGTH = 0.04  # the largest change per pixel ([-1, 1] units); docs/benchmarks.md "Fingerprinted training"
 
 
 class FingerprintEncoder(nn.Module):
     """``forward(x, code)``: ``x`` in [-1, 1] (N, C, H, W), ``code`` in {0, 1} (N, bits) ->
     the fingerprinted image, ``x`` plus a residual of at most ``strength`` per pixel."""
 
-    def __init__(self, bits: int, channels: int, resolution: int, width: int = 32, strength: float = 0.04) -> None:
+    def __init__(self, bits: int, channels: int, resolution: int, width: int = 32,
+                 strength: float = DEFAULT_STRENGTH) -> None:
         super().__init__()
         self.bits, self.channels, self.resolution, self.strength = bits, channels, resolution, strength
         self.map_size = min(resolution, CODE_MAP)

@@ -4,7 +4,6 @@ that reads it back; kept as one safetensors file with the code and shapes in its
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,8 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, GanforgeError
-from .nets import FingerprintDecoder, FingerprintEncoder
+from ..watermark import binomial_tail
+from .nets import DEFAULT_STRENGTH, FingerprintDecoder, FingerprintEncoder
 
 FILE = "fingerprint.safetensors"
 MIN_BITS, MAX_BITS = 16, 256
@@ -33,9 +33,12 @@ def parse_code(text: str) -> list[int]:
     return bits
 
 
-def binomial_p_value(right: int, total: int) -> float:
-    """P(at least ``right`` of ``total`` fair coin flips come up right)."""
-    return float(sum(math.comb(total, k) for k in range(right, total + 1)) / 2 ** total)
+binomial_p_value = binomial_tail  # P(at least ``right`` of ``total`` bits right by chance): the watermark's test
+
+
+def to_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] rounded to the 256 levels a saved 8-bit image holds."""
+    return ((x + 1) * 127.5).round() / 127.5 - 1
 
 
 @dataclass
@@ -58,7 +61,7 @@ class Fingerprint:
         enc = self.encoder
         dev = next(enc.parameters()).device
         out = enc(x.to(dev, torch.float32), self.code.to(dev).expand(x.shape[0], -1))
-        return ((out + 1) * 127.5).round().div(127.5).sub(1).to(x.device, x.dtype)
+        return to_8bit(out).to(x.device, x.dtype)
 
     @torch.no_grad()
     def read(self, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -97,7 +100,7 @@ class Fingerprint:
         return path
 
 
-def build(code: list[int], channels: int, resolution: int, strength: float = 0.04) -> Fingerprint:
+def build(code: list[int], channels: int, resolution: int, strength: float = DEFAULT_STRENGTH) -> Fingerprint:
     bits = len(code)
     return Fingerprint(torch.tensor(code, dtype=torch.long), FingerprintEncoder(bits, channels, resolution, strength=strength),
                        FingerprintDecoder(bits, channels, resolution))

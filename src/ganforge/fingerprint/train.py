@@ -4,30 +4,28 @@ that the decoder also reads the code back from a generator's imperfect copies of
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from .pair import Fingerprint, build
+from .nets import DEFAULT_STRENGTH
+from .pair import Fingerprint, build, to_8bit
 
 RESIDUAL_WEIGHT = 2.0  # the L2 penalty on the residual (ramped in over the second half: the code is learnt first,
 # then the encoder uses no more of its bound, FingerprintEncoder.strength, than it needs)
 MAX_NOISE = 0.04  # Gaussian noise (in [-1, 1] units) the decoder learns to read through
 DEFAULT_STEPS = 1500
-DEFAULT_STRENGTH = 0.04  # docs/benchmarks.md "Fingerprinted training": 0.03 / 0.04 / 0.06 measured
 
 
 def _quantised(x: torch.Tensor) -> torch.Tensor:
     """8-bit rounding with a straight-through gradient."""
-    q = ((x + 1) * 127.5).round() / 127.5 - 1
-    return x + (q - x).detach()
+    return x + (to_8bit(x) - x).detach()
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of images in [-1, 1] (as 8-bit images: peak 255)."""
-    mse = float(((a.float() - b.float()) * 127.5).square().mean())
-    return math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+    """PSNR in dB of images in [-1, 1] (:func:`ganforge.metrics.imagesim.psnr` on them in [0, 1])."""
+    from ..metrics.imagesim import psnr as psnr01
+
+    return psnr01((a + 1) / 2, (b + 1) / 2)
 
 
 def train_fingerprint(images: torch.Tensor, code: list[int], *, steps: int = DEFAULT_STEPS, batch_size: int = 64,

@@ -5,6 +5,7 @@ Reused by style transfer to check "output is ≥ 90 % similar to the content ima
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -30,6 +31,12 @@ def luma(x: torch.Tensor) -> torch.Tensor:
         w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
         return (x * w).sum(dim=1, keepdim=True)
     return x.mean(dim=1, keepdim=True)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of images in [0, 1] (both clamped), over the whole batch."""
+    mse = F.mse_loss(a.detach().float().clamp(0, 1), b.detach().float().clamp(0, 1)).item()
+    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, *, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
