@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -117,6 +118,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-eval", type=int, default=10000)
     ap.add_argument("--cost", action="store_true", help="only time a private D step against a plain one")
+    ap.add_argument("--extra-train-args", default="",
+                    help='more `ganforge train` options, one string (a variant, e.g. "--n-critic 20 --width 64"); '
+                         "later options override the recipe's")
     args = ap.parse_args()
     if args.cost:
         print(json.dumps(cost(args.threads)))
@@ -133,7 +137,8 @@ def main() -> None:
     for name in names:
         data, eps, domain = RUNS[name]
         run = out / name
-        cmd = ["train", "--data", data, "--dp-epsilon", str(eps), "--steps", str(steps), *RECIPE, "--out", str(run)]
+        cmd = ["train", "--data", data, "--dp-epsilon", str(eps), "--steps", str(steps), *RECIPE,
+               *shlex.split(args.extra_train_args), "--out", str(run)]  # an existing run dir is resumed
         t0 = time.perf_counter()
         _, cpu = ganforge(*cmd, threads=args.threads)
         wall = time.perf_counter() - t0
