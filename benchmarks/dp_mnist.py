@@ -152,7 +152,7 @@ def main() -> None:
         row["class_accuracy"] = class_accuracy(run, domain)
         if utility:
             util_json = run / "eval-utility.json"
-            ganforge("eval", str(run), f"{domain}:test", "--utility", f"{domain}:test", "--json", str(util_json),
+            ganforge("eval", str(run), "--utility", f"{domain}:test", "--json", str(util_json),
                      "--quiet", threads=args.threads)
             row["utility"] = json.loads(util_json.read_text())
         else:
