@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -59,9 +60,7 @@ def main() -> int:
         subprocess.run(cmd, env=env, check=True)
         timings["train_s"] = round(time.perf_counter() - start, 1)
     out = Path(args.out or Path(args.run) / "audit")
-    cmd = py + ["audit", args.run, "--members", f"mnist:train[:{n}]", "--non-members", f"mnist:test[:{n}]",
-                "--reference", f"mnist:train[{n}:{n + 2000}]", "--k", str(args.k), "--device", "cpu",
-                "--json", str(out / "audit-benchmark.json"), "--out", str(out / "roc-benchmark.png"), "--quiet"]
+    cmd = audit_command(py, args, f"mnist:test[:{n}]", out / "audit-benchmark.json", out / "roc-benchmark.png")
     print("$", shlex.join(cmd), flush=True)
     start = time.perf_counter()
     subprocess.run(cmd, env=env, check=True)
@@ -75,23 +74,29 @@ def main() -> int:
     return 0
 
 
+def audit_command(py: list[str], args, non_members: str, json_path: Path, roc_path: Path) -> list[str]:
+    """``ganforge audit`` of ``args.run``: members the first N training images, the calibration
+    reference the next 2,000, ``non_members`` as given."""
+    n = args.members
+    return py + ["audit", args.run, "--members", f"mnist:train[:{n}]", "--non-members", non_members,
+                 "--reference", f"mnist:train[{n}:{n + 2000}]", "--k", str(args.k), "--device", "cpu",
+                 "--json", str(json_path), "--out", str(roc_path), "--quiet"]
+
+
 def repeated(py: list[str], env: dict, args, out: Path) -> dict:
     """The audit with non-members from R disjoint unused slices of the training split."""
     n, aucs = args.members, {}
     for i in range(args.repeats):
         lo = n + 2000 + i * n
         path = out / f"audit-train-nonmembers-{i}.json"
-        cmd = py + ["audit", args.run, "--members", f"mnist:train[:{n}]", "--non-members", f"mnist:train[{lo}:{lo + n}]",
-                    "--reference", f"mnist:train[{n}:{n + 2000}]", "--k", str(args.k), "--device", "cpu",
-                    "--json", str(path), "--out", str(out / f"roc-train-nonmembers-{i}.png"), "--quiet"]
+        cmd = audit_command(py, args, f"mnist:train[{lo}:{lo + n}]", path, out / f"roc-train-nonmembers-{i}.png")
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
         for attack, result in json.loads(path.read_text())["attacks"].items():
             aucs.setdefault(attack, []).append(result["auc"])
     summary = {"non_members": f"{args.repeats} disjoint slices of mnist:train from {n + 2000}, {n} each"}
     for attack, values in aucs.items():
-        mean = sum(values) / len(values)
-        std = (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
-        summary[attack] = {"auc_mean": round(mean, 4), "auc_std": round(std, 4),
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        summary[attack] = {"auc_mean": round(statistics.mean(values), 4), "auc_std": round(std, 4),
                            "auc_min": round(min(values), 4), "auc_max": round(max(values), 4)}
     (out / "audit-repeats.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
