@@ -163,7 +163,7 @@ def main() -> None:
     print("| run | epsilon spent | sigma | CPU s | FID (domain) | class acc. | utility |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        util = "n/a (no --utility)" if r["utility"] is None else json.dumps(r["utility"])[:60]
+        util = "n/a (no --utility)" if r["utility"] is None else f"{r['utility']['utility']['value']:.3f}"
         print(f"| {r['run']} | {r['dp']['epsilon']:.3f} | {r['dp']['noise_multiplier']:.3f} | {r['cpu_s']:.0f} | "
               f"{r['fid']:.1f} | {r['class_accuracy']:.3f} | {util} |")
 
