@@ -211,7 +211,10 @@ def test_a_run_keeps_what_its_auto_options_meant_when_it_was_made(tmp_path):
 
 
 def test_a_conditional_dcgan_trains_with_beta1_0_and_an_older_conditional_run_keeps_its_betas(tmp_path):
-    betas = lambda **kw: (lambda c: (c.beta1, c.beta2))(ganforge.GanConfig(**kw).resolved())  # noqa: E731
+    def betas(**options):
+        cfg = ganforge.GanConfig(**options).resolved()
+        return cfg.beta1, cfg.beta2
+
     assert betas(conditional=True) == (0.0, 0.99)  # measured on conditional MNIST (docs/benchmarks.md)
     assert betas() == (0.5, 0.999)  # the unconditional dcgan keeps the paper's
     assert betas(conditional=True, dp_epsilon=10.0) == (0.5, 0.999)  # private runs: as their figures were taken

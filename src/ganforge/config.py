@@ -27,8 +27,8 @@ ARCH_OPTIMIZERS["stylegan2-official"] = ARCH_OPTIMIZERS["stylegan2"]  # publishe
 # A class-conditional dcgan (not --text, not private) trains with Adam beta1 0, beta2 0.99: on the
 # conditional MNIST benchmark (3 seeds) it raised recall by 0.10-0.17, cut FID by 25-36 % and raised the
 # train-on-synthetic accuracy from ~91.5 % to 94-95 % against the paper's 0.5 / 0.999 (docs/benchmarks.md,
-# session 13). Private runs keep the paper's (their figures were taken
-# with it), text runs too (not measured).
+# session 13). Private runs keep the paper's (their figures were taken with it), text runs too (not
+# measured).
 CONDITIONAL_DCGAN_BETAS = (0.0, 0.99)
 STYLE_ARCHS = ("stylegan2", "stylegan2-official")  # mapping/synthesis: style mixing, path length, lazy R1 16
 
