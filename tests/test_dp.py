@@ -91,15 +91,22 @@ def test_poisson_batches_are_a_function_of_seed_and_step():
     assert empty["image"].shape == (0, 1, 2, 2) and len(empty["label"]) == 0
 
 
-def _task(sigma: float = 0.0, C: float = 0.05):
-    cfg = GanConfig(**{**TINY, "data": "digits"})
+def _task(sigma: float = 0.0, C: float = 0.05, fakes: str = "paired", d_norm: str = "auto"):
+    cfg = GanConfig(**{**TINY, "data": "digits", "d_norm": d_norm})
     spec = GanNetSpec(resolution=16, channels=1, z_dim=16, num_classes=10, width=8)
-    plan = dp.DPPlan(8.0, 1e-5, C, sigma, 0.1, 16, 160, 100, "rdp")
+    plan = dp.DPPlan(8.0, 1e-5, C, sigma, 0.1, 16, 160, 100, "rdp", fakes=fakes)
     return GanTask(cfg, spec, torch.device("cpu"), dp_plan=plan)
 
 
+def _plain_copy(D, d_norm: str = "auto"):
+    plain = GanTask(GanConfig(**TINY, d_norm=d_norm), GanNetSpec(resolution=16, channels=1, z_dim=16, num_classes=10, width=8),
+                    torch.device("cpu")).D
+    plain.load_state_dict(D.state_dict())
+    return plain
+
+
 def test_per_example_gradients_are_clipped_and_match_torch_func():
-    task = _task()
+    task = _task()  # the fake paired with real image i, in example i's term (runs planned before "own")
     D, priv = task.D, task.private
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules()) and not D.minibatch_std
     torch.manual_seed(0)
@@ -111,9 +118,7 @@ def test_per_example_gradients_are_clipped_and_match_torch_func():
 
     grads = priv.per_sample_grads(loss_sum, 6)
     # the same per-example gradients, one example at a time on a hook-free copy: D is really per-example
-    plain = GanTask(GanConfig(**TINY), GanNetSpec(resolution=16, channels=1, z_dim=16, num_classes=10, width=8),
-                    torch.device("cpu")).D
-    plain.load_state_dict(D.state_dict())
+    plain = _plain_copy(D)
     for i in range(6):
         loss = task.loss.d_loss(plain(real[i:i + 1], y[i:i + 1]), plain(fake[i:i + 1], y[i:i + 1]), 1.0)
         reference = torch.autograd.grad(loss, list(plain.parameters()))
@@ -131,6 +136,49 @@ def test_per_example_gradients_are_clipped_and_match_torch_func():
     one_removed = priv.private_gradient([g[1:] for g in grads], torch.Generator())
     diff = torch.cat([(a - b).flatten() for a, b in zip(summed, one_removed)]).norm()
     assert diff <= 0.05 / 16 + 1e-6
+
+
+def _step_ctx(seed: int) -> SimpleNamespace:
+    g = torch.Generator().manual_seed(seed)
+    return SimpleNamespace(generator=g, device=torch.device("cpu"), randn=lambda *shape: torch.randn(*shape, generator=g))
+
+
+@pytest.mark.parametrize("d_norm", ["group", "none"])
+def test_own_fakes_are_examples_of_their_own_drawn_from_nothing_private(d_norm):
+    task = _task(C=0.05, fakes="own", d_norm=d_norm)
+    D, priv = task.D, task.private
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules()) and not D.minibatch_std
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in D.modules()) == (d_norm == "group")
+    torch.manual_seed(1)
+    real, y = torch.randn(5, 1, 16, 16), torch.randint(0, 10, (5,))
+    loss_sum, count, out = dp._d_step_terms(task, _step_ctx(7), real, y)
+    assert count == 5 + 16  # the fakes: the expected batch of them, whatever the Poisson batch's size
+    grads = priv.per_sample_grads(loss_sum, count)
+    fakes, y_fake = out["fake"], out["fake_labels"]
+    # the fakes and their labels do not depend on the private batch: none, or other images and labels
+    for other_real, other_y in ((real[:0], y[:0]), (torch.randn(9, 1, 16, 16), torch.randint(0, 10, (9,)))):
+        other_sum, other_count, other_out = dp._d_step_terms(task, _step_ctx(7), other_real, other_y)
+        other_sum()  # its forward fills the dict
+        assert other_count == len(other_real) + 16
+        assert torch.equal(other_out["fake"], fakes) and torch.equal(other_out["fake_labels"], y_fake)
+    # row i: real image i's own loss alone; row 5 + j: fake j's alone (non-saturating: softplus(-d), softplus(d))
+    plain = _plain_copy(D, d_norm)
+    for i, (x, label, sign) in enumerate([*((real[i], y[i], -1.0) for i in range(5)),
+                                          *((fakes[j], y_fake[j], 1.0) for j in range(16))]):
+        loss = torch.nn.functional.softplus(sign * plain(x[None], label[None])).sum()
+        reference = torch.autograd.grad(loss, list(plain.parameters()))
+        for g, r in zip(grads, reference):
+            torch.testing.assert_close(g[i], r, rtol=1e-4, atol=1e-6)
+    # clipped one by one; the sum is divided by real + fake expected (2 x 16); one real image's share <= C / 32
+    summed = priv.private_gradient(grads, torch.Generator())
+    without_one = priv.private_gradient([g[1:] for g in grads], torch.Generator())
+    diff = torch.cat([(a - b).flatten() for a, b in zip(summed, without_one)]).norm()
+    assert 0 < diff <= 0.05 / 32 + 1e-6
+    # a run planned before "own" resumes with the fakes it began with
+    state = priv.state_dict()
+    state["plan"].pop("fakes")
+    priv.load_state_dict(state)
+    assert priv.plan.fakes == "paired" and dp.report(task)["fakes"] == "paired"
 
 
 def _train(run: Path, **kw) -> dict:
@@ -223,3 +271,18 @@ def test_reroutes_say_why_and_the_budget_too_small_is_one_line(tmp_path, capsys)
         "differential privacy: " + "; ".join(dp.reroutes(GanConfig(data="digits", dp_epsilon=8, n_critic=1)))]
     printed = json.loads(captured.out.strip().splitlines()[-1])
     assert printed["steps"] == 1 and 0 < printed["dp"]["epsilon"] <= 8
+
+
+def test_a_stored_discriminator_says_which_normalisation_it_was_built_with(tmp_path):
+    from ganforge.nets.dcgan import stored_d_norm
+
+    spec = GanNetSpec(resolution=16, channels=1, z_dim=16, num_classes=10, width=8)
+    for d_norm in ("batch", "spectral", "group", "none"):
+        D = GanTask(GanConfig(**{**TINY, "dp_epsilon": 0.0, "d_norm": d_norm}), spec, torch.device("cpu")).D
+        assert stored_d_norm(D.state_dict()) == d_norm
+    # a finished DP run with the bias-only D is a valid --init: its D is rebuilt in the same layout
+    run = tmp_path / "none"
+    _train(run, steps=1, d_norm="none")
+    tuned = ganforge.train_gan(GanConfig(data="digits", max_images=256, init=str(run), steps=1, batch_size=16,
+                                         sample_every=0, progress=False, tensorboard=False), out=tmp_path / "tuned")
+    assert tuned["steps"] == 1

@@ -41,7 +41,7 @@ LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "d_mbstd": "on", "ema_kimg":
 # (run.json: "resolved", and "optimizer" for the Adam betas), whatever today's defaults are.
 KEPT_AUTOS = (*LEGACY_VALUES, "beta1", "beta2")
 G_UPSAMPLES = ("auto", "transposed", "nearest")  # dcgan G: the paper's transposed convs or resize-conv
-D_NORMS = ("auto", "batch", "spectral", "group")  # group: GroupNorm, no minibatch stddev (per-example D, DP runs)
+D_NORMS = ("auto", "batch", "spectral", "group", "none")  # group / none: per-example D (no minibatch stddev; DP runs)
 D_MBSTD = ("auto", "on", "off")
 TEXT_ARCHS = ("dfgan", "dcgan", "stylegan2")
 TEXT_ENCODERS = ("builtin", "clip")

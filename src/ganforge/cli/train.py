@@ -64,7 +64,7 @@ HELP = {
     "ema_kimg": "EMA half-life in thousands of images (<0: auto, batch x 10/32 as StyleGAN2-ADA; 0: the fixed --ema decay)",
     "ema_rampup": "EMA ramp-up: the half-life is at most this x the images seen so far (0: none)",
     "g_upsample": "dcgan generator upsampling: transposed (the paper's stride-2 transposed convs) or nearest (nearest-neighbour resize + 3x3 conv: no checkerboard speckle, ~1.3x the training time); auto: nearest for unconditional runs and --text",
-    "d_norm": "dcgan discriminator normalisation: batch (the paper's BatchNorm), spectral (spectral norm, no BN) or group (GroupNorm, no minibatch stddev: a per-example D); auto: batch, group with --dp-epsilon",
+    "d_norm": "dcgan discriminator normalisation: batch (the paper's BatchNorm), spectral (spectral norm, no BN) group (GroupNorm) or none (conv biases, no normalisation) — group and none are per-example Ds, without minibatch stddev; auto: batch, group with --dp-epsilon",
     "d_mbstd": "dcgan discriminator's minibatch-stddev channel: on or off; auto: off for unconditional runs (with it the BatchNorm D wins outright at 64²), on for --conditional and --text",
     "watchdog": "lost-game watchdog (D wins outright for a sustained window): off, warn (one line with the remedy) "
                 "or act (also turns on/raises adaptive augmentation, then halves D's learning rate); auto: act",

@@ -128,18 +128,38 @@ def head_has_minibatch_stddev(D_state: dict, spec: GanNetSpec) -> bool:
     return weight.shape[1] == (spec.width * 2 ** (_levels(spec.resolution) - 1) + 1) * 16
 
 
-def group_norm_discriminator(D: nn.Module) -> nn.Module:
+def per_example_discriminator(D: nn.Module, norm: str = "group") -> nn.Module:
     """``D`` (a :class:`DCGANDiscriminator`) as a per-example network, for differentially private
-    training (per-sample gradient clipping): GroupNorm in place of BatchNorm (whose statistics mix
-    the batch), no minibatch-stddev channel (the same), non-inplace activations (Opacus' backward
-    hooks) and a fresh head for the features without that channel. Changes ``D`` in place."""
+    training (per-sample gradient clipping): BatchNorm (whose statistics mix the batch) replaced by
+    GroupNorm (``norm="group"``) or by nothing (``"none"``: the convolutions get the biases that
+    BatchNorm's shift stood for, as in the D of "Private GANs, revisited"); no minibatch-stddev
+    channel (it mixes examples too), non-inplace activations (Opacus' backward hooks) and a fresh
+    head for the features without that channel. Changes ``D`` in place."""
+    if norm not in ("group", "none"):
+        raise ValueError(f"norm must be group or none, got {norm!r}")
     layers: list[nn.Module] = []
     for m in D.main:
         if isinstance(m, nn.BatchNorm2d):
             c = m.num_features
-            m = nn.GroupNorm(min(32, max(1, c // 4)), c)
+            m = nn.GroupNorm(min(32, max(1, c // 4)), c) if norm == "group" else nn.Identity()
+        elif isinstance(m, nn.Conv2d) and norm == "none" and m.bias is None:
+            conv = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, bias=True)
+            with torch.no_grad():
+                conv.weight.copy_(m.weight)
+                conv.bias.zero_()
+            m = conv
         elif isinstance(m, nn.LeakyReLU):
             m = nn.LeakyReLU(m.negative_slope)
         layers.append(m)
-    D.main = nn.Sequential(*layers)
+    D.main = nn.Sequential(*layers)  # (an Identity keeps a BatchNorm's place: the state's keys stay put)
     return without_minibatch_stddev(D)
+
+
+def stored_d_norm(D_state: dict) -> str:
+    """The ``--d-norm`` a stored DCGAN discriminator's state was built with (its weights' layout)."""
+    if any("parametrizations" in k for k in D_state):
+        return "spectral"
+    if any("running_mean" in k for k in D_state):
+        return "batch"
+    norm_weights = [k for k, v in D_state.items() if k.startswith("main.") and k.endswith(".weight") and v.dim() == 1]
+    return "group" if norm_weights else "none"  # GroupNorm's per-channel weights; a D without norm has none

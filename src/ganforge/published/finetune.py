@@ -104,9 +104,9 @@ def apply_init(cfg: Any) -> Any:
                             f"(omit --arch)")
     extra = {}
     if src.D_state is not None and src.arch == "dcgan":  # the source run's D normalisation (its weights' layout)
-        extra["d_norm"] = ("spectral" if any("parametrizations" in k for k in src.D_state) else
-                           "batch" if any("running_mean" in k for k in src.D_state) else "group")  # group: a DP run's
-        from ..nets.dcgan import head_has_minibatch_stddev
+        from ..nets.dcgan import head_has_minibatch_stddev, stored_d_norm
+
+        extra["d_norm"] = stored_d_norm(src.D_state)  # group / none: a DP run's
 
         extra["d_mbstd"] = "on" if head_has_minibatch_stddev(src.D_state, src.spec) else "off"
     return dataclasses.replace(cfg, arch=src.arch, resolution=src.spec.resolution, z_dim=src.spec.z_dim,
@@ -146,10 +146,10 @@ def init_networks(cfg: Any, spec: GanNetSpec) -> tuple[nn.Module, nn.Module, dic
                 from ..nets.dcgan import spectral_discriminator
 
                 D = spectral_discriminator(D)
-            elif src.arch == "dcgan" and not any("running_mean" in k for k in src.D_state):  # GroupNorm (DP runs)
-                from ..nets.dcgan import group_norm_discriminator
+            elif src.arch == "dcgan" and not any("running_mean" in k for k in src.D_state):  # per-example (DP runs)
+                from ..nets.dcgan import per_example_discriminator, stored_d_norm
 
-                D = group_norm_discriminator(D)
+                D = per_example_discriminator(D, stored_d_norm(src.D_state))
             D.load_state_dict(src.D_state, strict=True)
     return G.train().requires_grad_(True), D.train().requires_grad_(True), {k: v.clone() for k, v in src.G_ema.state_dict().items()}
 

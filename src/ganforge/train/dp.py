@@ -4,10 +4,14 @@
 What is private, and why the generator is covered: only D reads the training images. Each D step
 takes a Poisson-sampled batch (every image in independently with probability q = batch / N), and
 D's update is the sum of the *per-example* gradients, each clipped to norm C, plus Gaussian noise
-of standard deviation sigma x C, divided by the expected batch. Example i's gradient is that of
-its combined loss, D's loss on real image i plus D's loss on the fake image paired with it (drawn
-with image i's label), so adding or removing one image changes that sum by at most C (Opacus'
-DCGAN example and "Private GANs, revisited" do the same). G learns only from D's outputs on its
+of standard deviation sigma x C, divided by the expected number of examples. The examples of a D
+step (``DPPlan.fakes``): "own" (the default) — each real image and each of the step's fake images
+is an example of its own, clipped on its own; the fakes are a fixed number (the expected batch)
+with uniformly drawn labels, so they depend on nothing private and adding or removing one image
+changes the sum by at most C, and a real image's gradient has the whole of C to itself
+("Private GANs, revisited", Bie et al. 2023, whose code does the same). "paired" (runs planned
+before session 14) — example i is real image i plus a fake drawn with image i's label, one
+combined gradient clipped to C (Opacus' DCGAN example). G learns only from D's outputs on its
 own samples, with labels drawn uniformly and a fixed batch size (never the private batch's size
 or labels), so G, G_ema and every sample are post-processing of the private D updates. The
 accountant (RDP or PRV, Opacus') turns (sigma, q, number of D steps) into epsilon at ``--dp-delta``;
@@ -65,10 +69,10 @@ def check_options(cfg: Any) -> None:
         raise GanforgeError("--dp-epsilon trains from scratch: --init's discriminator (BatchNorm or spectral norm) "
                             "has no per-sample gradients")
     if cfg.d_norm == "batch":
-        raise GanforgeError(f"--d-norm batch {why}: BatchNorm mixes the examples of a batch (use --d-norm group)")
+        raise GanforgeError(f"--d-norm batch {why}: BatchNorm mixes the examples of a batch (use --d-norm group or none)")
     if cfg.d_norm == "spectral":
         raise GanforgeError("--d-norm spectral cannot be trained privately: Opacus has no per-sample gradients for "
-                            "spectral norm (use --d-norm group)")
+                            "spectral norm (use --d-norm group or none)")
     if cfg.loss not in SEPARABLE_LOSSES or cfg.r1_gamma > 0:
         raise GanforgeError("--dp-epsilon: gradient penalties (wgan-gp, R1) need a per-example double backward, which "
                             f"Opacus does not provide; use --loss {' / '.join(SEPARABLE_LOSSES)} with --r1-gamma 0")
@@ -138,6 +142,13 @@ class DPPlan:
     dataset_size: int
     d_steps: int  # the budget: D steps planned (--steps x D steps per G step)
     accountant: str
+    fakes: str = "own"  # "own": every fake image its own clipped example; "paired": in real image i's (older runs)
+
+    @property
+    def expected_examples(self) -> int:
+        """What the noised sum is divided by: the expected real images, plus the fixed fakes when
+        they are examples of their own."""
+        return self.expected_batch * (2 if self.fakes == "own" else 1)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -229,6 +240,7 @@ class PrivateDiscriminator:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.accountant.load_state_dict(state["accountant"])
+        self.plan.fakes = state["plan"].get("fakes", "paired")  # a run planned before "own": as it began
 
     def per_sample_grads(self, loss_sum_fn, n: int) -> list[torch.Tensor] | None:
         """Per-example gradients (n × param shape, one per parameter) of ``loss_sum_fn()``, a sum
@@ -253,7 +265,7 @@ class PrivateDiscriminator:
         return grads
 
     def private_gradient(self, grads: list[torch.Tensor] | None, generator: torch.Generator) -> list[torch.Tensor]:
-        """(sum of the per-example gradients clipped to C + N(0, (sigma C)^2)) / expected batch."""
+        """(sum of the per-example gradients clipped to C + N(0, (sigma C)^2)) / expected examples."""
         C, sigma = self.plan.max_grad_norm, self.plan.noise_multiplier
         if grads is None:
             total = [torch.zeros_like(p) for p in self.params]
@@ -264,7 +276,7 @@ class PrivateDiscriminator:
         out = []
         for t in total:
             noise = torch.randn(t.shape, device=t.device, generator=generator, dtype=t.dtype)
-            out.append((t + sigma * C * noise) / self.plan.expected_batch)
+            out.append((t + sigma * C * noise) / self.plan.expected_examples)
         self.accountant.step(noise_multiplier=sigma, sample_rate=self.plan.sample_rate)
         return out
 
@@ -276,6 +288,48 @@ def apply_gradient(ctx, opt_name: str, D: nn.Module, params: list[torch.Tensor],
     return ctx.optimize(surrogate, opt_name, [D])
 
 
+def _d_step_terms(task, ctx, real: torch.Tensor, y: torch.Tensor | None):
+    """One private D step's loss as a sum of per-example terms (``loss_sum()``, to be run with D's
+    hooks on), the number of examples, and the dict ``loss_sum`` fills with D's outputs. "own"
+    fakes: the expected batch of them, labels drawn uniformly (nothing of the private batch), each
+    its own example; "paired": fake i drawn with real i's label, in example i's term."""
+    cfg, D, n = task.cfg, task.D, real.shape[0]
+    real_target = 1.0 - cfg.label_smoothing
+    out: dict[str, torch.Tensor] = {}
+    if task.private.plan.fakes == "paired":
+        with torch.no_grad():
+            fake = task.G_fwd(ctx.randn(n, task.spec.z_dim), y) if n else None
+
+        def paired() -> torch.Tensor:
+            d_real = D(task._aug(real, ctx), y).float()
+            d_fake = D(task._aug(fake, ctx), y).float()
+            out.update(d_real=d_real.detach(), d_fake=d_fake.detach())
+            return task.loss.d_loss(d_real, d_fake, real_target) * n  # = sum over i of example i's loss
+
+        return paired, n, out
+    m = task.private.plan.expected_batch
+    y_fake = None
+    if y is not None:
+        y_fake = torch.randint(0, task.spec.num_classes, (m,), device=ctx.device, generator=ctx.generator)
+    with torch.no_grad():
+        fake = task.G_fwd(ctx.randn(m, task.spec.z_dim), y_fake)
+
+    def own() -> torch.Tensor:
+        x = torch.cat([task._aug(real, ctx), task._aug(fake, ctx)]) if n else task._aug(fake, ctx)
+        labels = None if y is None else (torch.cat([y, y_fake]) if n else y_fake)
+        scores = D(x, labels).float()
+        d_real, d_fake = scores[:n], scores[n:]
+        out.update(d_real=d_real.detach(), d_fake=d_fake.detach(), fake=fake, fake_labels=y_fake)
+        # a separable loss is mean(real terms) + mean(fake terms): each half times its count, the other
+        # half held constant, has the gradient of its sum (the value is not needed, only the gradient)
+        fakes = task.loss.d_loss(d_real.detach() if n else d_fake.detach()[:1], d_fake, real_target) * m
+        if not n:
+            return fakes
+        return task.loss.d_loss(d_real, d_fake.detach(), real_target) * n + fakes
+
+    return own, n + m, out
+
+
 def private_step(task, ctx, mode_seeking_penalty) -> dict[str, Any]:
     """One iteration of a DP GAN run (``task``: a ``GanTask``): ``n_critic`` private D steps, then
     one G step through D (hooks off, D frozen) on uniformly drawn labels and a fixed batch size;
@@ -284,26 +338,14 @@ def private_step(task, ctx, mode_seeking_penalty) -> dict[str, Any]:
     if priv.steps_done + cfg.n_critic > priv.plan.d_steps:
         raise GanforgeError(f"the privacy budget is spent: {priv.steps_done} of {priv.plan.d_steps} planned D steps "
                             f"done (epsilon {priv.epsilon():.3f})")
-    D, real_target = task.D, 1.0 - cfg.label_smoothing
     stats = []
     for _ in range(cfg.n_critic):
         batch = ctx.next_batch()
         real, labels = batch["image"], batch["label"]
-        n = real.shape[0]
-        y = task._labels(labels)
-        with torch.no_grad():  # fake i is drawn with real i's label: both in example i's term
-            fake = task.G_fwd(ctx.randn(n, task.spec.z_dim), y) if n else None
-        out: dict[str, torch.Tensor] = {}
-
-        def loss_sum() -> torch.Tensor:
-            d_real = D(task._aug(real, ctx), y).float()
-            d_fake = D(task._aug(fake, ctx), y).float()
-            out.update(d_real=d_real.detach(), d_fake=d_fake.detach())
-            return task.loss.d_loss(d_real, d_fake, real_target) * n  # = sum over i of example i's loss
-
-        grads = priv.private_gradient(priv.per_sample_grads(loss_sum, n), ctx.generator)
+        loss_sum, n_examples, out = _d_step_terms(task, ctx, real, task._labels(labels))
+        grads = priv.private_gradient(priv.per_sample_grads(loss_sum, n_examples), ctx.generator)
         apply_gradient(ctx, "D", task.D, priv.params, grads)
-        if n:
+        if real.shape[0]:
             stats.append(out)
     m = cfg.batch_size  # G: a fixed size and uniform labels, nothing of the private batch
     z = ctx.randn(m, task.spec.z_dim)
@@ -315,7 +357,7 @@ def private_step(task, ctx, mode_seeking_penalty) -> dict[str, Any]:
 
     def g_loss() -> torch.Tensor:
         fake = task.G_fwd(z, y)
-        loss_g = terms["adversarial"] = task.loss.g_loss(D(task._aug(fake, ctx), y).float())
+        loss_g = terms["adversarial"] = task.loss.g_loss(task.D(task._aug(fake, ctx), y).float())
         if task.mode_seeking > 0 and y is not None:
             loss_g = loss_g + task.mode_seeking * mode_seeking_penalty(fake, z)
         return loss_g
@@ -325,7 +367,7 @@ def private_step(task, ctx, mode_seeking_penalty) -> dict[str, Any]:
     if stats:
         d_real = torch.cat([s["d_real"] for s in stats])
         d_fake = torch.cat([s["d_fake"] for s in stats])
-        scalars.update(loss_D=task.loss.d_loss(d_real, d_fake, real_target).detach(),
+        scalars.update(loss_D=task.loss.d_loss(d_real, d_fake, 1.0 - cfg.label_smoothing).detach(),
                        D_real=torch.sigmoid(d_real).mean(), D_fake=torch.sigmoid(d_fake).mean())
     if (ctx.step + 1) % cfg.log_every == 0 or ctx.step + 1 == cfg.steps:
         scalars["dp_epsilon"] = priv.epsilon()  # a plain number: logged as it is, not averaged
@@ -340,7 +382,7 @@ def report(task) -> dict[str, Any]:
             "max_grad_norm": priv.plan.max_grad_norm, "target_epsilon": priv.plan.target_epsilon,
             "sample_rate": priv.plan.sample_rate, "d_steps_done": priv.steps_done, "d_steps_planned": priv.plan.d_steps,
             "d_steps_per_g_step": task.cfg.n_critic, "accountant": priv.plan.accountant,
-            "dataset_size": priv.plan.dataset_size}
+            "dataset_size": priv.plan.dataset_size, "fakes": priv.plan.fakes}
 
 
 def attach_to_run(prepared, task) -> None:

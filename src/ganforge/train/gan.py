@@ -83,7 +83,8 @@ class GanTask:
         if init in ("dcgan", "default") and not cfg.init:
             _reinit(G, init)
             _reinit(D, init)
-        if cfg.arch == "dcgan" and cfg.d_mbstd == "off" and cfg.d_norm != "group":  # (--init: already as its source)
+        per_example = cfg.d_norm in ("group", "none")
+        if cfg.arch == "dcgan" and cfg.d_mbstd == "off" and not per_example:  # (--init: already as its source)
             from ..nets.dcgan import without_minibatch_stddev
 
             D = without_minibatch_stddev(D)
@@ -91,10 +92,10 @@ class GanTask:
             from ..nets.dcgan import spectral_discriminator
 
             D = spectral_discriminator(D)
-        if cfg.arch == "dcgan" and cfg.d_norm == "group" and has_batchnorm(D):  # per-example D (DP runs; --init: already)
-            from ..nets.dcgan import group_norm_discriminator
+        if cfg.arch == "dcgan" and per_example and has_batchnorm(D):  # per-example D (DP runs; --init: already)
+            from ..nets.dcgan import per_example_discriminator
 
-            D = group_norm_discriminator(D)
+            D = per_example_discriminator(D, cfg.d_norm)
         memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.G = G.to(device, memory_format=memory)
         self.D = D.to(device, memory_format=memory)
