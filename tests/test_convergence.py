@@ -210,35 +210,50 @@ def test_a_run_keeps_what_its_auto_options_meant_when_it_was_made(tmp_path):
     assert not math.isnan(read_log(run)[-1]["loss_G"])
 
 
-def test_a_conditional_dcgan_trains_with_beta1_0_and_an_older_conditional_run_keeps_its_betas(tmp_path):
+def test_a_conditional_dcgan_trains_with_beta1_0_and_r1_and_an_older_conditional_run_keeps_its_settings(tmp_path):
     def betas(**options):
         cfg = ganforge.GanConfig(**options).resolved()
         return cfg.beta1, cfg.beta2
+
+    def r1(**options):
+        cfg = ganforge.GanConfig(**options).resolved()
+        return cfg.r1_gamma, cfg.r1_interval
 
     assert betas(conditional=True) == (0.0, 0.99)  # measured on conditional MNIST (docs/benchmarks.md)
     assert betas() == (0.5, 0.999)  # the unconditional dcgan keeps the paper's
     assert betas(conditional=True, dp_epsilon=10.0) == (0.5, 0.999)  # private runs: as their figures were taken
     assert betas(conditional=True, beta1=0.3) == (0.3, 0.99)  # what is given wins
     assert betas(conditional=True, arch="resnet") == (0.5, 0.999)
+    assert r1(conditional=True) == (0.1, 4)  # lazy R1, session 14's measurements
+    assert r1() == (0.0, 1) and r1(conditional=True, dp_epsilon=10.0) == (0.0, 1)
+    assert r1(conditional=True, r1_gamma=0.5) == (0.5, 4) and r1(conditional=True, r1_every=2) == (0.1, 2)
     # a conditional run made while auto meant 0.5 / 0.999: config.json says auto, run.json what it used
     cond = dict(TINY, conditional=True, log_every=1)
     run = tmp_path / "run"
-    ganforge.train_gan(ganforge.GanConfig(**dict(cond, steps=2, beta1=0.5, beta2=0.999)), out=run)
+    ganforge.train_gan(ganforge.GanConfig(**dict(cond, steps=2, beta1=0.5, beta2=0.999, r1_gamma=0.0)), out=run)
     raw = json.loads((run / "config.json").read_text())
-    raw["options"].update(beta1=-1.0, beta2=-1.0)  # as that older version wrote it
+    raw["options"].update(beta1=-1.0, beta2=-1.0, r1_gamma=-1.0)  # as that older version wrote it
     (run / "config.json").write_text(json.dumps(raw))
+    info = json.loads((run / "run.json").read_text())
+    del info["optimizer"]["r1_every"]  # recorded since session 14
+    (run / "run.json").write_text(json.dumps(info))
     loaded = ganforge.GanConfig.load(run / "config.json")
     assert (loaded.resolved().beta1, loaded.resolved().beta2) == (0.5, 0.999)
     summary = ganforge.train_gan(ganforge.GanConfig(**dict(cond, steps=4)), out=run)  # today's command
     assert summary["resumed_from"] == 2
     info = json.loads((run / "run.json").read_text())
     assert (info["optimizer"]["beta1"], info["optimizer"]["beta2"]) == (0.5, 0.999)
+    assert info["optimizer"]["r1_gamma"] == 0.0  # nor does it gain today's R1
+    assert ganforge.GanConfig.load(run / "config.json").resolved().r1_interval == 1
     # a new conditional run records the new betas, and resuming it keeps them
     new = tmp_path / "new"
     ganforge.train_gan(ganforge.GanConfig(**dict(cond, steps=2)), out=new)
     assert json.loads((new / "run.json").read_text())["optimizer"]["beta1"] == 0.0
     assert ganforge.train_gan(ganforge.GanConfig(**dict(cond, steps=4)), out=new)["resumed_from"] == 2
     assert json.loads((new / "run.json").read_text())["optimizer"]["beta2"] == 0.99
+    assert json.loads((new / "run.json").read_text())["optimizer"]["r1_gamma"] == 0.1
+    resumed = ganforge.GanConfig.load(new / "config.json").resolved()
+    assert (resumed.r1_gamma, resumed.r1_interval) == (0.1, 4)  # lazy R1 stays lazy on resume
 
 
 def test_the_unconditional_dcgan_d_has_no_minibatch_stddev_and_init_keeps_its_layout(tmp_path):

@@ -214,7 +214,7 @@ def test_each_architecture_gets_its_papers_optimiser_unless_told(tmp_path):
     _train(tmp_path, "sg2", arch="stylegan2", steps=1, pl_weight=0.0)
     info = json.loads((tmp_path / "sg2" / "run.json").read_text())
     assert info["optimizer"] == {"lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0, "beta2": 0.99,
-                                 "r1_gamma": pytest.approx(0.0002 * 16 ** 2 / 16)}
+                                 "r1_gamma": pytest.approx(0.0002 * 16 ** 2 / 16), "r1_every": 16}
     state = torch.load(checkpoint.list_checkpoints(tmp_path / "sg2" / "checkpoints")[-1] / checkpoint.STATE_FILE,
                        weights_only=True)
     group = state["optimizers"]["G"]["param_groups"][0]

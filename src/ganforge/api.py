@@ -96,7 +96,8 @@ def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str =
                           "augment p": ["augment_p"], "eval": ["eval"]},
             run_info={"arch": cfg.arch, "spec": {k: v for k, v in spec.__dict__.items() if k != "text_dim"},
                       "class_names": dataset.class_names,
-                      "optimizer": {k: getattr(task.cfg, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "r1_gamma")},
+                      "optimizer": {**{k: getattr(task.cfg, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "r1_gamma")},
+                                    "r1_every": task.cfg.r1_interval},
                       "resolved": {k: getattr(task.cfg, k) for k in RESOLVED_KEYS},  # the autos as used
                       "data_source": dataset.source, "skipped_files": len(dataset.skipped),
                       **_init_info(cfg), **marked.get("run_info", {})},

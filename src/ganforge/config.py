@@ -30,6 +30,9 @@ ARCH_OPTIMIZERS["stylegan2-official"] = ARCH_OPTIMIZERS["stylegan2"]  # publishe
 # session 13). Private runs keep the paper's (their figures were taken with it), text runs too (not
 # measured).
 CONDITIONAL_DCGAN_BETAS = (0.0, 0.99)
+# ... and with R1 (gamma 0.1, lazily every 4 steps with gamma x 4): recall 0.72 -> 0.84, FID 6.9 -> 4.8 at
+# width 32, 5.5 -> 2.8 at width 64 (docs/benchmarks.md, session 14); every 4 steps measured the same as every step.
+CONDITIONAL_DCGAN_R1 = (0.1, 4)
 STYLE_ARCHS = ("stylegan2", "stylegan2-official")  # mapping/synthesis: style mixing, path length, lazy R1 16
 
 
@@ -39,7 +42,8 @@ LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "d_mbstd": "on", "ema_kimg":
                                   "g_upsample": "transposed"}
 # Options left at "auto" whose meaning for a stored run is the one it had when the run was made
 # (run.json: "resolved", and "optimizer" for the Adam betas), whatever today's defaults are.
-KEPT_AUTOS = (*LEGACY_VALUES, "beta1", "beta2")
+KEPT_AUTOS = (*LEGACY_VALUES, "beta1", "beta2", "r1_gamma", "r1_every")
+OPTIMIZER_AUTOS = ("beta1", "beta2", "r1_gamma", "r1_every")  # kept autos that run.json records under "optimizer"
 G_UPSAMPLES = ("auto", "transposed", "nearest")  # dcgan G: the paper's transposed convs or resize-conv
 D_NORMS = ("auto", "batch", "spectral", "group", "none")  # group / none: per-example D (no minibatch stddev; DP runs)
 D_MBSTD = ("auto", "on", "off")
@@ -210,7 +214,12 @@ class GanConfig(LoopOptions):
             betas = CONDITIONAL_DCGAN_BETAS
         out.beta1 = betas[0] if self.beta1 < 0 else self.beta1
         out.beta2 = betas[1] if self.beta2 < 0 else self.beta2
-        if self.r1_gamma < 0:
+        conditional_dcgan = self.arch == "dcgan" and self.conditional and not self.text and not private
+        if conditional_dcgan and not self.r1_every:
+            out.r1_every = CONDITIONAL_DCGAN_R1[1]
+        if self.r1_gamma < 0 and conditional_dcgan:
+            out.r1_gamma = CONDITIONAL_DCGAN_R1[0]
+        elif self.r1_gamma < 0:
             gamma = d["r1_gamma"]
             out.r1_gamma = 0.0002 * self.resolution ** 2 / self.batch_size if gamma < 0 else gamma
         if self.d_norm == "auto":  # only dcgan's D has the choice (docs/gans.md: spectral norm measured slower)
@@ -355,7 +364,9 @@ class GanConfig(LoopOptions):
             return {}
         if not isinstance(resolved, dict) or not isinstance(optimizer, dict):
             return {}
-        then = {**{k: optimizer[k] for k in ("beta1", "beta2") if k in optimizer}, **resolved}
+        then = {**{k: optimizer[k] for k in OPTIMIZER_AUTOS if k in optimizer}, **resolved}
+        if "r1_every" not in optimizer and options.get("arch", "dcgan") == "dcgan":
+            then["r1_every"] = 1  # recorded since session 14; a dcgan's auto interval was 1 before
         return {k: v for k, v in then.items()
                 if k in options and k in KEPT_AUTOS and options[k] == getattr(cls, k)}
 
