@@ -146,10 +146,12 @@ def init_networks(cfg: Any, spec: GanNetSpec) -> tuple[nn.Module, nn.Module, dic
                 from ..nets.dcgan import spectral_discriminator
 
                 D = spectral_discriminator(D)
-            elif src.arch == "dcgan" and not any("running_mean" in k for k in src.D_state):  # per-example (DP runs)
+            elif src.arch == "dcgan":
                 from ..nets.dcgan import per_example_discriminator, stored_d_norm
 
-                D = per_example_discriminator(D, stored_d_norm(src.D_state))
+                norm = stored_d_norm(src.D_state)
+                if norm in ("group", "none"):  # a per-example D (DP runs)
+                    D = per_example_discriminator(D, norm)
             D.load_state_dict(src.D_state, strict=True)
     return G.train().requires_grad_(True), D.train().requires_grad_(True), {k: v.clone() for k, v in src.G_ema.state_dict().items()}
 
