@@ -210,7 +210,7 @@ def test_a_run_keeps_what_its_auto_options_meant_when_it_was_made(tmp_path):
     assert not math.isnan(read_log(run)[-1]["loss_G"])
 
 
-def test_a_conditional_dcgan_trains_with_beta1_0_and_r1_and_an_older_conditional_run_keeps_its_settings(tmp_path):
+def test_a_conditional_dcgan_trains_with_beta1_0_r1_and_lr_4e4_and_an_older_conditional_run_keeps_its_settings(tmp_path):
     def betas(**options):
         cfg = ganforge.GanConfig(**options).resolved()
         return cfg.beta1, cfg.beta2
@@ -227,12 +227,18 @@ def test_a_conditional_dcgan_trains_with_beta1_0_and_r1_and_an_older_conditional
     assert r1(conditional=True) == (0.1, 4)  # lazy R1, session 14's measurements
     assert r1() == (0.0, 1) and r1(conditional=True, dp_epsilon=10.0) == (0.0, 1)
     assert r1(conditional=True, r1_gamma=0.5) == (0.5, 4) and r1(conditional=True, r1_every=2) == (0.1, 2)
+    lr = ganforge.GanConfig(conditional=True, width=32).resolved()
+    assert (lr.lr_g, lr.lr_d) == (4e-4, 4e-4)  # session 15's measurements: 4e-4 at width 32, 2e-4 at 64
+    assert ganforge.GanConfig(conditional=True).resolved().lr_g == 2e-4  # the CLI's width, 64
+    assert ganforge.GanConfig(conditional=True, width=48).resolved().lr_d == pytest.approx(2e-4 * 64 / 48)
+    assert ganforge.GanConfig().resolved().lr_g == 2e-4 and ganforge.GanConfig(conditional=True, lr_d=1e-4).resolved().lr_d == 1e-4
     # a conditional run made while auto meant 0.5 / 0.999: config.json says auto, run.json what it used
     cond = dict(TINY, conditional=True, log_every=1)
     run = tmp_path / "run"
-    ganforge.train_gan(ganforge.GanConfig(**dict(cond, steps=2, beta1=0.5, beta2=0.999, r1_gamma=0.0)), out=run)
+    old = dict(beta1=0.5, beta2=0.999, r1_gamma=0.0, lr_g=2e-4, lr_d=2e-4)
+    ganforge.train_gan(ganforge.GanConfig(**dict(cond, steps=2, **old)), out=run)
     raw = json.loads((run / "config.json").read_text())
-    raw["options"].update(beta1=-1.0, beta2=-1.0, r1_gamma=-1.0)  # as that older version wrote it
+    raw["options"].update(beta1=-1.0, beta2=-1.0, r1_gamma=-1.0, lr_g=0.0, lr_d=0.0)  # as that older version wrote it
     (run / "config.json").write_text(json.dumps(raw))
     info = json.loads((run / "run.json").read_text())
     del info["optimizer"]["r1_every"]  # recorded since session 14
@@ -244,6 +250,8 @@ def test_a_conditional_dcgan_trains_with_beta1_0_and_r1_and_an_older_conditional
     info = json.loads((run / "run.json").read_text())
     assert (info["optimizer"]["beta1"], info["optimizer"]["beta2"]) == (0.5, 0.999)
     assert info["optimizer"]["r1_gamma"] == 0.0  # nor does it gain today's R1
+    assert (info["optimizer"]["lr_g"], info["optimizer"]["lr_d"]) == (2e-4, 2e-4)  # nor today's learning rates
+    assert json.loads((run / "log.jsonl").read_text().splitlines()[-1])["lr_G"] == 2e-4
     assert ganforge.GanConfig.load(run / "config.json").resolved().r1_interval == 1
     # a new conditional run records the new betas, and resuming it keeps them
     new = tmp_path / "new"
@@ -252,6 +260,7 @@ def test_a_conditional_dcgan_trains_with_beta1_0_and_r1_and_an_older_conditional
     assert ganforge.train_gan(ganforge.GanConfig(**dict(cond, steps=4)), out=new)["resumed_from"] == 2
     assert json.loads((new / "run.json").read_text())["optimizer"]["beta2"] == 0.99
     assert json.loads((new / "run.json").read_text())["optimizer"]["r1_gamma"] == 0.1
+    assert json.loads((new / "run.json").read_text())["optimizer"]["lr_g"] == 4e-4
     resumed = ganforge.GanConfig.load(new / "config.json").resolved()
     assert (resumed.r1_gamma, resumed.r1_interval) == (0.1, 4)  # lazy R1 stays lazy on resume
 

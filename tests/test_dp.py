@@ -216,7 +216,7 @@ def test_dp_run_resumes_exactly_and_reports_epsilon(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "full"), "digits", "--nearest", "3", "--n", "16"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ganforge")]
     assert len(err) == 1 and "private training images" in err[0]
-    # a DP run's GroupNorm D is a valid --init for a (non-private) fine-tuning run
+    # a DP run's per-example D is a valid --init for a (non-private) fine-tuning run
     tuned = ganforge.train_gan(GanConfig(data="digits", max_images=256, init=str(tmp_path / "full"), steps=1,
                                          batch_size=16, sample_every=0, progress=False, tensorboard=False),
                                out=tmp_path / "tuned")
@@ -254,9 +254,9 @@ def test_more_than_one_process_is_refused():
 def test_reroutes_say_why_and_the_budget_too_small_is_one_line(tmp_path, capsys):
     cfg = GanConfig(data="digits", dp_epsilon=3.0)
     notes = dp.reroutes(cfg)
-    assert any("--d-norm auto -> group" in n for n in notes) and any("watchdog auto -> off" in n for n in notes)
+    assert any("--d-norm auto -> none" in n for n in notes) and any("watchdog auto -> off" in n for n in notes)
     r = cfg.resolved()
-    assert (r.d_norm, r.watchdog, r.n_critic, cfg.loop_config().precision) == ("group", "off", dp.DP_D_STEPS, "fp32")
+    assert (r.d_norm, r.watchdog, r.n_critic, cfg.loop_config().precision) == ("none", "off", 2, "fp32")
     assert GanConfig(data="digits").resolved().n_critic == 1  # non-private runs keep one D step
     assert main(["train", "--data", "digits", "--max-images", "1024", "--out", str(tmp_path / "r"), "--dp-epsilon",
                  "0.001", "--steps", "1000", "--batch-size", "16", "--resolution", "16", "--quiet"]) == 2
@@ -286,3 +286,25 @@ def test_a_stored_discriminator_says_which_normalisation_it_was_built_with(tmp_p
     tuned = ganforge.train_gan(GanConfig(data="digits", max_images=256, init=str(run), steps=1, batch_size=16,
                                          sample_every=0, progress=False, tensorboard=False), out=tmp_path / "tuned")
     assert tuned["steps"] == 1
+
+
+def test_a_private_run_made_before_keeps_its_groupnorm_d_and_10_d_steps(tmp_path):
+    """Session 15 made a DP run's auto D `none` with 2 D steps per G step; a run made while auto meant
+    GroupNorm and 10 D steps resumes with those (its noise was planned for them)."""
+    run = tmp_path / "old"
+    _train(run, steps=2, ckpt_every=1, n_critic=10, d_norm="group")
+    shutil.rmtree(checkpoint.list_checkpoints(run / "checkpoints")[-1])  # interrupted after step 1
+    raw = json.loads((run / "config.json").read_text())
+    raw["options"].update(n_critic=0, d_norm="auto")  # as that version wrote it
+    (run / "config.json").write_text(json.dumps(raw))
+    info = json.loads((run / "run.json").read_text())
+    del info["resolved"]["n_critic"]  # recorded since session 15
+    (run / "run.json").write_text(json.dumps(info))
+    loaded = GanConfig.load(run / "config.json").resolved()
+    assert (loaded.d_norm, loaded.n_critic) == ("group", dp.DP_D_STEPS_BEFORE)
+    resumed = _train(run, steps=2, ckpt_every=1, n_critic=0)  # today's command, autos left alone
+    assert resumed["resumed_from"] == 1 and resumed["dp"]["d_steps_done"] == 20
+    assert resumed["dp"]["d_steps_per_g_step"] == 10
+    new = _train(tmp_path / "new", steps=1, n_critic=0)
+    stored = json.loads((tmp_path / "new" / "run.json").read_text())["resolved"]
+    assert (stored["d_norm"], stored["n_critic"]) == ("none", 2) and new["dp"]["d_steps_done"] == 2

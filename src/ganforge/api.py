@@ -15,7 +15,7 @@ from .errors import GanforgeError
 RUN_FILE = "run.json"  # kept for callers; defined in train.run
 CONFIG_FILE = "config.json"
 # Options whose default ("auto") depends on the run (architecture, batch): run.json says what they were.
-RESOLVED_KEYS = ("d_norm", "d_mbstd", "ema_kimg", "ema_rampup", "watchdog", "g_upsample")
+RESOLVED_KEYS = ("d_norm", "d_mbstd", "ema_kimg", "ema_rampup", "watchdog", "g_upsample", "n_critic")
 
 
 def train_gan(config: GanConfig | None = None, *, out: str | Path, resume: str = "auto",

@@ -33,6 +33,16 @@ CONDITIONAL_DCGAN_BETAS = (0.0, 0.99)
 # ... and with R1 (gamma 0.1, lazily every 4 steps with gamma x 4): recall 0.72 -> 0.84, FID 6.9 -> 4.8 at
 # width 32, 5.5 -> 2.8 at width 64 (docs/benchmarks.md, session 14); every 4 steps measured the same as every step.
 CONDITIONAL_DCGAN_R1 = (0.1, 4)
+# ... and with R1 holding D, Adam at 4e-4 for G and D at width 32 (FID 4.8 -> 3.3 / 4.9 -> 3.4, precision 0.70 -> 0.79
+# on seeds 0 / 1) but the paper's 2e-4 at width 64 (4e-4 there: FID 2.8 -> 3.6); in between 1/width, as muP scales
+# Adam's rate for hidden layers (docs/benchmarks.md, session 15; 8e-4 and a slower G measured worse at 32).
+CONDITIONAL_DCGAN_LR = (4e-4, 32, 2e-4, 64)  # rate at and below the first width, rate at and above the second
+
+
+def conditional_dcgan_lr(width: int) -> float:
+    """A conditional dcgan's auto Adam rate for G and D at ``width`` (:data:`CONDITIONAL_DCGAN_LR`)."""
+    high, narrow, low, wide = CONDITIONAL_DCGAN_LR
+    return high if width <= narrow else low if width >= wide else low * wide / width
 STYLE_ARCHS = ("stylegan2", "stylegan2-official")  # mapping/synthesis: style mixing, path length, lazy R1 16
 
 
@@ -42,8 +52,8 @@ LEGACY_VALUES: dict[str, Any] = {"d_norm": "batch", "d_mbstd": "on", "ema_kimg":
                                   "g_upsample": "transposed"}
 # Options left at "auto" whose meaning for a stored run is the one it had when the run was made
 # (run.json: "resolved", and "optimizer" for the Adam betas), whatever today's defaults are.
-KEPT_AUTOS = (*LEGACY_VALUES, "beta1", "beta2", "r1_gamma", "r1_every")
-OPTIMIZER_AUTOS = ("beta1", "beta2", "r1_gamma", "r1_every")  # kept autos that run.json records under "optimizer"
+KEPT_AUTOS = (*LEGACY_VALUES, "lr_g", "lr_d", "beta1", "beta2", "r1_gamma", "r1_every", "n_critic")
+OPTIMIZER_AUTOS = ("lr_g", "lr_d", "beta1", "beta2", "r1_gamma", "r1_every")  # kept autos that run.json records under "optimizer"
 G_UPSAMPLES = ("auto", "transposed", "nearest")  # dcgan G: the paper's transposed convs or resize-conv
 D_NORMS = ("auto", "batch", "spectral", "group", "none")  # group / none: per-example D (no minibatch stddev; DP runs)
 D_MBSTD = ("auto", "on", "off")
@@ -72,7 +82,7 @@ class GanConfig(LoopOptions):
     width: int = 64
     weight_init: str = "auto"  # auto: DCGAN init for dcgan, PyTorch defaults otherwise
     g_upsample: str = "auto"  # dcgan G: transposed (the paper's) or nearest (resize + 3x3 conv); auto: see resize_conv
-    d_norm: str = "auto"  # dcgan D: batch (BatchNorm, the paper's), spectral (SN, no BN) or group; auto: see resolved()
+    d_norm: str = "auto"  # dcgan D: batch (BatchNorm, the paper's), spectral (SN, no BN) , group or none; auto: see resolved()
     d_mbstd: str = "auto"  # dcgan D's minibatch-stddev channel: on or off; auto: off unconditional (docs/gans.md)
     # game
     loss: str = "non-saturating"
@@ -206,15 +216,13 @@ class GanConfig(LoopOptions):
         compares resolved options, so an explicit value equal to the automatic one is the same run."""
         d = ARCH_OPTIMIZERS.get(self.arch, ARCH_OPTIMIZERS["dcgan"])
         out = replace(self)
-        out.lr_g = self.lr_g or d["lr_g"]
-        out.lr_d = self.lr_d or d["lr_d"]
         private = self.dp_epsilon > 0  # DP: a per-example D, more D steps, no watchdog (train/dp.py)
-        betas = (d["beta1"], d["beta2"])
-        if self.arch == "dcgan" and self.conditional and not self.text and not private:
-            betas = CONDITIONAL_DCGAN_BETAS
+        conditional_dcgan = self.arch == "dcgan" and self.conditional and not self.text and not private
+        lr = (conditional_dcgan_lr(self.width),) * 2 if conditional_dcgan else (d["lr_g"], d["lr_d"])
+        out.lr_g, out.lr_d = self.lr_g or lr[0], self.lr_d or lr[1]
+        betas = CONDITIONAL_DCGAN_BETAS if conditional_dcgan else (d["beta1"], d["beta2"])
         out.beta1 = betas[0] if self.beta1 < 0 else self.beta1
         out.beta2 = betas[1] if self.beta2 < 0 else self.beta2
-        conditional_dcgan = self.arch == "dcgan" and self.conditional and not self.text and not private
         if conditional_dcgan and not self.r1_every:
             out.r1_every = CONDITIONAL_DCGAN_R1[1]
         if self.r1_gamma < 0 and conditional_dcgan:
@@ -223,7 +231,9 @@ class GanConfig(LoopOptions):
             gamma = d["r1_gamma"]
             out.r1_gamma = 0.0002 * self.resolution ** 2 / self.batch_size if gamma < 0 else gamma
         if self.d_norm == "auto":  # only dcgan's D has the choice (docs/gans.md: spectral norm measured slower)
-            out.d_norm = "group" if private else "batch"
+            from .train.dp import DP_D_NORM
+
+            out.d_norm = DP_D_NORM if private else "batch"
         if self.d_mbstd == "auto" and self.arch == "dcgan":  # other architectures: their own D (auto)
             out.d_mbstd = "off" if private or not (self.conditional or self.text) else "on"
         if private:  # Opacus' per-sample conv gradients are wrong on channels-last tensors (tests/test_dp.py)
@@ -367,6 +377,10 @@ class GanConfig(LoopOptions):
         then = {**{k: optimizer[k] for k in OPTIMIZER_AUTOS if k in optimizer}, **resolved}
         if "r1_every" not in optimizer and options.get("arch", "dcgan") == "dcgan":
             then["r1_every"] = 1  # recorded since session 14; a dcgan's auto interval was 1 before
+        if "n_critic" not in resolved and options.get("dp_epsilon", 0.0) > 0:
+            from .train.dp import DP_D_STEPS_BEFORE
+
+            then["n_critic"] = DP_D_STEPS_BEFORE  # recorded since session 15
         return {k: v for k, v in then.items()
                 if k in options and k in KEPT_AUTOS and options[k] == getattr(cls, k)}
 

@@ -37,7 +37,7 @@ HELP = {
     "hard_negatives": "--text: D's mismatched caption is the most similar of K drawn at random (1: a random one)",
     "loss": "minimax, non-saturating, lsgan, hinge or wgan-gp",
     "r1_gamma": "R1 penalty weight (0: off; <0: the architecture's own: off, stylegan2 0.0002 x resolution^2 / batch size)",
-    "lr_g": "G learning rate (0: the architecture's own: 2e-4 dcgan/resnet, 0.0025 stylegan2, 0.001 progan)",
+    "lr_g": "G learning rate (0: the architecture's own: 2e-4 dcgan/resnet, a --conditional dcgan 4e-4 at width <= 32 to 2e-4 at >= 64, 0.0025 stylegan2, 0.001 progan)",
     "lr_d": "D learning rate (0: the architecture's own, as --lr-g)",
     "beta1": "Adam beta1 (<0: the architecture's own: 0.5 dcgan/resnet, 0 stylegan2/progan and a --conditional dcgan)",
     "beta2": "Adam beta2 (<0: the architecture's own: 0.999 dcgan/resnet, 0.99 stylegan2/progan and a --conditional dcgan)",
@@ -64,7 +64,7 @@ HELP = {
     "ema_kimg": "EMA half-life in thousands of images (<0: auto, batch x 10/32 as StyleGAN2-ADA; 0: the fixed --ema decay)",
     "ema_rampup": "EMA ramp-up: the half-life is at most this x the images seen so far (0: none)",
     "g_upsample": "dcgan generator upsampling: transposed (the paper's stride-2 transposed convs) or nearest (nearest-neighbour resize + 3x3 conv: no checkerboard speckle, ~1.3x the training time); auto: nearest for unconditional runs and --text",
-    "d_norm": "dcgan discriminator normalisation: batch (the paper's BatchNorm), spectral (spectral norm, no BN) group (GroupNorm) or none (conv biases, no normalisation) — group and none are per-example Ds, without minibatch stddev; auto: batch, group with --dp-epsilon",
+    "d_norm": "dcgan discriminator normalisation: batch (the paper's BatchNorm), spectral (spectral norm, no BN) group (GroupNorm) or none (conv biases, no normalisation) — group and none are per-example Ds, without minibatch stddev; auto: batch, none with --dp-epsilon",
     "d_mbstd": "dcgan discriminator's minibatch-stddev channel: on or off; auto: off for unconditional runs (with it the BatchNorm D wins outright at 64²), on for --conditional and --text",
     "watchdog": "lost-game watchdog (D wins outright for a sustained window): off, warn (one line with the remedy) "
                 "or act (also turns on/raises adaptive augmentation, then halves D's learning rate); auto: act",
