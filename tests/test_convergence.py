@@ -164,7 +164,7 @@ def test_defaults_are_recorded_and_old_runs_keep_their_stored_behaviour(tmp_path
     ganforge.train_gan(ganforge.GanConfig(**dict(TINY, steps=2, log_every=1)), out=tmp_path / "new")
     info = json.loads((tmp_path / "new" / "run.json").read_text())
     assert info["resolved"] == {"d_norm": "batch", "d_mbstd": "off", "ema_kimg": 16 * 10 / 32, "ema_rampup": 0.05,
-                                "watchdog": "act", "g_upsample": "nearest"}
+                                "watchdog": "act", "g_upsample": "nearest", "n_critic": 1}
     saved = ganforge.GanConfig.load(tmp_path / "new" / "config.json")
     assert (saved.resolved().d_mbstd, saved.resolved().g_upsample) == ("off", "nearest")
     conditional = ganforge.GanConfig(conditional=True).resolved()  # the conditional recipe's own
