@@ -82,7 +82,7 @@ class GanConfig(LoopOptions):
     width: int = 64
     weight_init: str = "auto"  # auto: DCGAN init for dcgan, PyTorch defaults otherwise
     g_upsample: str = "auto"  # dcgan G: transposed (the paper's) or nearest (resize + 3x3 conv); auto: see resize_conv
-    d_norm: str = "auto"  # dcgan D: batch (BatchNorm, the paper's), spectral (SN, no BN) , group or none; auto: see resolved()
+    d_norm: str = "auto"  # dcgan D: batch (BatchNorm, the paper's), spectral (SN, no BN), group or none; auto: see resolved()
     d_mbstd: str = "auto"  # dcgan D's minibatch-stddev channel: on or off; auto: off unconditional (docs/gans.md)
     # game
     loss: str = "non-saturating"
